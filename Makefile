@@ -1,0 +1,51 @@
+# pebr-lit: set-up, demo and tests. `make demo` and `make test` work on a fresh machine.
+PY      ?= .venv/bin/python
+# The demo configs name runs/demo/... paths, so the run directory is fixed.
+RUN     := runs/demo
+SEED    ?= 0
+# Synthetic world sizes: SFT reads 3000 steps x 16 = 48k examples, i.e. two passes over 24k records.
+TRAIN_N ?= 24000
+VAL_N   ?= 512
+TEST_N  ?= 512
+export HF_HUB_OFFLINE = 1
+export TOKENIZERS_PARALLELISM = false
+
+.PHONY: venv assets data sft eval demo test test-fast clean
+
+venv: .venv/.installed
+
+# torch/torchvision first and pinned: the lightest pair that imports together here (see README).
+.venv/.installed: pyproject.toml
+	python3 -m venv .venv
+	.venv/bin/pip install -q --upgrade pip
+	.venv/bin/pip install -q torch==2.14.1 torchvision==0.29.1
+	.venv/bin/pip install -q -e '.[dev]'
+	touch $@
+
+assets: venv
+	$(PY) -m pebr_lit.tiny --out $(RUN)/assets --seed $(SEED)
+
+data: venv
+	$(PY) -m pebr_lit.data.synthetic --out $(RUN)/data --train $(TRAIN_N) --val $(VAL_N) --test $(TEST_N) --seed $(SEED)
+
+# Finished stages leave a DONE marker; an interrupted one resumes from its last checkpoint.
+$(RUN)/sft/DONE: | venv
+	$(PY) cli.py fit --config configs/demo/sft.yaml --ckpt_path last
+	touch $@
+
+sft: assets data $(RUN)/sft/DONE
+
+eval: sft
+	$(PY) cli.py test --config configs/demo/sft.yaml --ckpt_path $(RUN)/sft/checkpoints/last.ckpt
+
+demo: venv assets data sft eval
+
+# The full CPU suite (GPU tests skip themselves without CUDA). test-fast leaves out `slow` tests.
+test: venv
+	$(PY) -m pytest -q
+
+test-fast: venv
+	$(PY) -m pytest -m "not slow" -q
+
+clean:
+	rm -rf $(RUN)

@@ -1,0 +1,44 @@
+"""pebr-lit command line: ``python cli.py {fit,validate,test,predict} --config configs/....yaml``.
+
+A ``LightningCLI`` over every pebr-lit LightningModule and DataModule (chosen by ``class_path`` in
+the config). Stage hand-over is ``model.init_args.init_from: <previous stage>.ckpt`` (weights only);
+resuming an interrupted stage is ``--ckpt_path <ckpt>`` (weights, optimizer, step, data position).
+``--print_config`` prints the full resolved config of any command.
+
+Left out on purpose: anything that is not argument wiring (it lives in ``pebr_lit``/``callbacks``).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # DataLoader workers fork after tokenising
+
+from lightning.pytorch import LightningDataModule, LightningModule  # noqa: E402
+from lightning.pytorch.cli import LightningCLI  # noqa: E402
+
+import pebr_lit.data.datamodule  # noqa: E402,F401  (register subclasses for class_path resolution)
+import pebr_lit.modules.sft  # noqa: E402,F401
+
+
+class PeBRCLI(LightningCLI):
+    """LightningCLI with pebr-lit's defaults: any module/datamodule subclass, seeded runs."""
+
+
+def main(args: list[str] | None = None, run: bool = True) -> PeBRCLI:
+    """Entry point; ``args``/``run`` let tests drive the CLI in-process."""
+    return PeBRCLI(
+        LightningModule,
+        LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        seed_everything_default=0,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={"parser_mode": "omegaconf"},
+        args=args,
+        run=run,
+    )
+
+
+if __name__ == "__main__":
+    main()

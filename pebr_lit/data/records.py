@@ -1,0 +1,400 @@
+"""Records: load, validate and write the question rows every stage reads (JSON, JSONL, Parquet, HF datasets).
+
+One row is ``{"qid", "problem", "answer", "images", "key_words"?, "description"?, "response"?, "meta"?}``.
+``load_records`` reads any supported source, checks every row and raises ``RecordError`` on the first
+bad one ("<file>:row <n>: field '<name>': <problem>. <what to do>"); it never drops a row. Rows count
+from 1: in a JSONL file the row is the line number, elsewhere the position of the object.
+
+Accepted on input (and written back in canonical form):
+  - aliases ``image`` -> ``images``, ``question`` -> ``problem``, ``id`` -> ``qid``,
+    ``keywords`` -> ``key_words`` (a row may not hold both a field and its alias);
+  - ``images`` as one reference instead of a list; see ``data.images`` for the reference forms;
+  - ``answer`` and ``qid`` as numbers (integral floats lose their ".0", as pandas turns int columns
+    with gaps into floats); ``key_words`` as one comma-separated string;
+  - any other field, which is kept in ``meta`` under its own name (it must be JSON-serialisable).
+Images are decoded lazily (``Record.load_images``); ``check_images`` verifies paths up front.
+
+Left out on purpose: decoding details (``data.images``), prompts (``format``), batching, tiers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from PIL import Image
+
+from pebr_lit.data.images import ImageRef, encode_data_url, normalise_ref, open_rgb, png_bytes
+
+ALIASES = {"image": "images", "question": "problem", "id": "qid", "keywords": "key_words"}
+FIELDS = ("qid", "problem", "answer", "images", "key_words", "description", "response", "meta")
+DATA_SUFFIXES = (".jsonl", ".json", ".parquet")
+
+
+class RecordError(ValueError):
+    """A bad data source or row; the message names where, which field, what is wrong and what to do."""
+
+    def __init__(self, source: str, problem: str, fix: str, field: str | None = None):
+        self.source, self.problem, self.fix, self.field = source, problem, fix, field
+        where = f"{source}: field '{field}'" if field else source
+        super().__init__(f"{where}: {problem}. {fix.rstrip('.')}.")
+
+    def __reduce__(self):  # keep the exception picklable (DataLoader workers, multiprocessing)
+        return (RecordError, (self.source, self.problem, self.fix, self.field))
+
+
+@dataclass(frozen=True)
+class Record:
+    """One validated question with its images; built by ``record_from_dict``/``load_records``."""
+
+    qid: str
+    """Unique id of the question within a dataset."""
+    problem: str
+    """The question text shown to the model (without the format instruction)."""
+    answer: str
+    """Ground-truth final answer."""
+    images: tuple[ImageRef, ...] = field(hash=False)
+    """Image references in normal form (path string, encoded bytes or PIL image), in prompt order."""
+    key_words: tuple[str, ...] = ()
+    """Words a good image description mentions (the perception stage's keyword reward)."""
+    description: str | None = None
+    """Teacher image description, if any."""
+    response: str | None = None
+    """Full PeBR-format target response for SFT, if any."""
+    meta: dict[str, Any] = field(default_factory=dict, hash=False)
+    """Free-form JSON-serialisable extras (question kind, unknown input fields, ...)."""
+    source: str = field(default="", compare=False)
+    """Where the row came from ("<file>:row <n>"), for error messages; not data."""
+
+    def load_images(self) -> list[Image.Image]:
+        """Decode all images to RGB; a missing or unreadable one raises ``RecordError`` naming ``images[i]``."""
+        return [_load_one(self, i) for i in range(len(self.images))]
+
+
+def _problem_and_fix(error: ValueError, default_fix: str) -> tuple[str, str]:
+    """Split a ``data.images`` message "<problem>. <what to do>" (the problem may quote other sentences)."""
+    problem, sep, fix = str(error).rpartition(". ")
+    return (problem, fix) if sep else (str(error), default_fix)
+
+
+def _load_one(record: Record, i: int) -> Image.Image:
+    where, name = record.source or f"qid {record.qid!r}", f"images[{i}]"
+    try:
+        return open_rgb(record.images[i])
+    except FileNotFoundError as e:
+        raise RecordError(where, f"image file not found: {e}", "Check the path and the image_root it is relative to",
+                          name) from None
+    except ValueError as e:
+        raise RecordError(where, *_problem_and_fix(e, "Replace the image"), name) from None
+
+
+def check_images(records: Iterable[Record]) -> None:
+    """Raise ``RecordError`` for the first image path that is not an existing file (nothing is decoded)."""
+    for record in records:
+        for i, ref in enumerate(record.images):
+            if isinstance(ref, str) and not os.path.isfile(ref):
+                where = record.source or f"qid {record.qid!r}"
+                fix = "Check the path and the image_root it is relative to"
+                raise RecordError(where, f"image file not found: {ref}", fix, f"images[{i}]")
+
+
+# ----------------------------------------------------------------------------------------------- rows
+
+
+def _text(value: Any, source: str, name: str, numbers: bool = False) -> str:
+    """A non-empty string; numbers are turned into text when ``numbers`` (never booleans)."""
+    if numbers and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise RecordError(source, f"{value} is not a finite number", "Give a string or a finite number", name)
+        value = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+    if not isinstance(value, str):
+        kinds = "a string or a number" if numbers else "a string"
+        raise RecordError(source, f"expected {kinds}, got {type(value).__name__}", f"Write it as {kinds}", name)
+    if not value.strip():
+        raise RecordError(source, "is empty", "Give a non-empty value or drop the row on purpose", name)
+    return value
+
+
+def _optional_text(value: Any, source: str, name: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise RecordError(source, f"expected a string or null, got {type(value).__name__}", "Write it as a string", name)
+
+
+def _json_ok(value: Any, source: str, name: str) -> None:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise RecordError(source, f"not JSON-serialisable ({e})", "Keep only strings, numbers, lists and dicts",
+                          name) from None
+
+
+def record_from_dict(row: Any, source: str = "<dict>", image_root: str | Path | None = None) -> Record:
+    """Validate one raw row and build its ``Record``; relative image paths join ``image_root`` when given.
+
+    ``source`` ("<file>:row <n>") starts every error message. Raises ``RecordError`` on any problem.
+    """
+    if not isinstance(row, dict):
+        raise RecordError(source, f"expected an object, got {type(row).__name__}", "Write each row as a JSON object")
+    row = dict(row)
+    for alias, name in ALIASES.items():
+        if alias in row:
+            if name in row:
+                raise RecordError(source, f"both '{name}' and its alias '{alias}' are set", "Keep one of them", name)
+            row[name] = row.pop(alias)
+    for name in ("qid", "problem", "answer", "images"):
+        if name not in row or row[name] is None:
+            raise RecordError(source, "missing or null", f"Every row needs {', '.join(FIELDS[:4])}", name)
+    qid = _text(row.pop("qid"), source, "qid", numbers=True)
+    problem = _text(row.pop("problem"), source, "problem")
+    answer = _text(row.pop("answer"), source, "answer", numbers=True)
+
+    raw_images = row.pop("images")
+    if not isinstance(raw_images, (list, tuple)):
+        raw_images = [raw_images]  # one image given without a list
+    if not raw_images:
+        raise RecordError(source, "empty list", "Every record needs at least one image", "images")
+    root = Path(os.path.abspath(image_root)) if image_root is not None else None
+    images = []
+    for i, raw in enumerate(raw_images):
+        try:
+            images.append(normalise_ref(raw, root))
+        except ValueError as e:
+            raise RecordError(source, *_problem_and_fix(e, "Fix the image reference"), f"images[{i}]") from None
+
+    raw_words = row.pop("key_words", None)
+    if raw_words is None:
+        raw_words = []
+    elif isinstance(raw_words, str):
+        raw_words = [w for w in (part.strip() for part in raw_words.split(",")) if w]
+    elif not isinstance(raw_words, (list, tuple)):
+        raise RecordError(source, f"expected a list of strings, got {type(raw_words).__name__}",
+                          "Write key_words as a list of strings or one comma-separated string", "key_words")
+    # An empty keyword would match every description and inflate the keyword reward, so it is an error.
+    key_words = tuple(_text(w, source, f"key_words[{i}]", numbers=True).strip() for i, w in enumerate(raw_words))
+
+    description = _optional_text(row.pop("description", None), source, "description")
+    response = _optional_text(row.pop("response", None), source, "response")
+    meta = row.pop("meta", None)
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        raise RecordError(source, f"expected an object, got {type(meta).__name__}", "Write meta as a JSON object",
+                          "meta")
+    meta = dict(meta)
+    for name, value in row.items():  # unknown fields are kept, not dropped
+        if name in meta:
+            raise RecordError(source, "extra field also present in meta", "Rename one of them", str(name))
+        _json_ok(value, source, str(name))
+        meta[str(name)] = value
+    _json_ok(meta, source, "meta")
+    return Record(qid, problem, answer, tuple(images), key_words, description, response, meta, source)
+
+
+def record_to_dict(record: Record, relative_to: str | Path | None = None) -> dict[str, Any]:
+    """A JSON-ready dict in canonical field order; bytes and PIL images become base64 data URLs.
+
+    Absolute image paths under ``relative_to`` (usually the output file's directory) are written relative
+    to it, so a data folder can be moved as a whole.
+    """
+    root = Path(os.path.abspath(relative_to)) if relative_to is not None else None
+    images = []
+    for ref in record.images:
+        if isinstance(ref, Image.Image):
+            ref = png_bytes(ref)
+        if isinstance(ref, bytes):
+            images.append(encode_data_url(ref))
+            continue
+        path = Path(ref)
+        if root is not None and path.is_absolute() and path.is_relative_to(root):
+            ref = path.relative_to(root).as_posix()
+        images.append(ref)
+    values = (record.qid, record.problem, record.answer, images, list(record.key_words),
+              record.description, record.response, dict(record.meta))
+    return dict(zip(FIELDS, values))
+
+
+# -------------------------------------------------------------------------------------------- sources
+
+
+def _rows_jsonl(path: Path) -> Iterator[tuple[str, Any]]:
+    with open(path, encoding="utf-8-sig") as f:  # -sig: tolerate a byte-order mark from Windows editors
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise RecordError(f"{path}:row {n}", f"invalid JSON ({e.msg} at column {e.colno})",
+                                  "Fix or delete the line") from None
+            except (ValueError, RecursionError) as e:  # integers over 4300 digits, absurd nesting
+                raise RecordError(f"{path}:row {n}", f"unreadable JSON ({e})", "Fix or delete the line") from None
+            yield f"{path}:row {n}", row
+
+
+def _rows_json(path: Path) -> Iterator[tuple[str, Any]]:
+    with open(path, encoding="utf-8-sig") as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as e:
+            hint = "Rename the file to .jsonl" if e.msg == "Extra data" else "Fix the JSON"
+            raise RecordError(str(path), f"invalid JSON ({e.msg} at line {e.lineno}, column {e.colno})", hint) from None
+        except (ValueError, RecursionError) as e:
+            raise RecordError(str(path), f"unreadable JSON ({e})", "Fix the JSON") from None
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        data = data["data"]
+    if not isinstance(data, list):
+        raise RecordError(str(path), f"top level is a {type(data).__name__}",
+                          'Write a list of objects or {"data": [...]}')
+    for n, row in enumerate(data, start=1):
+        yield f"{path}:row {n}", row
+
+
+def _rows_parquet(path: Path) -> Iterator[tuple[str, Any]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = 0
+    try:
+        batches = pq.ParquetFile(path).iter_batches(batch_size=256)
+        for batch in batches:
+            for row in batch.to_pylist():
+                n += 1
+                yield f"{path}:row {n}", row
+    except (pa.ArrowException, OSError) as e:
+        raise RecordError(f"{path}:row {n + 1}", f"cannot read Parquet ({e})",
+                          "Check that the file is complete Parquet") from None
+
+
+def _rows_hf(path: Path, split: str | None, limit: int | None) -> Iterator[tuple[str, Any]]:
+    import datasets
+
+    try:
+        ds = datasets.load_from_disk(str(path))
+    except Exception as e:  # datasets raises many types (FileNotFoundError, KeyError, ArrowInvalid, ...)
+        raise RecordError(str(path), f"cannot load with datasets.load_from_disk ({type(e).__name__}: {e})",
+                          "Re-save it with Dataset.save_to_disk") from None
+    name = str(path)
+    if isinstance(ds, datasets.DatasetDict):
+        split = split or "train"
+        if split not in ds:
+            raise RecordError(name, f"no split '{split}' (available: {', '.join(ds)})", "Pass split= one of those")
+        ds, name = ds[split], f"{path}[{split}]"
+    elif split is not None and ds.split is not None and str(ds.split) != split:
+        raise RecordError(name, f"holds split '{ds.split}', not '{split}'",
+                          "Pass that split or point to the right folder")
+    if limit is not None:
+        ds = ds.select(range(min(limit, len(ds))))
+    # Arrow format hands out Image columns as raw {"bytes", "path"} dicts instead of decoding them all.
+    ds = ds.with_format("arrow")
+    for start in range(0, len(ds), 256):
+        for i, row in enumerate(ds[start:start + 256].to_pylist(), start=start + 1):
+            yield f"{name}:row {i}", row
+
+
+def _data_files(path: Path, split: str | None) -> list[Path]:
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in DATA_SUFFIXES)
+    if split is not None:
+        # "train.jsonl", "train-00000-of-00002.parquet", "train_part1.json" belong to split "train".
+        files = [p for p in files if p.stem == split or p.stem.startswith((f"{split}-", f"{split}_", f"{split}."))]
+    if not files:
+        wanted = f"files for split '{split}'" if split else "data files"
+        raise RecordError(str(path), f"no {wanted} ({'/'.join(DATA_SUFFIXES)}) and no datasets metadata",
+                          "Point to a data file or a folder made by save_to_disk")
+    return files
+
+
+def _rows(path: Path, split: str | None, limit: int | None) -> Iterator[tuple[str, Any]]:
+    if path.is_dir():
+        if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
+            yield from _rows_hf(path, split, limit)
+            return
+        for file in _data_files(path, split):
+            yield from _rows(file, None, limit)
+        return
+    readers = {".jsonl": _rows_jsonl, ".json": _rows_json, ".parquet": _rows_parquet}
+    if path.suffix not in readers:
+        raise RecordError(str(path), f"unsupported file type '{path.suffix}'",
+                          "Use .json, .jsonl, .parquet or a datasets folder made by save_to_disk")
+    try:
+        yield from readers[path.suffix](path)
+    except UnicodeDecodeError as e:
+        raise RecordError(str(path), f"not UTF-8 text ({e.reason} at byte {e.start})", "Re-save it as UTF-8") from None
+
+
+def load_records(
+    path: str | Path, image_root: str | Path | None = None, limit: int | None = None, split: str | None = None
+) -> list[Record]:
+    """Load and validate every row of a data source; raise ``RecordError`` on the first bad one.
+
+    path: a .json (list, or {"data": [...]}), .jsonl or .parquet file; a folder made by ``save_to_disk``
+        (Dataset or DatasetDict); or a folder whose .json/.jsonl/.parquet files are read in name order.
+    image_root: folder relative image paths start from; default the data file's folder (or the folder given).
+    limit: keep only the first ``limit`` rows (the rest are not read).
+    split: DatasetDict split (default "train"); in a plain folder, read only files named after it
+        ("train.jsonl", "train-00000-of-00002.parquet"); default all files.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise RecordError(str(path), "no such file or directory", "Check the path")
+    if limit is not None and limit < 0:
+        raise RecordError(str(path), f"limit={limit} is negative", "Pass limit=None or a count >= 0")
+    root = Path(image_root) if image_root is not None else (path if path.is_dir() else path.parent)
+    records: list[Record] = []
+    first_seen: dict[str, str] = {}
+    rows = _rows(path, split, limit)
+    try:
+        for source, row in rows if limit != 0 else ():
+            record = record_from_dict(row, source, root)
+            if record.qid in first_seen:
+                raise RecordError(source, f"duplicate qid {record.qid!r} (first at {first_seen[record.qid]})",
+                                  "Give every record a unique qid", "qid")
+            first_seen[record.qid] = source
+            records.append(record)
+            if len(records) == limit:
+                break  # before the next row is even parsed
+    finally:
+        rows.close()  # closes the open file now when stopping early, not at garbage collection
+    return records
+
+
+def write_records(records: Iterable[Record | dict[str, Any]], path: str | Path) -> Path:
+    """Validate and write records (or raw dicts) as UTF-8 JSONL, atomically; returns the path written.
+
+    Image bytes and in-memory images are written as base64 data URLs so nothing is lost; absolute paths
+    inside the output folder are written relative to it; relative paths in dicts are kept as given.
+    """
+    path = Path(path).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines, first_seen = [], {}
+    for n, item in enumerate(records, start=1):
+        source = f"{path} (input):row {n}"
+        record = item if isinstance(item, Record) else record_from_dict(item, source)
+        if record.qid in first_seen:
+            raise RecordError(source, f"duplicate qid {record.qid!r} (first at row {first_seen[record.qid]})",
+                              "Give every record a unique qid", "qid")
+        first_seen[record.qid] = n
+        try:
+            line = json.dumps(record_to_dict(record, path.parent), ensure_ascii=False, allow_nan=False) + "\n"
+            lines.append(line.encode("utf-8"))
+        except UnicodeEncodeError as e:  # lone surrogates, e.g. from a "\ud800" escape in the input JSON
+            raise RecordError(source, f"text is not valid Unicode ({e.reason})", "Fix the text") from None
+        except (TypeError, ValueError) as e:  # a Record built by hand, bypassing record_from_dict
+            raise RecordError(source, f"not JSON-serialisable ({e})", "Keep meta to JSON values", "meta") from None
+    # Write beside the target and rename, so readers never see a half-written file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            f.writelines(lines)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,47 @@
+"""Answer grading shared by the accuracy reward, SFT validation and benchmark evaluation.
+
+``grade`` compares a predicted answer with the ground truth: exact after light normalisation
+(case, surrounding punctuation, a trailing period), then ``mathruler``'s math-aware comparison
+(the authors' grader: ``1/2`` equals ``0.5``, ``\\frac{1}{2}`` equals ``0.5``). It never raises.
+
+Left out on purpose: benchmark-specific conventions such as multiple-choice letters (``eval``
+adapters) and pulling the answer out of a response (``format.extract_answer``).
+"""
+
+from __future__ import annotations
+
+import re
+
+_STRIP = " \t\n\r.。,;:!\"'`*$"
+#: A leading '.' is a decimal point (".5" is 0.5, not 5), so only the trailing side drops it.
+_LEAD_STRIP = _STRIP.replace(".", "")
+
+
+def normalize(text: str) -> str:
+    """Lower-case, collapse spaces, drop surrounding quotes/punctuation and ``\\boxed{...}``."""
+    text = text.strip()
+    boxed = re.fullmatch(r"\\boxed\{(.*)\}", text, flags=re.DOTALL)
+    if boxed:
+        text = boxed.group(1)
+    return re.sub(r"\s+", " ", text.rstrip(_STRIP).lstrip(_LEAD_STRIP)).lower()
+
+
+def grade(prediction: object, truth: object) -> bool:
+    """True when ``prediction`` matches ``truth``; any failure inside the grader counts as wrong."""
+    if not isinstance(prediction, str) or not isinstance(truth, str):
+        return False
+    pred, gold = normalize(prediction), normalize(truth)
+    if not pred:
+        return False
+    if pred == gold:
+        return True
+    if "!" in pred:  # sympy evaluates factorials eagerly: "(99999999)!+1/2" never returns
+        return False
+    try:
+        from mathruler.grader import grade_answer
+
+        # mathruler refuses '^' towers such as 9^9^9 but not the same tower written with '**',
+        # which sympy then computes forever; spelling power as '^' lets its guard apply.
+        return bool(grade_answer(pred.replace("**", "^"), gold.replace("**", "^")))
+    except Exception:  # the grader parses arbitrary model output with sympy; never let that crash a step
+        return False

@@ -1,0 +1,139 @@
+"""Warm-up SFT: teach the policy the PeBR answer format (description, rationale, steps, answer).
+
+Training is next-token cross-entropy on the assistant turn only. Validation and test generate an
+answer per held-out question and log ``val/format_rate`` (all four sections present) and
+``val/accuracy`` (final answer graded against the ground truth); ``predict`` writes responses.
+
+Left out on purpose: data loading (``SFTDataModule``), moving weights between stages
+(``pebr_lit.checkpoint``), and any RL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_info
+from torchmetrics import MeanMetric
+
+from pebr_lit.checkpoint import check_checkpoint_keys, load_policy_weights, slim_checkpoint
+from pebr_lit.data.datamodule import batch_size_of
+from pebr_lit.eval.grading import grade
+from pebr_lit.format import parse_response
+from pebr_lit.policy import PolicyWrapper, SamplingSettings
+
+
+def score_responses(texts: list[str], records: Any) -> dict[str, list[float]]:
+    """Per-response format completeness and correctness (1.0/0.0), for generation-based metrics."""
+    parsed = [parse_response(t) for t in texts]
+    return {
+        "format_rate": [float(p.is_complete) for p in parsed],
+        "accuracy": [float(grade(p.answer or "", r.answer)) for p, r in zip(parsed, records)],
+    }
+
+
+class SFTModule(L.LightningModule):
+    """Supervised warm-up of a ``PolicyWrapper`` on PeBR-format targets.
+
+    Args:
+        policy: The policy to train (model, processor, LoRA/QLoRA settings).
+        optimizer: Optimizer factory; receives the trainable parameters.
+        scheduler: Learning-rate schedule factory (stepped every optimizer step); null = constant.
+        init_from: Lightning checkpoint of an earlier stage whose policy weights start this one.
+        eval_sampling: How validation/test/predict generate; null = greedy, up to 256 new tokens.
+    """
+
+    def __init__(
+        self,
+        policy: PolicyWrapper,
+        optimizer: OptimizerCallable = torch.optim.AdamW,
+        scheduler: LRSchedulerCallable | None = None,
+        init_from: str | None = None,
+        eval_sampling: SamplingSettings | None = None,
+    ) -> None:
+        super().__init__()
+        self.policy = policy
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.init_from = init_from
+        self.eval_sampling = eval_sampling or SamplingSettings(do_sample=False, max_new_tokens=256)
+        self.strict_loading = False  # checkpoints hold trained weights only; see check_checkpoint_keys
+        self._initialised = False
+        self.metrics = torch.nn.ModuleDict(
+            {f"{split}_{name}": MeanMetric() for split in ("val", "test") for name in ("format_rate", "accuracy", "response_tokens")}
+        )
+
+    # ------------------------------------------------------------------------------------- set-up
+    @property
+    def processor(self) -> Any:
+        return self.policy.processor
+
+    def setup(self, stage: str) -> None:
+        if self.init_from and not self._initialised:
+            counts = load_policy_weights(self.policy.model, self.init_from, self.policy.has_adapter)
+            rank_zero_info(f"init_from {self.init_from}: loaded {counts['loaded']} tensors, merged {counts['merged_adapters']} adapters")
+        self._initialised = True
+
+    def configure_optimizers(self) -> Any:
+        params = [p for p in self.policy.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError("no trainable parameters: unfreeze something or add lora settings to the policy.")
+        optimizer = self.optimizer_factory(params)
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        if getattr(scheduler, "total_steps", 0) is None:  # schedules that size themselves to the run
+            scheduler.total_steps = int(self.trainer.estimated_stepping_batches)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        slim_checkpoint(self, checkpoint)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        check_checkpoint_keys(self, checkpoint)
+        self._initialised = True  # resuming: the checkpoint's weights win over init_from
+
+    # ----------------------------------------------------------------------------------- training
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        num_truncated = batch.pop("num_truncated")
+        labels = batch["labels"]  # [B, L]
+        loss = self.policy(**batch, use_cache=False).loss
+        n = batch_size_of(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=n)
+        self.log("train/target_tokens", (labels != -100).sum().float() / n, batch_size=n)
+        self.log("train/truncated", num_truncated.float() / n, batch_size=n)
+        return loss
+
+    # ------------------------------------------------------------------------- generation and eval
+    def _generate(self, batch: dict[str, Any]) -> tuple[list[str], torch.Tensor]:
+        rollout = self.policy.generate(batch["prompts"], self.eval_sampling)
+        return rollout.texts, rollout.response_mask.sum(dim=1)
+
+    def _evaluate(self, batch: dict[str, Any], split: str) -> None:
+        texts, lengths = self._generate(batch)
+        records = [r for r in batch["records"] for _ in range(self.eval_sampling.num_samples)]
+        scores = score_responses(texts, records)
+        for name, values in scores.items():
+            self.metrics[f"{split}_{name}"].update(torch.tensor(values, device=self.device))
+        self.metrics[f"{split}_response_tokens"].update(lengths.float())
+        for name in ("format_rate", "accuracy", "response_tokens"):
+            metric = self.metrics[f"{split}_{name}"]
+            self.log(f"{split}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name != "response_tokens", batch_size=len(texts))
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
+        texts, _ = self._generate(batch)
+        n = self.eval_sampling.num_samples
+        rows = []
+        for i, record in enumerate(batch["records"]):
+            responses = texts[i * n : (i + 1) * n]
+            scores = score_responses(responses, [record] * n)
+            rows.append({"qid": record.qid, "responses": responses, "correct": scores["accuracy"], "format": scores["format_rate"]})
+        return rows
