@@ -2,12 +2,12 @@
 
 They let the whole recipe run on CPU and in tests with the same loading code as real checkpoints:
 the VLM directory loads with ``AutoModelForImageTextToText``/``AutoProcessor``, the CLIP directory
-with open_clip's own ``local-dir:`` schema (``load_clip``). Model sizes follow model "S" in
-DEMO-NOTES (text 128 x 2 layers, vision 64 x 2 blocks, 16 image tokens for a 112 x 112 image).
+with open_clip's own ``local-dir:`` schema (``clip_loading.load_clip``). Model sizes follow model "S"
+in DEMO-NOTES (text 128 x 2 layers, vision 64 x 2 blocks, 16 image tokens for a 112 x 112 image).
 
-Left out on purpose: training anything (SFT trains the VLM; the tiny CLIP stays random, so its
-scores are noise until someone trains it) and downloading real checkpoints (``load_clip`` only
-passes a real open_clip name through).
+Left out on purpose: the CLIP itself (``tiny_clip.build_tiny_clip``) and CLIP loading
+(``clip_loading.load_clip``), both re-exported here; training anything (SFT trains the VLM; the tiny
+CLIP stays random, so its scores are noise until someone trains it); downloading real checkpoints.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from pebr_lit.clip_loading import load_clip
+from pebr_lit.tiny_clip import build_tiny_clip
 
 #: Qwen2.5-VL's special tokens; ``<|endoftext|>`` pads, ``<|im_end|>`` ends a turn (the EOS).
 SPECIAL_TOKENS: tuple[str, ...] = (
@@ -245,96 +248,6 @@ def build_tiny_vlm(
     model.save_pretrained(out)  # model.safetensors + config.json + generation_config.json
     processor.save_pretrained(out)
     return out
-
-
-def build_tiny_clip(
-    out_dir: str | Path,
-    seed: int = 0,
-    embed_dim: int = 64,
-    image_size: int = 112,
-    patch: int = 14,
-    vision_width: int = 64,
-    vision_layers: int = 2,
-    text_width: int = 32,
-    text_layers: int = 2,
-) -> Path:
-    """Save a random open_clip ``CLIP`` as ``open_clip_config.json`` + ``open_clip_model.safetensors``.
-
-    This is the layout open_clip reads with ``local-dir:<dir>`` (and pushes to the HF Hub). The text
-    tower keeps open_clip's built-in tokenizer (49,408 tokens, no download), which is most of the
-    ~1.7 M parameters.
-
-    Args:
-        out_dir: directory to write (created).
-        seed: torch seed for the weights (the global RNG state is left untouched).
-        embed_dim: width of the joint image-text space.
-        image_size: input side in pixels.
-        patch: pixels per patch side.
-        vision_width: vision transformer width (heads of 32 channels).
-        vision_layers: vision transformer blocks.
-        text_width: text transformer width (heads of 16 channels).
-        text_layers: text transformer blocks.
-    """
-    import open_clip
-    from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
-    from safetensors.torch import save_file
-
-    model_cfg = {
-        "embed_dim": embed_dim,
-        "vision_cfg": {
-            "image_size": image_size, "patch_size": patch, "layers": vision_layers, "width": vision_width,
-            "head_width": 32, "mlp_ratio": 2.0,
-        },
-        "text_cfg": {
-            "context_length": 77, "vocab_size": 49408, "layers": text_layers, "width": text_width,
-            "heads": max(1, text_width // 16), "mlp_ratio": 2.0,
-        },
-    }  # fmt: skip
-    preprocess_cfg = {
-        "mean": list(OPENAI_DATASET_MEAN), "std": list(OPENAI_DATASET_STD),
-        "interpolation": "bicubic", "resize_mode": "shortest",
-    }  # fmt: skip
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = open_clip.CLIP(**model_cfg)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}
-    (out / "open_clip_config.json").write_text(json.dumps(config, indent=2))
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "open_clip_model.safetensors"))
-    return out
-
-
-def load_clip(
-    path_or_name: str | Path, pretrained: str | None = None, device: str = "cpu"
-) -> tuple[Any, Any, Any]:
-    """Load an open_clip model in eval mode: ``(model, preprocess, tokenizer)``.
-
-    Args:
-        path_or_name: a directory holding ``open_clip_config.json`` (as ``build_tiny_clip`` writes),
-            an open_clip schema string (``local-dir:...``, ``hf-hub:...``), or a built-in model name
-            such as ``ViT-B-32``.
-        pretrained: weights for a built-in name: an open_clip tag (downloads) or a checkpoint file;
-            ``None`` gives random weights. Not allowed with a directory, which holds its own weights.
-        device: torch device for the model.
-    """
-    import open_clip
-
-    name = str(path_or_name)
-    if Path(name).is_dir():
-        if not (Path(name) / "open_clip_config.json").is_file():
-            raise FileNotFoundError(
-                f"load_clip: {name} has no open_clip_config.json; build one with "
-                "`python -m pebr_lit.tiny --out DIR` or pass an open_clip model name."
-            )
-        if pretrained is not None:
-            raise ValueError(
-                f"load_clip: pretrained={pretrained!r} given with directory {name}, "
-                "which holds its own weights; drop it."
-            )
-        name = f"local-dir:{Path(name).resolve()}"
-    model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained, device=device)
-    return model.eval(), preprocess, open_clip.get_tokenizer(name)
 
 
 def _versions() -> dict[str, str]:
