@@ -265,6 +265,20 @@ class PolicyWrapper(nn.Module):
         ids.update([gen_eos] if isinstance(gen_eos, int) else (gen_eos or []))
         return sorted(ids)
 
+    @property
+    def suppressed_token_ids(self) -> list[int]:
+        """Image/video placeholder and delimiter tokens, never to be sampled.
+
+        A sampled ``<|image_pad|>`` makes the next forward with ``pixel_values`` fail (placeholder count
+        != image features), which is exactly GRPO's log-prob pass after a rollout. Real checkpoints
+        almost never sample them; untrained or small models do.
+        """
+        config = self.model.config
+        names = ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")
+        ids = {getattr(config, n) for n in names if isinstance(getattr(config, n, None), int)}
+        configured = getattr(getattr(self.model, "generation_config", None), "suppress_tokens", None) or []
+        return sorted(ids | set(configured))
+
     def describe(self) -> dict[str, Any]:
         """What a checkpoint needs to know to rebuild or check this policy."""
         return {
@@ -294,6 +308,8 @@ class PolicyWrapper(nn.Module):
             }
             if sampling.do_sample:
                 kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+            if self.suppressed_token_ids:
+                kwargs["suppress_tokens"] = self.suppressed_token_ids
             out = self.model.generate(**prompts, **kwargs)  # [B*n, P+R]
         finally:
             self.model.train(was_training)

@@ -63,3 +63,14 @@ def test_missing_model_dir_is_a_clear_error(world, tmp_path):
     # jsonargparse re-raises construction errors as ValueError, keeping our message.
     with pytest.raises((ValueError, FileNotFoundError), match="pebr_lit.tiny"):
         main(_args({"vlm": tmp_path / "nope"}, world, tmp_path), run=False)
+
+
+def test_predict_writes_one_row_per_question(assets, world, tmp_path):
+    import json
+
+    out = tmp_path / "pred.jsonl"
+    main(["predict", *_args(assets, world, tmp_path), f"--data.init_args.predict_files=[{world / 'val.jsonl'}]",
+          f"--trainer.callbacks.output_path={out}"])
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 16 and len({r["qid"] for r in rows}) == 16
+    assert all(len(r["responses"]) == 1 and r["correct"][0] in (0.0, 1.0) for r in rows)
