@@ -79,7 +79,7 @@ class ParsedResponse:
 def parse_response(text: Any) -> ParsedResponse:
     """Split ``text`` into PeBR sections. Never raises; a non-string is treated as empty.
 
-    The first occurrence of each heading wins, except the final answer, where the last one wins
+    The first occurrence of each heading wins, except the final answer, where the last non-empty one wins
     (models sometimes restate it). A section's text runs to the next recognised heading.
     """
     if not isinstance(text, str):
@@ -101,7 +101,8 @@ def parse_response(text: Any) -> ParsedResponse:
             if answer is None:  # steps after the final answer are not reasoning
                 steps.append(body)
         elif name.startswith("the"):
-            answer = body
+            if body or answer is None:  # a cut-off repeat heading keeps the earlier answer
+                answer = body
     found = {
         "description": bool(description),
         "rationale": bool(rationale),
