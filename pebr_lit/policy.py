@@ -11,11 +11,12 @@ Left out on purpose: prompt encoding (``pebr_lit.data.collate``), rewards, losse
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -336,39 +337,63 @@ class PolicyWrapper(nn.Module):
         response_ids: torch.Tensor,
         response_mask: torch.Tensor,
         num_samples: int = 1,
+        prompt_rows: Sequence[int] | None = None,
         with_entropy: bool = False,
+        reuse_image_features: bool = True,
         chunk_rows: int = 4,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Per-token log-probs of ``response_ids`` given the prompts, and optionally the entropy.
 
-        ``prompts`` holds B left-padded prompts (with their images); responses are ``[B*n, R]`` with row
-        ``i`` answering prompt ``i // num_samples``. Padding positions get log-prob 0.
-        Returns ``(logprobs [B*n, R], entropy [B*n, R] or None)``.
+        ``prompts`` holds B left-padded prompts (with their images); response row ``i`` answers prompt
+        ``prompt_rows[i]`` (default ``i // num_samples``). With ``reuse_image_features`` each image is
+        encoded once and its features shared by all rows answering it (gradients add up through the
+        reuse), instead of once per row. Padding positions get log-prob 0.
+        Returns ``(logprobs [N, R], entropy [N, R] or None)``.
         """
-        config = self.model.config
-        counts = images_per_row(prompts, config.image_token_id, config.vision_config.spatial_merge_size)
-        inputs = expand_prompts(prompts, num_samples, counts)
+        rows = list(prompt_rows) if prompt_rows is not None else [i // num_samples for i in range(response_ids.shape[0])]
+        if len(rows) != response_ids.shape[0]:
+            raise ValueError(f"prompt_rows has {len(rows)} entries for {response_ids.shape[0]} responses.")
+        inputs = self._select_inputs(prompts, rows, reuse_image_features)
         resp_len = response_ids.shape[1]
-        inputs["input_ids"] = torch.cat([inputs["input_ids"], response_ids], dim=1)  # [B*n, P+R]
+        inputs["input_ids"] = torch.cat([inputs["input_ids"], response_ids], dim=1)  # [N, P+R]
         inputs["attention_mask"] = torch.cat([inputs["attention_mask"], response_mask.to(inputs["attention_mask"].dtype)], dim=1)
         if "mm_token_type_ids" in inputs:  # response tokens are text (type 0)
             zeros = torch.zeros_like(response_ids, dtype=inputs["mm_token_type_ids"].dtype)
             inputs["mm_token_type_ids"] = torch.cat([inputs["mm_token_type_ids"], zeros], dim=1)
         # Keep logits for the R positions that predict response tokens only: the prompt's logits are
         # never needed and a 150k vocabulary makes them the largest tensor of the step.
-        logits = self.model(**inputs, use_cache=False, logits_to_keep=resp_len + 1).logits[:, :-1]  # [B*n, R, V]
+        logits = self.model(**inputs, use_cache=False, logits_to_keep=resp_len + 1).logits[:, :-1]  # [N, R, V]
         logprobs, entropies = [], []
         for start in range(0, logits.shape[0], chunk_rows):  # fp32 log-softmax chunked over rows
-            chunk = logits[start : start + chunk_rows].float()  # [c, R, V]
-            logp = chunk.log_softmax(-1)
+            logp = logits[start : start + chunk_rows].float().log_softmax(-1)  # [c, R, V]
             ids = response_ids[start : start + chunk_rows]
             logprobs.append(logp.gather(-1, ids.unsqueeze(-1)).squeeze(-1))  # [c, R]
             if with_entropy:
                 entropies.append(-(logp.exp() * logp).sum(-1))  # [c, R]
-        mask = response_mask.to(logits.dtype if logits.is_floating_point() else torch.float32)
-        out = torch.cat(logprobs) * mask.float()  # [B*n, R]
-        ent = torch.cat(entropies) * mask.float() if with_entropy else None
+        keep = response_mask.bool()  # [N, R]
+        out = torch.where(keep, torch.cat(logprobs), 0.0)  # [N, R]
+        ent = torch.where(keep, torch.cat(entropies), 0.0) if with_entropy else None
         return out, ent
+
+    def _select_inputs(self, prompts: dict[str, torch.Tensor], rows: list[int], reuse_image_features: bool) -> dict[str, Any]:
+        """Model inputs for prompt rows ``rows`` (repeats allowed), images included."""
+        config = self.model.config
+        counts = images_per_row(prompts, config.image_token_id, config.vision_config.spatial_merge_size)
+        inputs, order = select_prompt_rows(prompts, rows, counts)
+        supports = "mm_encoder_outputs" in inspect.signature(self._hf_model.forward).parameters
+        if reuse_image_features and order and supports:
+            from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+            features = self._hf_model.get_image_features(prompts["pixel_values"], prompts["image_grid_thw"], return_dict=True)
+            per_image = features.pooler_output  # tuple of [tokens_i, D], one per prompt image
+            del inputs["pixel_values"]
+            inputs["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(pooler_output=tuple(per_image[j] for j in order))}
+        return inputs
+
+    @property
+    def _hf_model(self) -> nn.Module:
+        """The transformers model under any peft wrapper."""
+        return self.model.get_base_model() if self.has_adapter else self.model
 
     @contextlib.contextmanager
     def reference(self) -> Iterator[None]:
@@ -439,32 +464,37 @@ def images_per_row(prompts: dict[str, torch.Tensor], image_token_id: int, merge_
     return counts
 
 
-def expand_prompts(prompts: dict[str, torch.Tensor], n: int, images_per_prompt: list[int] | None = None) -> dict[str, torch.Tensor]:
-    """Repeat each prompt (with its images' patches) ``n`` times, keeping row order ``i -> i // n``.
+def select_prompt_rows(
+    prompts: dict[str, torch.Tensor], rows: Sequence[int], images_per_prompt: Sequence[int]
+) -> tuple[dict[str, torch.Tensor], list[int]]:
+    """Gather prompt rows ``rows`` (repeats allowed) with their images' patches.
 
-    ``images_per_prompt`` (default: one image per prompt when images are present) says which image
-    blocks of ``pixel_values``/``image_grid_thw`` belong to which row.
+    Returns the new batch and, for each image in it, the index of the source image in ``prompts``.
+    ``images_per_prompt`` (see ``images_per_row``) says which image blocks belong to which row.
     """
-    if n == 1:
-        return dict(prompts)
+    index = torch.tensor(list(rows), dtype=torch.long)
     out: dict[str, torch.Tensor] = {}
-    batch = prompts["input_ids"].shape[0]
+    order: list[int] = []
     if "image_grid_thw" in prompts:
         grid = prompts["image_grid_thw"]  # [num_images, 3]
-        counts = images_per_prompt if images_per_prompt is not None else [1] * batch
-        if sum(counts) != grid.shape[0]:
-            raise ValueError(f"images_per_prompt sums to {sum(counts)} but the batch holds {grid.shape[0]} images.")
-        patches = grid.prod(-1).tolist()  # patches per image
-        image_rows = torch.arange(batch).repeat_interleave(torch.tensor(counts))  # [num_images] owner row
-        blocks = prompts["pixel_values"].split(patches)  # per image [patches_i, D]
-        order = [j for row in range(batch) for _ in range(n) for j in (image_rows == row).nonzero().flatten().tolist()]
-        out["pixel_values"] = torch.cat([blocks[j] for j in order])  # [n*sum patches, D]
-        out["image_grid_thw"] = grid[order]  # [n*num_images, 3]
+        if sum(images_per_prompt) != grid.shape[0]:
+            raise ValueError(f"images_per_prompt sums to {sum(images_per_prompt)} but the batch holds {grid.shape[0]} images.")
+        firsts = [sum(images_per_prompt[:r]) for r in range(len(images_per_prompt))]
+        order = [firsts[r] + k for r in rows for k in range(images_per_prompt[r])]
+        blocks = prompts["pixel_values"].split(grid.prod(-1).tolist())  # per image [patches_i, D]
+        out["pixel_values"] = torch.cat([blocks[j] for j in order]) if order else prompts["pixel_values"][:0]
+        out["image_grid_thw"] = grid[order]  # [images in selection, 3]
     for key, value in prompts.items():
-        if key in out:
-            continue
-        out[key] = value.repeat_interleave(n, dim=0) if torch.is_tensor(value) and value.dim() >= 1 else value
-    return out
+        if key not in out:
+            out[key] = value[index.to(value.device)] if torch.is_tensor(value) and value.dim() >= 1 else value
+    return out, order
+
+
+def expand_prompts(prompts: dict[str, torch.Tensor], n: int, images_per_prompt: Sequence[int] | None = None) -> dict[str, torch.Tensor]:
+    """Repeat each prompt (with its images) ``n`` times, keeping row order ``i -> i // n``."""
+    batch = prompts["input_ids"].shape[0]
+    counts = list(images_per_prompt) if images_per_prompt is not None else [1 if "image_grid_thw" in prompts else 0] * batch
+    return select_prompt_rows(prompts, [r for r in range(batch) for _ in range(n)], counts)[0]
 
 
 def _mask_after_eos(ids: torch.Tensor, eos_ids: list[int]) -> torch.Tensor:
