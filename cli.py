@@ -17,7 +17,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # DataLoader workers f
 from lightning.pytorch import LightningDataModule, LightningModule  # noqa: E402
 from lightning.pytorch.cli import LightningCLI  # noqa: E402
 
-import pebr_lit.data.datamodule  # noqa: E402,F401  (register subclasses for class_path resolution)
+# Imported so that short class names resolve in configs and --help lists them.
+import pebr_lit.data.datamodule  # noqa: E402,F401
+import pebr_lit.data.prompt_datamodule  # noqa: E402,F401
+import pebr_lit.modules.perception  # noqa: E402,F401
+import pebr_lit.modules.reasoning  # noqa: E402,F401
 import pebr_lit.modules.sft  # noqa: E402,F401
 
 

@@ -54,8 +54,12 @@ def read_policy_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[s
     return state, ckpt.get("pebr_policy", {})
 
 
-def _merge_lora(state: dict[str, torch.Tensor], info: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """Fold LoRA pairs into their base weights; returns canonical names without adapter entries."""
+def _merge_lora(state: dict[str, torch.Tensor], info: dict[str, Any], base: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Fold LoRA pairs into their base weights; returns canonical names without adapter entries.
+
+    A slim checkpoint holds no frozen base weights, so ``base`` (the new policy's own weights, loaded
+    from the same ``model_name_or_path``) supplies W where the checkpoint does not.
+    """
     lora = info.get("lora") or {}
     if not lora:
         raise ValueError("the checkpoint has LoRA weights but no LoRA settings ('pebr_policy.lora'); cannot merge.")
@@ -70,10 +74,11 @@ def _merge_lora(state: dict[str, torch.Tensor], info: dict[str, Any]) -> dict[st
             plain[canonical_name(name)] = value
     for module, ab in pairs.items():
         key = f"{module}.weight"
-        if key not in plain:
-            raise ValueError(f"LoRA weights for {module} but no base weight {key} in the checkpoint to merge into.")
+        weight = plain.get(key, base.get(key))
+        if weight is None:
+            raise ValueError(f"LoRA weights for {module} but no base weight {key} in the checkpoint or the policy to merge into.")
         delta = (ab["B"].float() @ ab["A"].float()) * scale  # [out, r] @ [r, in] -> [out, in]
-        plain[key] = (plain[key].float() + delta).to(plain[key].dtype)
+        plain[key] = (weight.float() + delta).to(weight.dtype)
     return plain
 
 
@@ -90,7 +95,7 @@ def load_policy_weights(model: nn.Module, path: str | Path, has_adapter: bool) -
     merged = 0
     if source_has_lora and not has_adapter:
         merged = sum(1 for k in state if ".lora_A." in k)
-        state = _merge_lora(state, info)
+        state = _merge_lora(state, info, {canonical_name(k): v for k, v in target.items()})
     mapped: dict[str, torch.Tensor] = {}
     for name, value in state.items():
         if name in target:
@@ -124,3 +129,16 @@ def check_checkpoint_keys(module: nn.Module, checkpoint: dict[str, Any]) -> None
             f"checkpoint weights {unknown[:3]} (and {max(0, len(unknown) - 3)} more) have no place in this module: "
             "resume with the same policy settings (LoRA on/off, targets) as the run that wrote it."
         )
+
+
+def init_policy_from(policy: Any, path: str | Path) -> dict[str, int]:
+    """Start a stage from a previous stage's checkpoint: load its policy weights into ``policy`` now.
+
+    Called from a module's ``__init__``, so every hook after construction (reference snapshots
+    included) sees the stage-start weights, and a later ``--ckpt_path`` resume overrides them.
+    """
+    from lightning.pytorch.utilities import rank_zero_info
+
+    counts = load_policy_weights(policy.model, path, policy.has_adapter)
+    rank_zero_info(f"init_from {path}: loaded {counts['loaded']} tensors, merged {counts['merged_adapters']} adapters")
+    return counts

@@ -167,6 +167,7 @@ class PolicyWrapper(nn.Module):
         self.source = model_name_or_path
         self.lora_settings = lora
         self.quantization = quantization
+        self._hub_kwargs = {"revision": revision, "trust_remote_code": trust_remote_code}  # the export reloads the same base
         self._check_source(model_name_or_path)
         processor_kwargs: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
         if min_pixels is not None:
@@ -341,6 +342,7 @@ class PolicyWrapper(nn.Module):
         with_entropy: bool = False,
         reuse_image_features: bool = True,
         chunk_rows: int = 4,
+        model: nn.Module | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Per-token log-probs of ``response_ids`` given the prompts, and optionally the entropy.
 
@@ -353,7 +355,8 @@ class PolicyWrapper(nn.Module):
         rows = list(prompt_rows) if prompt_rows is not None else [i // num_samples for i in range(response_ids.shape[0])]
         if len(rows) != response_ids.shape[0]:
             raise ValueError(f"prompt_rows has {len(rows)} entries for {response_ids.shape[0]} responses.")
-        inputs = self._select_inputs(prompts, rows, reuse_image_features)
+        model = model if model is not None else self.model
+        inputs = self._select_inputs(prompts, rows, reuse_image_features, model)
         resp_len = response_ids.shape[1]
         inputs["input_ids"] = torch.cat([inputs["input_ids"], response_ids], dim=1)  # [N, P+R]
         inputs["attention_mask"] = torch.cat([inputs["attention_mask"], response_mask.to(inputs["attention_mask"].dtype)], dim=1)
@@ -362,7 +365,7 @@ class PolicyWrapper(nn.Module):
             inputs["mm_token_type_ids"] = torch.cat([inputs["mm_token_type_ids"], zeros], dim=1)
         # Keep logits for the R positions that predict response tokens only: the prompt's logits are
         # never needed and a 150k vocabulary makes them the largest tensor of the step.
-        logits = self.model(**inputs, use_cache=False, logits_to_keep=resp_len + 1).logits[:, :-1]  # [N, R, V]
+        logits = model(**inputs, use_cache=False, logits_to_keep=resp_len + 1).logits[:, :-1]  # [N, R, V]
         logprobs, entropies = [], []
         for start in range(0, logits.shape[0], chunk_rows):  # fp32 log-softmax chunked over rows
             logp = logits[start : start + chunk_rows].float().log_softmax(-1)  # [c, R, V]
@@ -375,25 +378,21 @@ class PolicyWrapper(nn.Module):
         ent = torch.where(keep, torch.cat(entropies), 0.0) if with_entropy else None
         return out, ent
 
-    def _select_inputs(self, prompts: dict[str, torch.Tensor], rows: list[int], reuse_image_features: bool) -> dict[str, Any]:
+    def _select_inputs(self, prompts: dict[str, torch.Tensor], rows: list[int], reuse_image_features: bool, model: nn.Module) -> dict[str, Any]:
         """Model inputs for prompt rows ``rows`` (repeats allowed), images included."""
-        config = self.model.config
+        config = model.config
         counts = images_per_row(prompts, config.image_token_id, config.vision_config.spatial_merge_size)
         inputs, order = select_prompt_rows(prompts, rows, counts)
-        supports = "mm_encoder_outputs" in inspect.signature(self._hf_model.forward).parameters
+        hf_model = model.get_base_model() if hasattr(model, "get_base_model") else model  # under any peft wrapper
+        supports = "mm_encoder_outputs" in inspect.signature(hf_model.forward).parameters
         if reuse_image_features and order and supports:
             from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-            features = self._hf_model.get_image_features(prompts["pixel_values"], prompts["image_grid_thw"], return_dict=True)
+            features = hf_model.get_image_features(prompts["pixel_values"], prompts["image_grid_thw"], return_dict=True)
             per_image = features.pooler_output  # tuple of [tokens_i, D], one per prompt image
             del inputs["pixel_values"]
             inputs["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(pooler_output=tuple(per_image[j] for j in order))}
         return inputs
-
-    @property
-    def _hf_model(self) -> nn.Module:
-        """The transformers model under any peft wrapper."""
-        return self.model.get_base_model() if self.has_adapter else self.model
 
     @contextlib.contextmanager
     def reference(self) -> Iterator[None]:
@@ -434,7 +433,7 @@ class PolicyWrapper(nn.Module):
         from transformers import AutoModelForImageTextToText
 
         assert self.quantization is not None and self.lora_settings is not None
-        base = AutoModelForImageTextToText.from_pretrained(self.source, dtype=_DTYPES[self.quantization.compute_dtype])
+        base = AutoModelForImageTextToText.from_pretrained(self.source, dtype=_DTYPES[self.quantization.compute_dtype], **self._hub_kwargs)
         trained = {n: p.detach().cpu() for n, p in self.model.named_parameters() if p.requires_grad}
         fresh = self._add_lora(base, self.lora_settings)
         set_peft_model_state_dict(fresh, get_peft_model_state_dict(self.model))

@@ -15,10 +15,9 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from lightning.pytorch.utilities import rank_zero_info
 from torchmetrics import MeanMetric
 
-from pebr_lit.checkpoint import check_checkpoint_keys, load_policy_weights, slim_checkpoint
+from pebr_lit.checkpoint import check_checkpoint_keys, init_policy_from, slim_checkpoint
 from pebr_lit.data.datamodule import batch_size_of
 from pebr_lit.eval.grading import grade
 from pebr_lit.format import parse_response
@@ -60,7 +59,8 @@ class SFTModule(L.LightningModule):
         self.init_from = init_from
         self.eval_sampling = eval_sampling or SamplingSettings(do_sample=False, max_new_tokens=256)
         self.strict_loading = False  # checkpoints hold trained weights only; see check_checkpoint_keys
-        self._initialised = False
+        if init_from:  # at construction, so a later --ckpt_path resume overrides it
+            init_policy_from(self.policy, init_from)
         self.metrics = torch.nn.ModuleDict(
             {f"{split}_{name}": MeanMetric() for split in ("val", "test") for name in ("format_rate", "accuracy", "response_tokens")}
         )
@@ -69,12 +69,6 @@ class SFTModule(L.LightningModule):
     @property
     def processor(self) -> Any:
         return self.policy.processor
-
-    def setup(self, stage: str) -> None:
-        if self.init_from and not self._initialised:
-            counts = load_policy_weights(self.policy.model, self.init_from, self.policy.has_adapter)
-            rank_zero_info(f"init_from {self.init_from}: loaded {counts['loaded']} tensors, merged {counts['merged_adapters']} adapters")
-        self._initialised = True
 
     def configure_optimizers(self) -> Any:
         params = [p for p in self.policy.parameters() if p.requires_grad]
@@ -93,7 +87,6 @@ class SFTModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         check_checkpoint_keys(self, checkpoint)
-        self._initialised = True  # resuming: the checkpoint's weights win over init_from
 
     # ----------------------------------------------------------------------------------- training
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:

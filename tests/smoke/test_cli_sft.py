@@ -45,7 +45,6 @@ def test_checkpoint_starts_next_stage_and_resume(assets, world, tmp_path):
 
     # init_from: weights only; a fresh optimizer and step 0.
     second = main([*_args(assets, world, tmp_path / "b", "--trainer.max_steps=1", "--trainer.limit_val_batches=0", f"--model.init_args.init_from={ckpt}")], run=False)
-    second.model.setup("fit")
     for name, value in second.model.policy.model.state_dict().items():
         torch.testing.assert_close(value, trained[name], msg=f"{name} not carried over")
 

@@ -1,0 +1,121 @@
+"""PromptDataModule: prompt batches from record files for the GRPO stages, resumable to the batch.
+
+Training draws from a seeded ``PromptStream`` that starts after the rollout batches the module has
+already completed (``rollout_batches`` on the LightningModule, saved in its checkpoints), so a stage
+resumed with ``--ckpt_path`` neither repeats nor skips prompts. Validation and test batches are the
+held-out records in file order.
+
+Left out on purpose: choosing records by difficulty tier (a tier filter is layered on ``records``),
+tokenisation details (``collate``).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from pebr_lit.data.datamodule import RecordDataset, collate_prompts, load_files
+from pebr_lit.data.prompt_stream import PromptStream
+from pebr_lit.data.records import check_images
+from pebr_lit.format import INSTRUCTION
+
+
+class PromptDataModule(L.LightningDataModule):
+    """Record files -> prompt batches for RL.
+
+    Args:
+        train_files: Record files of the training pool (for stage 1: Easy; stage 2: Medium).
+        val_files: Held-out record files, graded by generation during validation.
+        test_files: Record files for ``test``.
+        image_root: Directory that relative image paths start from; null = each file's directory.
+        batch_size: Prompts per rollout batch, all processes together; each gets G rollouts.
+        eval_batch_size: Prompts per generation batch in validation/test.
+        epochs: Passes over the training pool (fractions allowed); the stage ends when they are done.
+        seed: Seed of the training order.
+        max_prompt_length: Longest prompt in tokens (image tokens included); longer is an error.
+        val_limit: Use only the first N validation records; null = all.
+        num_workers: DataLoader worker processes.
+        instruction: Format instruction placed before each question.
+    """
+
+    def __init__(
+        self,
+        train_files: list[str] | None = None,
+        val_files: list[str] | None = None,
+        test_files: list[str] | None = None,
+        image_root: str | None = None,
+        batch_size: int = 8,
+        eval_batch_size: int = 32,
+        epochs: float = 1.0,
+        seed: int = 0,
+        max_prompt_length: int | None = 2048,
+        val_limit: int | None = None,
+        num_workers: int = 0,
+        instruction: str = INSTRUCTION,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1 or eval_batch_size < 1:
+            raise ValueError("batch_size and eval_batch_size must be >= 1.")
+        if epochs <= 0:
+            raise ValueError(f"epochs must be > 0, got {epochs}.")
+        self.files = {"fit": train_files or [], "validate": val_files or [], "test": test_files or []}
+        self.image_root = image_root
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.epochs = epochs
+        self.seed = seed
+        self.max_prompt_length = max_prompt_length
+        self.val_limit = val_limit
+        self.num_workers = num_workers
+        self.instruction = instruction
+        #: The policy's processor; taken from the LightningModule at ``setup`` unless set by hand.
+        self.processor: Any = None
+        self.records: dict[str, list[Any]] = {}
+
+    def setup(self, stage: str) -> None:
+        if self.processor is None and self.trainer is not None:
+            self.processor = self.trainer.lightning_module.policy.processor
+        if self.processor is None:
+            raise RuntimeError("PromptDataModule has no processor: attach it to a Trainer with a pebr-lit module, or set .processor.")
+        wanted = {"fit": ("fit", "validate"), "validate": ("validate",), "test": ("test",)}.get(stage, ())
+        for split in wanted:
+            if split in self.records or not self.files[split]:
+                continue
+            records = load_files(self.files[split], self.image_root, self.val_limit if split == "validate" else None)
+            check_images(records)
+            self.records[split] = records
+        if stage == "fit" and not self.records.get("fit"):
+            raise ValueError(
+                "fit needs data.train_files with at least one record: for a GRPO stage, point it at the tier "
+                "file written by difficulty sampling (stage 1: easy.jsonl, stage 2: medium.jsonl)."
+            )
+
+    def _collate(self) -> Any:
+        return partial(collate_prompts, processor=self.processor, max_prompt_length=self.max_prompt_length, instruction=self.instruction)
+
+    def train_stream(self, start_batch: int, rank: int = 0, world_size: int = 1) -> PromptStream:
+        """The training stream from global batch ``start_batch`` on, this rank's slice."""
+        return PromptStream(
+            self.records["fit"], self.batch_size, self.seed, self.epochs, self._collate(),
+            start_batch=start_batch, rank=rank, world_size=world_size,
+        )  # fmt: skip
+
+    def train_dataloader(self) -> DataLoader:
+        module = self.trainer.lightning_module
+        start = int(getattr(module, "rollout_batches", 0))
+        stream = self.train_stream(start, self.trainer.global_rank, self.trainer.world_size)
+        return DataLoader(stream, batch_size=None, num_workers=self.num_workers, persistent_workers=False)
+
+    def _eval_loader(self, split: str) -> DataLoader | list:
+        if split not in self.records:
+            return []
+        return DataLoader(RecordDataset(self.records[split]), batch_size=self.eval_batch_size, collate_fn=self._collate(), num_workers=self.num_workers)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self._eval_loader("validate")
+
+    def test_dataloader(self) -> DataLoader | list:
+        return self._eval_loader("test")

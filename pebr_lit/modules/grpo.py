@@ -1,0 +1,273 @@
+"""GRPOModule: the shared GRPO loop of both RL stages (rollout -> rewards -> advantages -> update).
+
+Per training step: B prompts -> G sampled responses each -> per-response reward components (the
+stage's ``StageReward`` plus any ``RewardTerm`` callbacks) -> group-normalised advantages -> one or
+more optimizer steps over the rollouts, each accumulated over micro-batches whose losses are weighted
+so that the sum equals the whole mini-batch's loss. Log-probs reuse each image's vision features
+across its G rollouts. The reference policy for the KL term comes from the ``ReferencePolicy``
+callback through ``self.reference``; the KL coefficient lives on ``self.loss.kl_coef``.
+
+Left out on purpose: the reward definitions (``pebr_lit.rewards``), the loss maths (``grpo``,
+``grpo_losses``), reference snapshots, KL schedules and the length penalty (``callbacks/``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+import lightning as L
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+
+from pebr_lit.checkpoint import check_checkpoint_keys, init_policy_from, slim_checkpoint
+from pebr_lit.clip_score import SimilarityScorer
+from pebr_lit.format import parse_response
+from pebr_lit.grpo import AdvantageNormalizer, GroupMeanStd, zero_variance_groups
+from pebr_lit.grpo_losses import GRPOLoss
+from pebr_lit.policy import PolicyWrapper, SamplingSettings
+from pebr_lit.rewards import StageReward, extract_keywords
+
+
+@runtime_checkable
+class RewardTerm(Protocol):
+    """A callback that adds a weighted reward component (e.g. the length penalty)."""
+
+    name: str
+    weight: float
+
+    def reward_values(self, texts: Sequence[str], num_tokens: torch.Tensor) -> torch.Tensor:
+        """Per-response values [N] in [0, 1]."""
+
+
+@runtime_checkable
+class ReferenceProvider(Protocol):
+    """What ``self.reference`` must offer (set by the ``ReferencePolicy`` callback)."""
+
+    def logprobs(self, policy: PolicyWrapper, prompts: dict[str, torch.Tensor], response_ids: torch.Tensor,
+                 response_mask: torch.Tensor, prompt_rows: Sequence[int]) -> torch.Tensor:
+        """Reference per-token log-probs [N, R] (no grad)."""
+
+
+class GRPOModule(L.LightningModule):
+    """GRPO on a ``PolicyWrapper`` with a pluggable reward, loss and advantage estimator.
+
+    Args:
+        policy: The policy (model, processor, LoRA/QLoRA settings).
+        reward: Per-response reward with its components (stage 1: PerceptionReward, stage 2: ReasoningReward).
+        clip_scorer: Image-description similarity model, needed when the reward has a CLIP component.
+        loss: Policy loss + KL + entropy; null = GRPOLoss() (clip 0.2/0.3, dual-clip 3, k3 KL 0.01, token-mean).
+        advantage: Advantage estimator; null = GroupMeanStd() ((r - mean) / std within each group).
+        sampling: Rollout sampling; null = 8 samples, temperature 1.2, top-p 0.99, 512 new tokens (authors).
+        eval_sampling: Validation/test generation; null = greedy, 512 new tokens.
+        optimizer: Optimizer factory; receives the trainable parameters.
+        scheduler: Learning-rate schedule factory, stepped every optimizer step; null = constant.
+        init_from: Lightning checkpoint of the previous stage whose policy weights start this one.
+        mini_batches: Optimizer steps per rollout batch (rollouts split evenly); 1 = fully on-policy.
+        micro_batch_size: Rollouts per forward/backward pass (memory knob; results do not depend on it).
+        mask_zero_variance: Leave groups whose rewards are all equal out of the update entirely.
+        gradient_clip_val: Max gradient norm per optimizer step; null = no clipping.
+    """
+
+    def __init__(
+        self,
+        policy: PolicyWrapper,
+        reward: StageReward,
+        clip_scorer: SimilarityScorer | None = None,
+        loss: GRPOLoss | None = None,
+        advantage: AdvantageNormalizer | None = None,
+        sampling: SamplingSettings | None = None,
+        eval_sampling: SamplingSettings | None = None,
+        optimizer: OptimizerCallable = torch.optim.AdamW,
+        scheduler: LRSchedulerCallable | None = None,
+        init_from: str | None = None,
+        mini_batches: int = 1,
+        micro_batch_size: int = 8,
+        mask_zero_variance: bool = False,
+        gradient_clip_val: float | None = 1.0,
+    ) -> None:
+        super().__init__()
+        if getattr(reward, "needs_clip", False) and clip_scorer is None:
+            raise ValueError(f"{type(reward).__name__} has a CLIP component: set model.init_args.clip_scorer (e.g. pebr_lit.clip_score.ClipScorer).")
+        if mini_batches < 1 or micro_batch_size < 1:
+            raise ValueError("mini_batches and micro_batch_size must be >= 1.")
+        self.policy = policy
+        self.reward = reward
+        self.clip_scorer = clip_scorer
+        self.loss = loss if loss is not None else GRPOLoss()
+        self.advantage = advantage if advantage is not None else GroupMeanStd()
+        self.sampling = sampling or SamplingSettings(num_samples=8, temperature=1.2, top_p=0.99, max_new_tokens=512)
+        if self.sampling.num_samples < 2:
+            raise ValueError("GRPO needs sampling.num_samples >= 2: advantages compare responses within a group.")
+        self.eval_sampling = eval_sampling or SamplingSettings(do_sample=False, max_new_tokens=512)
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.mini_batches = mini_batches
+        self.micro_batch_size = micro_batch_size
+        self.mask_zero_variance = mask_zero_variance
+        self.gradient_clip_val = gradient_clip_val
+        self.automatic_optimization = False
+        self.strict_loading = False  # slim checkpoints: see check_checkpoint_keys
+        #: Set by the ReferencePolicy callback; None = no reference (KL term must then be off).
+        self.reference: ReferenceProvider | None = None
+        #: Rollout batches completed; the data stream resumes after this many (saved in checkpoints).
+        self.rollout_batches = 0
+        #: Detached statistics of the last training step (for callbacks such as KL control).
+        self.last_stats: dict[str, float] = {}
+        if init_from:
+            init_policy_from(self.policy, init_from)
+
+    # ------------------------------------------------------------------------------------- set-up
+    def configure_optimizers(self) -> Any:
+        params = [p for p in self.policy.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError("no trainable parameters: unfreeze something or add lora settings to the policy.")
+        optimizer = self.optimizer_factory(params)
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        if getattr(scheduler, "total_steps", 0) is None:
+            raise ValueError("GRPO streams have no known length: give the scheduler an explicit total_steps.")
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_fit_start(self) -> None:
+        if self.loss.kl_coef > 0 and self.reference is None:
+            raise ValueError(
+                f"loss.kl_coef={self.loss.kl_coef} needs a reference policy: add the callback "
+                "callbacks.reference.ReferencePolicy to trainer.callbacks, or set loss.kl_coef: 0."
+            )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        slim_checkpoint(self, checkpoint)
+        checkpoint["rollout_batches"] = self.rollout_batches
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        check_checkpoint_keys(self, checkpoint)
+        self.rollout_batches = int(checkpoint.get("rollout_batches", 0))
+
+    # ------------------------------------------------------------------------------------ rewards
+    def score(self, texts: list[str], records: list[Any], num_tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Reward components [N] and their weighted ``total`` for responses ``texts`` to ``records``."""
+        inputs: dict[str, Any] = {
+            "answers": [r.answer for r in records],
+            "key_words": [list(r.key_words) or extract_keywords(r.description or "") for r in records],
+            "num_tokens": num_tokens.cpu(),
+        }
+        if self.clip_scorer is not None and getattr(self.reward, "needs_clip", False):
+            images = [r.load_images()[0] for r in records]
+            descriptions = [parse_response(t).description or "" for t in texts]
+            before = self.clip_scorer.failures
+            inputs["clip_similarity"] = self.clip_scorer.similarity(images, descriptions)
+            self.last_stats["clip_failures"] = float(self.clip_scorer.failures - before)
+        rewards = dict(self.reward(texts, **inputs))
+        for term in self._reward_terms():
+            values = term.reward_values(texts, num_tokens.cpu()).float()  # [N]
+            rewards[term.name] = values
+            rewards["total"] = rewards["total"] + term.weight * values
+        return {k: v.to(self.device) for k, v in rewards.items()}
+
+    def _reward_terms(self) -> list[RewardTerm]:
+        callbacks = self.trainer.callbacks if self._trainer is not None else []
+        return [cb for cb in callbacks if isinstance(cb, RewardTerm)]
+
+    # ----------------------------------------------------------------------------------- training
+    def _logprobs(self, prompts: dict[str, torch.Tensor], ids: torch.Tensor, mask: torch.Tensor, rows: list[int], **kw: Any):
+        group = self.sampling.num_samples
+        return self.policy.token_logprobs(prompts, ids[rows], mask[rows], prompt_rows=[r // group for r in rows], **kw)
+
+    @torch.no_grad()
+    def _frozen_logprobs(self, prompts, ids, mask, rows: list[int], reference: bool) -> torch.Tensor:
+        out = torch.zeros(ids.shape, device=ids.device)  # [N, R]
+        group = self.sampling.num_samples
+        for start in range(0, len(rows), self.micro_batch_size):
+            chunk = rows[start : start + self.micro_batch_size]
+            if reference:
+                assert self.reference is not None
+                out[chunk] = self.reference.logprobs(self.policy, prompts, ids[chunk], mask[chunk], [r // group for r in chunk])
+            else:
+                out[chunk] = self._logprobs(prompts, ids, mask, chunk)[0]
+        return out
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        prompts, records = batch["prompts"], batch["records"].records
+        group = self.sampling.num_samples
+        rollout = self.policy.generate(prompts, self.sampling)
+        ids, mask = rollout.response_ids, rollout.response_mask  # [N, R], [N, R]
+        lengths = mask.sum(dim=1)  # [N]
+        rewards = self.score(rollout.texts, [r for r in records for _ in range(group)], lengths)
+        advantages = self.advantage(rewards["total"], group)  # [N]
+        flat = zero_variance_groups(rewards["total"], group)  # [B]
+        rows = [i for i in range(ids.shape[0]) if not (self.mask_zero_variance and flat[i // group])]
+
+        stats: dict[str, float] = {}
+        if rows:
+            old = self._frozen_logprobs(prompts, ids, mask, rows, reference=False) if self.mini_batches > 1 else None
+            ref = self._frozen_logprobs(prompts, ids, mask, rows, reference=True) if self.reference is not None else None
+            stats = self._update(prompts, ids, mask, rows, advantages, old, ref)
+        self.rollout_batches += 1
+        self._log_step(rewards, lengths, rollout.truncated, flat, len(rows), stats)
+
+    def _update(self, prompts, ids, mask, rows, advantages, old, ref) -> dict[str, float]:
+        optimizer = self.optimizers()
+        scheduler = self.lr_schedulers()
+        per_step = -(-len(rows) // self.mini_batches)
+        totals: dict[str, float] = {}
+        for mb_start in range(0, len(rows), per_step):
+            mini = rows[mb_start : mb_start + per_step]
+            mini_weight = self.loss.aggregation.weight(mask[mini].bool()).clamp(min=1)
+            optimizer.zero_grad()
+            for start in range(0, len(mini), self.micro_batch_size):
+                micro = mini[start : start + self.micro_batch_size]
+                logp, entropy = self._logprobs(prompts, ids, mask, micro, with_entropy=True)  # [m, R] x2
+                loss, step_stats = self.loss(
+                    logp, old[micro] if old is not None else logp.detach(), ref[micro] if ref is not None else None,
+                    advantages[micro], mask[micro], entropy,
+                )  # fmt: skip
+                share = self.loss.aggregation.weight(mask[micro].bool()) / mini_weight
+                self.manual_backward(loss * share)
+                for name, value in step_stats.items():
+                    totals[name] = totals.get(name, 0.0) + float(value) * float(share) / len(range(0, len(rows), per_step))
+            if self.gradient_clip_val is not None:
+                self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+        return totals
+
+    def _log_step(self, rewards, lengths, truncated, flat, updated_rows, stats) -> None:
+        group = self.sampling.num_samples
+        batch = len(flat)
+        for name, values in rewards.items():
+            self.log(f"train/reward/{name}", values.float().mean(), batch_size=batch, prog_bar=name == "total")
+        total = rewards["total"].float().view(-1, group)  # [B, G]
+        self.log("train/reward_std", total.std(dim=1).mean(), batch_size=batch)
+        self.log("train/zero_variance_groups", flat.float().mean(), batch_size=batch)
+        self.log("train/updated_rollouts", float(updated_rows), batch_size=batch)
+        self.log("train/response_length/mean", lengths.float().mean(), batch_size=batch)
+        self.log("train/response_length/max", lengths.float().max(), batch_size=batch)
+        self.log("train/truncation_rate", truncated.float().mean(), batch_size=batch)
+        for name, value in stats.items():
+            self.log(f"train/{name}", value, batch_size=batch)
+        self.log("train/kl_coef", float(self.loss.kl_coef), batch_size=batch)
+        self.last_stats.update(stats)
+
+    # --------------------------------------------------------------------------------- evaluation
+    def _evaluate(self, batch: dict[str, Any], split: str) -> None:
+        records = batch["records"].records
+        rollout = self.policy.generate(batch["prompts"], self.eval_sampling)
+        n = self.eval_sampling.num_samples
+        expanded = [r for r in records for _ in range(n)]
+        rewards = self.score(rollout.texts, expanded, rollout.response_mask.sum(dim=1))
+        parsed = [parse_response(t) for t in rollout.texts]
+        size = len(expanded)
+        self.log(f"{split}/format_rate", torch.tensor([float(p.is_complete) for p in parsed]).mean(), batch_size=size, sync_dist=True)
+        if "accuracy" in rewards:
+            self.log(f"{split}/accuracy", rewards["accuracy"].float().mean(), batch_size=size, sync_dist=True, prog_bar=True)
+        for name, values in rewards.items():
+            self.log(f"{split}/reward/{name}", values.float().mean(), batch_size=size, sync_dist=True)
+        self.log(f"{split}/response_length", rollout.response_mask.sum(dim=1).float().mean(), batch_size=size, sync_dist=True)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
