@@ -1,0 +1,107 @@
+"""ReferencePolicy: the reference stays the stage-start policy while the live policy moves."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from callbacks.reference import ReferencePolicy
+from pebr_lit.data.collate import encode_prompts
+from pebr_lit.data.records import load_records
+from pebr_lit.policy import LoraSettings, PolicyWrapper, SamplingSettings
+
+
+@pytest.fixture(scope="module")
+def batch(world, assets):
+    policy = PolicyWrapper(str(assets["vlm"]), dtype="float32")
+    records = load_records(world / "val.jsonl")[:2]
+    prompts = encode_prompts(policy.processor, [r.problem for r in records], [r.load_images() for r in records])
+    torch.manual_seed(0)
+    rollout = policy.generate(prompts, SamplingSettings(num_samples=2, max_new_tokens=8))
+    return prompts, rollout
+
+
+def _scores(policy, batch):
+    prompts, rollout = batch
+    with torch.no_grad():
+        return policy.token_logprobs(prompts, rollout.response_ids, rollout.response_mask, num_samples=2)[0]
+
+
+def _reference_scores(callback, policy, batch):
+    prompts, rollout = batch
+    return callback.logprobs(policy, prompts, rollout.response_ids, rollout.response_mask, [0, 0, 1, 1])
+
+
+def _perturb(policy, name_part: str, scale: float = 0.3):
+    with torch.no_grad():
+        for name, p in policy.model.named_parameters():
+            if name_part in name and p.requires_grad:
+                p.add_(torch.randn_like(p) * scale)
+
+
+def _attach(callback, policy):
+    module = SimpleNamespace(policy=policy, reference=None)
+    callback.setup(None, module, "fit")
+    return module
+
+
+@pytest.mark.parametrize("lora_start", ["zero", "trained"])
+def test_lora_reference_is_the_stage_start_adapter(assets, batch, lora_start):
+    torch.manual_seed(0)
+    policy = PolicyWrapper(str(assets["vlm"]), dtype="float32", lora=LoraSettings(r=4, alpha=8, dropout=0.0))
+    if lora_start == "trained":
+        _perturb(policy, "lora_B")  # as if init_from loaded a previous stage's adapter
+    start = _scores(policy, batch)
+    callback = ReferencePolicy()
+    module = _attach(callback, policy)
+    assert module.reference is callback
+    assert callback.mode == ("disabled_adapter" if lora_start == "zero" else "adapter")
+    trainable = {n for n, p in policy.model.named_parameters() if p.requires_grad}
+    _perturb(policy, "lora_")
+    assert not torch.allclose(_scores(policy, batch), start)
+    torch.testing.assert_close(_reference_scores(callback, policy, batch), start, atol=1e-5, rtol=1e-5)
+    # Scoring the reference must leave the trainable set exactly as it was.
+    assert {n for n, p in policy.model.named_parameters() if p.requires_grad} == trainable
+
+
+def test_full_model_reference_is_a_frozen_copy(assets, batch):
+    policy = PolicyWrapper(str(assets["vlm"]), dtype="float32")
+    start = _scores(policy, batch)
+    callback = ReferencePolicy()
+    _attach(callback, policy)
+    assert callback.mode == "copy" and not any(p.requires_grad for p in callback.copy.parameters())
+    _perturb(policy, "language_model")
+    torch.testing.assert_close(_reference_scores(callback, policy, batch), start, atol=1e-5, rtol=1e-5)
+
+
+def test_sync_and_ema_move_the_reference(assets, batch):
+    policy = PolicyWrapper(str(assets["vlm"]), dtype="float32")
+    synced = ReferencePolicy(sync_every=2)
+    module = _attach(synced, policy)
+    _perturb(policy, "language_model")
+    moved = _scores(policy, batch)
+    synced.on_train_batch_end(SimpleNamespace(global_step=1), module, None, None, 0)
+    assert not torch.allclose(_reference_scores(synced, policy, batch), moved)
+    synced.on_train_batch_end(SimpleNamespace(global_step=2), module, None, None, 0)
+    torch.testing.assert_close(_reference_scores(synced, policy, batch), moved, atol=1e-5, rtol=1e-5)
+
+    ema = ReferencePolicy(ema_decay=0.75)
+    module = _attach(ema, policy)
+    ref_param = next(ema.copy.parameters()).clone()
+    live_param = next(policy.model.parameters())
+    with torch.no_grad():
+        live_param.add_(1.0)
+    ema.on_train_batch_end(SimpleNamespace(global_step=1), module, None, None, 0)
+    # 0.75 * ref + 0.25 * (ref + 1) = ref + 0.25
+    torch.testing.assert_close(next(ema.copy.parameters()), ref_param + 0.25)
+
+
+def test_bad_schedules_are_rejected():
+    with pytest.raises(ValueError):
+        ReferencePolicy(sync_every=0)
+    with pytest.raises(ValueError):
+        ReferencePolicy(ema_decay=1.0)
+    with pytest.raises(ValueError):
+        ReferencePolicy(sync_every=2, ema_decay=0.5)
