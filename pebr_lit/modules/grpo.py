@@ -3,9 +3,12 @@
 Per training step: B prompts -> G sampled responses each -> per-response reward components (the
 stage's ``StageReward`` plus any ``RewardTerm`` callbacks) -> group-normalised advantages -> one or
 more optimizer steps over the rollouts, each accumulated over micro-batches whose losses are weighted
-so that the sum equals the whole mini-batch's loss. Log-probs reuse each image's vision features
-across its G rollouts. The reference policy for the KL term comes from the ``ReferencePolicy``
-callback through ``self.reference``; the KL coefficient lives on ``self.loss.kl_coef``.
+so that the sum equals the whole mini-batch's loss (under DDP: the mini-batch of all ranks
+together, so DDP's gradient average is the single-process gradient). Each rank rolls out and scores
+whole groups of its own prompts; train metrics are logged as means over ranks. Log-probs reuse
+each image's vision features across its G rollouts. The reference policy for the KL term comes
+from the ``ReferencePolicy`` callback through ``self.reference``; the KL coefficient lives on
+``self.loss.kl_coef``.
 
 Left out on purpose: the reward definitions (``pebr_lit.rewards``), the loss maths (``grpo``,
 ``grpo_losses``), reference snapshots, KL schedules and the length penalty (``callbacks/``).
@@ -135,6 +138,15 @@ class GRPOModule(L.LightningModule):
                 f"loss.kl_coef={self.loss.kl_coef} needs a reference policy: add the callback "
                 "callbacks.reference.ReferencePolicy to trainer.callbacks, or set loss.kl_coef: 0."
             )
+        if self.mask_zero_variance and self.trainer.world_size > 1:
+            # Dropped groups differ per rank, so ranks would run different numbers of backward passes
+            # and DDP's gradient all-reduce would wait forever for the rank that ran fewer.
+            raise ValueError("mask_zero_variance works on one process only: set it false or trainer.devices: 1.")
+        if self.trainer.world_size > 1:
+            # seed_everything gives every rank the same seed, so all ranks would draw the same sampling
+            # noise (identical rollouts wherever their prompts look alike). The weights are already
+            # synced from rank 0 by now, so only the rollouts see this offset.
+            torch.manual_seed(torch.initial_seed() + self.trainer.global_rank)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         slim_checkpoint(self, checkpoint)
@@ -209,11 +221,16 @@ class GRPOModule(L.LightningModule):
     def _update(self, prompts, ids, mask, rows, advantages, old, ref) -> dict[str, float]:
         optimizer = self.optimizers()
         scheduler = self.lr_schedulers()
-        per_step = -(-len(rows) // self.mini_batches)
-        totals: dict[str, float] = {}
-        for mb_start in range(0, len(rows), per_step):
-            mini = rows[mb_start : mb_start + per_step]
-            mini_weight = self.loss.aggregation.weight(mask[mini].bool()).clamp(min=1)
+        per_step = -(-len(rows) // self.mini_batches)  # ceil: rollouts per optimizer step
+        minis = [rows[i : i + per_step] for i in range(0, len(rows), per_step)]
+        totals: dict[str, float] = {}  # diagnostics averaged over optimizer steps
+        for mini in minis:
+            mini_weight = self.loss.aggregation.weight(mask[mini].bool()).float()  # []
+            if self.trainer.world_size > 1:
+                # DDP averages gradients over ranks; dividing by the ranks' mean weight turns that
+                # average into the gradient of the global mini-batch (all ranks' tokens / their total).
+                mini_weight = self.trainer.strategy.reduce(mini_weight, reduce_op="mean")
+            mini_weight = mini_weight.clamp(min=1)
             optimizer.zero_grad()
             for start in range(0, len(mini), self.micro_batch_size):
                 micro = mini[start : start + self.micro_batch_size]
@@ -225,7 +242,7 @@ class GRPOModule(L.LightningModule):
                 share = self.loss.aggregation.weight(mask[micro].bool()) / mini_weight
                 self.manual_backward(loss * share)
                 for name, value in step_stats.items():
-                    totals[name] = totals.get(name, 0.0) + float(value) * float(share) / len(range(0, len(rows), per_step))
+                    totals[name] = totals.get(name, 0.0) + float(value) * float(share) / len(minis)
             if self.gradient_clip_val is not None:
                 self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
             optimizer.step()
@@ -236,19 +253,29 @@ class GRPOModule(L.LightningModule):
     def _log_step(self, rewards, lengths, truncated, flat, updated_rows, stats) -> None:
         group = self.sampling.num_samples
         batch = len(flat)
+        # Each rank holds its own prompts (the same number on every rank): log the ranks' mean.
+        synced = {"batch_size": batch, "sync_dist": True}
         for name, values in rewards.items():
-            self.log(f"train/reward/{name}", values.float().mean(), batch_size=batch, prog_bar=name == "total")
+            self.log(f"train/reward/{name}", values.float().mean(), prog_bar=name == "total", **synced)
         total = rewards["total"].float().view(-1, group)  # [B, G]
-        self.log("train/reward_std", total.std(dim=1).mean(), batch_size=batch)
-        self.log("train/zero_variance_groups", flat.float().mean(), batch_size=batch)
-        self.log("train/updated_rollouts", float(updated_rows), batch_size=batch)
-        self.log("train/response_length/mean", lengths.float().mean(), batch_size=batch)
-        self.log("train/response_length/max", lengths.float().max(), batch_size=batch)
-        self.log("train/truncation_rate", truncated.float().mean(), batch_size=batch)
+        self.log("train/reward_std", total.std(dim=1).mean(), **synced)
+        self.log("train/zero_variance_groups", flat.float().mean(), **synced)
+        self.log("train/updated_rollouts", float(updated_rows), reduce_fx="sum", **synced)  # all ranks together
+        self.log("train/response_length/mean", lengths.float().mean(), **synced)
+        self.log("train/response_length/max", lengths.float().max(), reduce_fx="max", **synced)
+        self.log("train/truncation_rate", truncated.float().mean(), **synced)
+        stats = self._mean_over_ranks(stats)  # already reduced: logged as is
         for name, value in stats.items():
             self.log(f"train/{name}", value, batch_size=batch)
         self.log("train/kl_coef", float(self.loss.kl_coef), batch_size=batch)
         self.last_stats.update(stats)
+
+    def _mean_over_ranks(self, stats: dict[str, float]) -> dict[str, float]:
+        """Loss diagnostics averaged over processes, so callbacks (KL control) act alike on every rank."""
+        if not stats or self.trainer.world_size == 1:
+            return stats
+        values = torch.tensor(list(stats.values()), dtype=torch.float64, device=self.device)  # [S]
+        return dict(zip(stats, self.trainer.strategy.reduce(values, reduce_op="mean").tolist()))
 
     # --------------------------------------------------------------------------------- evaluation
     def _evaluate(self, batch: dict[str, Any], split: str) -> None:
@@ -258,7 +285,9 @@ class GRPOModule(L.LightningModule):
         expanded = [r for r in records for _ in range(n)]
         rewards = self.score(rollout.texts, expanded, rollout.response_mask.sum(dim=1))
         parsed = [parse_response(t) for t in rollout.texts]
-        size = len(expanded)
+        # float: Lightning 2.6 mean-syncs an integer batch-size sum and floors it when ranks saw
+        # different numbers of records (Lightning issue #21859); a float sum stays exact.
+        size = float(len(expanded))
         self.log(f"{split}/format_rate", torch.tensor([float(p.is_complete) for p in parsed]).mean(), batch_size=size, sync_dist=True)
         if "accuracy" in rewards:
             self.log(f"{split}/accuracy", rewards["accuracy"].float().mean(), batch_size=size, sync_dist=True, prog_bar=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
+import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -85,6 +86,7 @@ def _fit(assets, world, save_dir, seen, crash_after=None, ckpt_path=None):
     return cli
 
 
+@pytest.mark.slow
 def test_resumed_stage_neither_repeats_nor_skips_prompts(assets, world, tmp_path):
     straight: list = []
     _fit(assets, world, tmp_path / "straight", straight)
