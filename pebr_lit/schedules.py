@@ -58,3 +58,23 @@ class WarmupConstantDecay(LambdaLR):
             return 1.0
         progress = min(1.0, (step - start) / decay_steps)
         return self.min_ratio + (1 - self.min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def build_optimization(params, optimizer_factory, scheduler_factory, total_steps: float) -> object:
+    """``configure_optimizers`` result from factories; sizes schedules that take ``total_steps=None``.
+
+    ``total_steps`` is the run's optimizer-step count as the trainer estimates it (``inf`` when the
+    data stream has no length, in which case such a schedule needs an explicit ``total_steps``).
+    """
+    params = [p for p in params if p.requires_grad]
+    if not params:
+        raise ValueError("no trainable parameters: unfreeze something or add lora settings to the policy.")
+    optimizer = optimizer_factory(params)
+    if scheduler_factory is None:
+        return optimizer
+    scheduler = scheduler_factory(optimizer)
+    if getattr(scheduler, "total_steps", 0) is None:  # schedules that size themselves to the run
+        if not math.isfinite(total_steps):
+            raise ValueError("the run's length is unknown (a streaming data module): set the scheduler's total_steps.")
+        scheduler.total_steps = int(total_steps)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -28,6 +28,7 @@ from pebr_lit.format import parse_response
 from pebr_lit.grpo import AdvantageNormalizer, GroupMeanStd, zero_variance_groups
 from pebr_lit.grpo_losses import GRPOLoss
 from pebr_lit.policy import PolicyWrapper, SamplingSettings
+from pebr_lit.schedules import build_optimization
 from pebr_lit.rewards import StageReward, extract_keywords
 
 
@@ -121,16 +122,8 @@ class GRPOModule(L.LightningModule):
 
     # ------------------------------------------------------------------------------------- set-up
     def configure_optimizers(self) -> Any:
-        params = [p for p in self.policy.parameters() if p.requires_grad]
-        if not params:
-            raise ValueError("no trainable parameters: unfreeze something or add lora settings to the policy.")
-        optimizer = self.optimizer_factory(params)
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer)
-        if getattr(scheduler, "total_steps", 0) is None:
-            raise ValueError("GRPO streams have no known length: give the scheduler an explicit total_steps.")
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        steps = self.trainer.estimated_stepping_batches
+        return build_optimization(self.policy.parameters(), self.optimizer_factory, self.scheduler_factory, steps)
 
     def on_fit_start(self) -> None:
         if self.loss.kl_coef > 0 and self.reference is None:

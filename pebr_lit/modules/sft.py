@@ -22,6 +22,7 @@ from pebr_lit.data.datamodule import batch_size_of
 from pebr_lit.eval.grading import grade
 from pebr_lit.format import parse_response
 from pebr_lit.policy import PolicyWrapper, SamplingSettings
+from pebr_lit.schedules import build_optimization
 
 
 def score_responses(texts: list[str], records: Any) -> dict[str, list[float]]:
@@ -71,16 +72,8 @@ class SFTModule(L.LightningModule):
         return self.policy.processor
 
     def configure_optimizers(self) -> Any:
-        params = [p for p in self.policy.parameters() if p.requires_grad]
-        if not params:
-            raise ValueError("no trainable parameters: unfreeze something or add lora settings to the policy.")
-        optimizer = self.optimizer_factory(params)
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer)
-        if getattr(scheduler, "total_steps", 0) is None:  # schedules that size themselves to the run
-            scheduler.total_steps = int(self.trainer.estimated_stepping_batches)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        steps = self.trainer.estimated_stepping_batches
+        return build_optimization(self.policy.parameters(), self.optimizer_factory, self.scheduler_factory, steps)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         slim_checkpoint(self, checkpoint)
