@@ -135,6 +135,8 @@ class ReferencePolicy(Callback):
         self._restored = state_dict.get("reference")
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.copy is not None and self.device is None:  # setup ran before Lightning moved the policy
+            self.copy.to(pl_module.device)
         if self._restored is not None:
             with torch.no_grad():
                 for (ref, _), saved in zip(self._pairs(pl_module.policy), self._restored):

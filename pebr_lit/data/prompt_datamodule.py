@@ -3,7 +3,7 @@
 Training draws from a seeded ``PromptStream`` that starts after the rollout batches the module has
 already completed (``rollout_batches`` on the LightningModule, saved in its checkpoints), so a stage
 resumed with ``--ckpt_path`` neither repeats nor skips prompts. Validation and test batches are the
-held-out records in file order.
+held-out records in file order; under several processes each record goes to exactly one rank.
 
 Left out on purpose: choosing records by difficulty tier (a tier filter is layered on ``records``),
 tokenisation details (``collate``).
@@ -17,7 +17,7 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader
 
-from pebr_lit.data.datamodule import RecordDataset, collate_prompts, load_files
+from pebr_lit.data.datamodule import RecordDataset, collate_prompts, eval_loader, load_files
 from pebr_lit.data.prompt_stream import PromptStream
 from pebr_lit.data.records import check_images
 from pebr_lit.format import INSTRUCTION
@@ -112,7 +112,7 @@ class PromptDataModule(L.LightningDataModule):
     def _eval_loader(self, split: str) -> DataLoader | list:
         if split not in self.records:
             return []
-        return DataLoader(RecordDataset(self.records[split]), batch_size=self.eval_batch_size, collate_fn=self._collate(), num_workers=self.num_workers)
+        return eval_loader(RecordDataset(self.records[split]), self.eval_batch_size, self._collate(), self.num_workers, self.trainer, split)
 
     def val_dataloader(self) -> DataLoader | list:
         return self._eval_loader("validate")
