@@ -14,108 +14,27 @@ import contextlib
 import inspect
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import torch
 from torch import nn
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+from pebr_lit.policy_inputs import expand_prompts, images_per_row, mask_after_eos, select_prompt_rows
+from pebr_lit.policy_settings import (
+    _DTYPES,
+    DEFAULT_LORA_TARGETS,
+    LoraSettings,
+    QuantizationSettings,
+    Rollout,
+    SamplingSettings,
+)
 
-#: Linear layers of a Qwen2-style decoder; the vision tower uses some of the same names.
-DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
-
-@dataclass
-class LoraSettings:
-    """LoRA adapter settings (peft).
-
-    Args:
-        r: Adapter rank.
-        alpha: Scaling numerator; the update is scaled by alpha / r.
-        dropout: Dropout on the adapter input.
-        target_modules: Names of the linear layers that get adapters.
-        language_model_only: Restrict adapters to the language model (the vision tower shares layer names).
-    """
-
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_LORA_TARGETS))
-    language_model_only: bool = True
-
-    def __post_init__(self) -> None:
-        if self.r <= 0:
-            raise ValueError(f"lora.r must be a positive integer, got {self.r}.")
-        if not self.target_modules:
-            raise ValueError("lora.target_modules is empty: name at least one linear layer, e.g. q_proj.")
-
-
-@dataclass
-class QuantizationSettings:
-    """4-bit base-model quantisation for QLoRA (bitsandbytes).
-
-    Args:
-        quant_type: 4-bit data type, ``nf4`` (QLoRA paper) or ``fp4``.
-        double_quant: Quantise the quantisation constants too (saves ~0.4 bit per weight).
-        compute_dtype: Dtype of the de-quantised matmuls: bfloat16, float16 or float32.
-    """
-
-    quant_type: str = "nf4"
-    double_quant: bool = True
-    compute_dtype: str = "bfloat16"
-
-    def __post_init__(self) -> None:
-        if self.quant_type not in ("nf4", "fp4"):
-            raise ValueError(f"quantization.quant_type must be 'nf4' or 'fp4', got {self.quant_type!r}.")
-        if self.compute_dtype not in _DTYPES:
-            raise ValueError(f"quantization.compute_dtype must be one of {sorted(_DTYPES)}, got {self.compute_dtype!r}.")
-
-
-@dataclass
-class SamplingSettings:
-    """How responses are sampled.
-
-    Args:
-        num_samples: Responses per prompt (the GRPO group size).
-        temperature: Sampling temperature; ignored when do_sample is false.
-        top_p: Nucleus sampling threshold.
-        max_new_tokens: Longest response, in tokens.
-        do_sample: Sample (true) or decode greedily (false).
-    """
-
-    num_samples: int = 1
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 256
-    do_sample: bool = True
-
-    def __post_init__(self) -> None:
-        if self.num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1, got {self.num_samples}.")
-        if self.do_sample and self.temperature <= 0:
-            raise ValueError("temperature must be > 0 when do_sample is true; set do_sample: false for greedy.")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}.")
-        if not self.do_sample and self.num_samples > 1:
-            raise ValueError("greedy decoding (do_sample: false) with num_samples > 1 gives identical copies.")
-
-
-@dataclass
-class Rollout:
-    """Sampled responses; row ``i`` answers prompt ``i // num_samples``.
-
-    Prompts are left-padded and responses right-padded, so every response starts at column P.
-    """
-
-    prompt_ids: torch.Tensor  # [B*n, P]
-    prompt_mask: torch.Tensor  # [B*n, P]
-    response_ids: torch.Tensor  # [B*n, R]
-    response_mask: torch.Tensor  # [B*n, R], 1 up to and including the end-of-turn token
-    texts: list[str]  # B*n decoded responses, special tokens removed
-    truncated: torch.Tensor  # [B*n] bool, no end-of-turn token within max_new_tokens
-    num_samples: int
+__all__ = [
+    "DEFAULT_LORA_TARGETS", "LoraSettings", "PolicyWrapper", "QuantizationSettings", "Rollout", "SamplingSettings",
+    "expand_prompts", "images_per_row", "select_prompt_rows",
+]  # fmt: skip
 
 
 def _load_dtype(name: str) -> torch.dtype | str:
@@ -317,7 +236,7 @@ class PolicyWrapper(nn.Module):
             self.model.train(was_training)
         prompt_len = prompts["input_ids"].shape[1]
         response_ids = out[:, prompt_len:]  # [B*n, R]
-        response_mask = _mask_after_eos(response_ids, self.eos_token_ids)  # [B*n, R]
+        response_mask = mask_after_eos(response_ids, self.eos_token_ids)  # [B*n, R]
         response_ids = response_ids.masked_fill(response_mask == 0, pad_id)
         ends = torch.isin(response_ids, torch.tensor(self.eos_token_ids, device=response_ids.device))
         texts = self.tokenizer.batch_decode(response_ids, skip_special_tokens=True)
@@ -443,65 +362,6 @@ class PolicyWrapper(nn.Module):
                 if "lora_" not in name and name in params:
                     params[name].copy_(value)
         return fresh.merge_and_unload()
-
-
-def images_per_row(prompts: dict[str, torch.Tensor], image_token_id: int, merge_size: int) -> list[int]:
-    """How many images each prompt row holds, from its image placeholder tokens and the image grids."""
-    if "image_grid_thw" not in prompts:
-        return [0] * prompts["input_ids"].shape[0]
-    tokens_per_image = (prompts["image_grid_thw"].prod(-1) // merge_size**2).tolist()  # [num_images]
-    row_tokens = (prompts["input_ids"] == image_token_id).sum(dim=1).tolist()  # [B]
-    counts, image = [], 0
-    for needed in row_tokens:
-        start = image
-        while needed > 0 and image < len(tokens_per_image):
-            needed -= tokens_per_image[image]
-            image += 1
-        if needed != 0:
-            raise ValueError("image placeholder tokens do not match image_grid_thw; was the prompt truncated?")
-        counts.append(image - start)
-    return counts
-
-
-def select_prompt_rows(
-    prompts: dict[str, torch.Tensor], rows: Sequence[int], images_per_prompt: Sequence[int]
-) -> tuple[dict[str, torch.Tensor], list[int]]:
-    """Gather prompt rows ``rows`` (repeats allowed) with their images' patches.
-
-    Returns the new batch and, for each image in it, the index of the source image in ``prompts``.
-    ``images_per_prompt`` (see ``images_per_row``) says which image blocks belong to which row.
-    """
-    index = torch.tensor(list(rows), dtype=torch.long)
-    out: dict[str, torch.Tensor] = {}
-    order: list[int] = []
-    if "image_grid_thw" in prompts:
-        grid = prompts["image_grid_thw"]  # [num_images, 3]
-        if sum(images_per_prompt) != grid.shape[0]:
-            raise ValueError(f"images_per_prompt sums to {sum(images_per_prompt)} but the batch holds {grid.shape[0]} images.")
-        firsts = [sum(images_per_prompt[:r]) for r in range(len(images_per_prompt))]
-        order = [firsts[r] + k for r in rows for k in range(images_per_prompt[r])]
-        blocks = prompts["pixel_values"].split(grid.prod(-1).tolist())  # per image [patches_i, D]
-        out["pixel_values"] = torch.cat([blocks[j] for j in order]) if order else prompts["pixel_values"][:0]
-        out["image_grid_thw"] = grid[order]  # [images in selection, 3]
-    for key, value in prompts.items():
-        if key not in out:
-            out[key] = value[index.to(value.device)] if torch.is_tensor(value) and value.dim() >= 1 else value
-    return out, order
-
-
-def expand_prompts(prompts: dict[str, torch.Tensor], n: int, images_per_prompt: Sequence[int] | None = None) -> dict[str, torch.Tensor]:
-    """Repeat each prompt (with its images) ``n`` times, keeping row order ``i -> i // n``."""
-    batch = prompts["input_ids"].shape[0]
-    counts = list(images_per_prompt) if images_per_prompt is not None else [1 if "image_grid_thw" in prompts else 0] * batch
-    return select_prompt_rows(prompts, [r for r in range(batch) for _ in range(n)], counts)[0]
-
-
-def _mask_after_eos(ids: torch.Tensor, eos_ids: list[int]) -> torch.Tensor:
-    """1 for tokens up to and including the first end token of each row, 0 after it."""
-    is_end = torch.isin(ids, torch.tensor(eos_ids, device=ids.device))  # [N, R]
-    # Number of end tokens strictly before each position; positions with none are kept.
-    before = torch.cumsum(is_end.long(), dim=1) - is_end.long()  # [N, R]
-    return (before == 0).long()
 
 
 def _is_vision(name: str) -> bool:
