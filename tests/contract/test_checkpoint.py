@@ -241,3 +241,20 @@ def test_check_checkpoint_keys_refuses_unknown_names(assets):
     full_state = {POLICY_PREFIX + "model.language_model.norm.weight": torch.ones(128)}
     with pytest.raises(ValueError, match="same policy settings"):
         check_checkpoint_keys(holder, {"state_dict": full_state})
+
+
+def test_export_cli_writes_a_plain_transformers_model(assets, tmp_path):
+    from transformers import AutoModelForImageTextToText
+
+    from pebr_lit.export import main as export_main
+
+    policy = _lora(assets)
+    _train(policy, seed=3)
+    ckpt = _write(tmp_path / "stage.ckpt", policy)
+    export_main(["--ckpt", str(ckpt), "--out", str(tmp_path / "hf")])
+    plain = AutoModelForImageTextToText.from_pretrained(tmp_path / "hf")
+    assert not any("lora" in n for n, _ in plain.named_parameters())
+    merged = policy.save_pretrained(tmp_path / "direct")  # the in-process merge of the same weights
+    direct = AutoModelForImageTextToText.from_pretrained(merged)
+    for (name, a), (_, b) in zip(plain.state_dict().items(), direct.state_dict().items()):
+        torch.testing.assert_close(a, b, msg=name)
