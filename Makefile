@@ -7,10 +7,12 @@ SEED    ?= 0
 TRAIN_N ?= 24000
 VAL_N   ?= 512
 TEST_N  ?= 512
+# RL pool for difficulty sampling (rl.jsonl, its own seed stream): 8 answers per question.
+RL_N    ?= 512
 export HF_HUB_OFFLINE = 1
 export TOKENIZERS_PARALLELISM = false
 
-.PHONY: venv assets data sft eval demo test test-fast clean
+.PHONY: venv assets data sft eval sample tiers demo test test-fast clean
 
 venv: .venv/.installed
 
@@ -37,6 +39,20 @@ sft: assets data $(RUN)/sft/DONE
 
 eval: sft
 	$(PY) cli.py test --config configs/demo/sft.yaml --ckpt_path $(RUN)/sft/checkpoints/last.ckpt
+
+# Difficulty sampling with the SFT policy; resumable: a rerun samples only the questions not yet written.
+$(RUN)/data/rl.jsonl: | venv
+	$(PY) -m pebr_lit.data.synthetic --out $(RUN)/data --train 0 --val 0 --test 0 --rl $(RL_N) --seed $(SEED)
+
+$(RUN)/sampling/DONE: | venv
+	$(PY) cli.py predict --config configs/demo/sample.yaml
+	touch $@
+
+sample: sft $(RUN)/data/rl.jsonl $(RUN)/sampling/DONE
+
+# Pass rates -> Easy / Medium / Hard record files (the stage configs read tiers/easy.jsonl, medium.jsonl).
+tiers: sample
+	$(PY) -m pebr_lit.data.tiers --samples $(RUN)/sampling/samples.jsonl --records $(RUN)/data/rl.jsonl --out $(RUN)/tiers
 
 demo: venv assets data sft eval
 

@@ -4,6 +4,9 @@ Training batches are prompt + target token ids with labels on the assistant turn
 and predict batches are left-padded prompts plus the records themselves (answers, keywords) for
 grading generated responses. Tokenisation happens in the DataLoader workers with the policy's own
 processor, which the module hands over at ``setup`` (the one coupling point, see ``processor``).
+A resumable prediction writer (``callbacks.sampling_writer``) leaves out questions it has already
+written by setting ``predict_skip_qids`` in its ``setup`` hook, before any predict batch is built;
+under several processes each predict record goes to one rank (``RankSlice``), and a rank may get none.
 
 Left out on purpose: difficulty tiers and RL prompt batches (``data.tiers`` / tiered DataModule).
 """
@@ -14,8 +17,9 @@ from functools import partial
 from typing import Any, Sequence
 
 import lightning as L
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from pebr_lit.data.collate import encode_prompts, encode_sft
 from pebr_lit.data.records import Record, RecordError, check_images, load_records
@@ -74,6 +78,24 @@ def collate_prompts(records: list[Record], processor: Any, max_prompt_length: in
         sources=[r.source for r in records],
     )
     return {"prompts": prompts, "records": RecordBatch(records)}
+
+
+def eval_loader(dataset: Dataset, batch_size: int, collate: Any, num_workers: int, trainer: Any, split: str) -> DataLoader:
+    """An evaluation DataLoader in file order; under several processes each record goes to exactly one rank.
+
+    Lightning's default DistributedSampler pads the last round with repeated records, which biases
+    the logged means; ranks may instead differ by one record, which sync_dist's epoch-end mean allows.
+    """
+    sampler = None
+    world_size = trainer.world_size if trainer is not None else 1
+    if world_size > 1:
+        if len(dataset) < world_size:
+            raise ValueError(
+                f"{split}: {len(dataset)} records for {world_size} processes; every process needs at least one "
+                "(raise data.val_limit or add records)."
+            )
+        sampler = UnrepeatedDistributedSampler(dataset, num_replicas=world_size, rank=trainer.global_rank, shuffle=False)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate, num_workers=num_workers)
 
 
 def load_files(files: Sequence[str], image_root: str | None, limit: int | None = None) -> list[Record]:
@@ -139,6 +161,9 @@ class SFTDataModule(L.LightningDataModule):
         self.check_image_files = check_image_files
         #: The policy's processor. Set by the LightningModule (``setup``) or by hand before use.
         self.processor: Any = None
+        #: Qids that ``predict`` leaves out (results already on disk). Set by a resumable writer's
+        #: ``setup`` hook, after this module's ``setup`` and before ``predict_dataloader``.
+        self.predict_skip_qids: frozenset[str] = frozenset()
         self.datasets: dict[str, RecordDataset] = {}
 
     def setup(self, stage: str) -> None:
@@ -184,13 +209,48 @@ class SFTDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader | list:
         if "validate" not in self.datasets:
             return []
-        return self._loader("validate", self._prompt_collate(), self.eval_batch_size, shuffle=False)
+        return self._eval("validate", self.datasets["validate"])
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self._prompt_collate(), self.eval_batch_size, shuffle=False)
+        return self._eval("test", self.datasets["test"])
+
+    def _eval(self, split: str, dataset: Dataset) -> DataLoader:
+        return eval_loader(dataset, self.eval_batch_size, self._prompt_collate(), self.num_workers, self.trainer, split)
+
+    @property
+    def predict_qids(self) -> list[str]:
+        """Every qid of the predict files, in file order, skipped or not (after ``setup("predict")``)."""
+        return [r.qid for r in self.datasets["predict"].records]
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader("predict", self._prompt_collate(), self.eval_batch_size, shuffle=False)
+        dataset = self.datasets["predict"]
+        if self.predict_skip_qids:
+            dataset = RecordDataset([r for r in dataset.records if r.qid not in self.predict_skip_qids])
+        world_size = self.trainer.world_size if self.trainer is not None else 1
+        sampler = None
+        if world_size > 1:
+            sampler = RankSlice(dataset, world_size, self.trainer.global_rank)
+            # Read by Lightning's predict loop right after this call: a rank without batches just idles.
+            self.allow_zero_length_dataloader_with_multiple_devices = True
+        collate = self._prompt_collate()
+        return DataLoader(dataset, batch_size=self.eval_batch_size, sampler=sampler, collate_fn=collate,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+
+class RankSlice(DistributedSampler):
+    """Records ``rank, rank + W, ...`` in order: each on exactly one rank, and a rank may get none.
+
+    For predict, which runs no collective per step: a resumed sampling run can have fewer questions
+    left than processes, which Lightning's own unrepeated sampler rejects (it wants one per rank).
+    """
+
+    def __init__(self, dataset: Dataset, num_replicas: int, rank: int) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
+        self.num_samples = len(range(rank, len(dataset), num_replicas))
+        self.total_size = len(dataset)
+
+    def __iter__(self):
+        return iter(range(self.rank, self.total_size, self.num_replicas))
 
 
 def batch_size_of(batch: dict[str, Any]) -> int:
@@ -199,4 +259,4 @@ def batch_size_of(batch: dict[str, Any]) -> int:
     return int(ids.shape[0]) if isinstance(ids, torch.Tensor) else len(ids)
 
 
-__all__ = ["SFTDataModule", "RecordBatch", "RecordDataset", "load_files", "batch_size_of"]
+__all__ = ["SFTDataModule", "RecordBatch", "RecordDataset", "RankSlice", "load_files", "batch_size_of"]

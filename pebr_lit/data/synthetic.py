@@ -9,7 +9,7 @@ description, response, meta); the same arguments give byte-identical files.
 Left out on purpose: the scene world (``synthetic_world``), the question kinds
 (``synthetic_questions``), and reading records back (``records``).
 
-    python -m pebr_lit.data.synthetic --out DIR --train N --val N --test N --seed S
+    python -m pebr_lit.data.synthetic --out DIR --train N --val N --test N [--rl N] --seed S
 """
 
 from __future__ import annotations
@@ -175,16 +175,19 @@ def corpus(num_texts: int, seed: int = 0, world: WorldConfig | None = None) -> I
 
 
 def main(argv: list[str] | None = None) -> None:
-    """CLI: write the train/val/test splits and print one summary line per split."""
+    """CLI: write the train/val/test (and RL pool) splits and print one summary line per split."""
     parser = argparse.ArgumentParser(prog="python -m pebr_lit.data.synthetic", description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="output folder (JSONL files and images/)")
     parser.add_argument("--train", type=int, default=2000, help="number of train records")
     parser.add_argument("--val", type=int, default=240, help="number of validation records")
     parser.add_argument("--test", type=int, default=480, help="number of test records")
+    parser.add_argument("--rl", type=int, default=0,
+                        help="number of RL-pool records (rl.jsonl: the questions difficulty sampling tiers for "
+                             "GRPO; their own seed stream, not records of the SFT train split)")
     parser.add_argument("--seed", type=int, default=0, help="base seed")
     parser.add_argument("--image-size", type=int, default=None, help="image side in pixels (default 112)")
     args = parser.parse_args(argv)
-    for split, count in (("train", args.train), ("val", args.val), ("test", args.test)):
+    for split, count in (("train", args.train), ("val", args.val), ("test", args.test), ("rl", args.rl)):
         if count <= 0:
             continue
         path = generate(args.out, count, seed=args.seed, split=split, image_size=args.image_size)

@@ -348,3 +348,13 @@ def test_cli_writes_requested_splits(tmp_path, capsys):
     assert len((tmp_path / "val.jsonl").read_text().splitlines()) == 2
     assert not (tmp_path / "test.jsonl").exists()
     assert len(list((tmp_path / "images" / "train").glob("*.png"))) == 4
+
+
+def test_cli_rl_pool_alone_is_its_own_split(tmp_path, capsys):
+    synthetic.main(["--out", str(tmp_path), "--train", "0", "--val", "0", "--test", "0", "--rl", "3"])
+    assert capsys.readouterr().out.startswith("rl: 3 records")
+    rows = [json.loads(line) for line in (tmp_path / "rl.jsonl").read_text().splitlines()]
+    assert [r["qid"] for r in rows] == ["rl-000000", "rl-000001", "rl-000002"]
+    train, _ = synthetic.make_record(0, seed=0, split="train")
+    assert rows[0]["meta"]["objects"] != train["meta"]["objects"]  # its own seed stream, not train's records
+    assert not (tmp_path / "train.jsonl").exists()
