@@ -37,8 +37,10 @@ $(RUN)/sft/DONE: | venv
 
 sft: assets data $(RUN)/sft/DONE
 
+# Held-out format rate and accuracy of the SFT policy, next to the blind (image-ignored) baseline.
 eval: sft
 	$(PY) cli.py test --config configs/demo/sft.yaml --ckpt_path $(RUN)/sft/checkpoints/last.ckpt
+	$(PY) -m pebr_lit.eval.baselines --train $(RUN)/data/train.jsonl --test $(RUN)/data/test.jsonl
 
 # Difficulty sampling with the SFT policy; resumable: a rerun samples only the questions not yet written.
 $(RUN)/data/rl.jsonl: | venv
