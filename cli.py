@@ -26,7 +26,22 @@ import pebr_lit.modules.sft  # noqa: E402,F401
 
 
 class PeBRCLI(LightningCLI):
-    """LightningCLI with pebr-lit's defaults: any module/datamodule subclass, seeded runs."""
+    """LightningCLI with pebr-lit's defaults: any module/datamodule subclass, seeded runs.
+
+    A logger with a fixed ``version`` (the demo configs log fit runs to ``runs/demo/<stage>``) gets
+    the subcommand appended for ``validate``/``test``/``predict``, so evaluating with a stage's own
+    config writes ``runs/demo/<stage>/test/`` instead of deleting the training logs.
+    """
+
+    def before_instantiate_classes(self) -> None:
+        if self.subcommand in (None, "fit"):
+            return
+        loggers = self.config[self.subcommand].trainer.logger
+        for logger in loggers if isinstance(loggers, list) else [loggers]:
+            init_args = getattr(logger, "init_args", None)
+            version = getattr(init_args, "version", None)
+            if isinstance(version, str):
+                init_args.version = f"{version}/{self.subcommand}" if version else self.subcommand
 
 
 def main(args: list[str] | None = None, run: bool = True) -> PeBRCLI:

@@ -73,3 +73,13 @@ def test_predict_writes_one_row_per_question(assets, world, tmp_path):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 16 and len({r["qid"] for r in rows}) == 16
     assert all(len(r["responses"]) == 1 and r["correct"][0] in (0.0, 1.0) for r in rows)
+
+
+def test_evaluating_with_the_fit_config_keeps_the_training_logs(assets, world, tmp_path):
+    main(["fit", *_args(assets, world, tmp_path, "--trainer.max_steps=2", "--trainer.limit_val_batches=0", "--trainer.log_every_n_steps=1")])
+    metrics = tmp_path / "sft" / "metrics.csv"
+    before = metrics.read_text()
+    assert "train/loss" in before
+    main(["validate", *_args(assets, world, tmp_path)])
+    assert metrics.read_text() == before
+    assert "val/accuracy" in (tmp_path / "sft" / "validate" / "metrics.csv").read_text()
