@@ -12,7 +12,12 @@ from __future__ import annotations
 
 import os
 
+import warnings
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # DataLoader workers fork after tokenising
+# GRPO modules optimise manually; Lightning then warns that step checkpoints hold the state after the
+# optimizer step. That is the state a resumed stage needs (the step's rollout batch counts as done).
+warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
 
 from lightning.pytorch import LightningDataModule, LightningModule  # noqa: E402
 from lightning.pytorch.cli import LightningCLI  # noqa: E402
