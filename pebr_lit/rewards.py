@@ -32,6 +32,7 @@ from functools import lru_cache
 
 import torch
 
+from pebr_lit.eval.answers import choice_letter_match
 from pebr_lit.eval.grading import grade, normalize
 from pebr_lit.format import extract_answer, parse_response
 
@@ -140,19 +141,6 @@ def clip_reward_from_similarity(similarity: float, threshold: float = 0.4) -> fl
     if math.isnan(s):
         return 0.0
     return 1.0 if s >= threshold else max(0.0, s) / threshold
-
-
-_CHOICE_TRUTH_RE = re.compile(r"\(?([a-z])\)?")
-# A leading option letter: "(B)" followed by anything, or "B" alone or followed by ".", ")" or ":"
-# and a space; "A large red circle" is not option A.
-_CHOICE_PRED_RE = re.compile(r"\s*(?:\(([A-Za-z])\)|([A-Za-z])(?:[.):](?:\s|$)|\s*$))")
-
-
-def choice_letter_match(prediction: str, truth: str) -> bool:
-    """True when ``truth`` is a single option letter and ``prediction`` starts with that option."""
-    gold = _CHOICE_TRUTH_RE.fullmatch(normalize(truth))
-    pred = _CHOICE_PRED_RE.match(prediction.replace("*", ""))
-    return bool(gold and pred and (pred.group(1) or pred.group(2)).lower() == gold.group(1))
 
 
 def math_verify_grade(prediction: str, truth: str) -> bool:

@@ -1,0 +1,450 @@
+"""Benchmark answer matching: option letters, yes/no and free-form numbers, by published rules.
+
+Benchmark adapters call these with a model's response. A response may be a whole PeBR response (its
+final-answer section is used, ``format.extract_answer``) or just an answer. Pure, no I/O, and no
+function raises on model output. The conventions, and where they come from:
+
+- Multiple choice (MMMU, MMStar, AI2D, MathVerse, MathVision, WeMath, LogicVista, DynaMath, MathVista):
+  ``extract_choice`` reads the chosen letter; precedence on its docstring. Like VLMEvalKit's
+  ``can_infer``, a letter has to be unique where it is guessed from the text; unlike MMMU, no guess is
+  random (no answer is ``None``, which is wrong). LogicVista has multi-letter truths ("A, C"):
+  ``match_choice`` then needs exactly that set.
+- Yes/no (HallusionBench, truth "1"/"0"): ``extract_yes_no``; VLMEvalKit's rule plus a leading word.
+- Free form (MathVista, MathVerse, MathVision, DynaMath, MMMU open questions): ``match_free_form``;
+  numbers are compared exactly as fractions, rounded (MathVista ``precision``) or within an absolute
+  tolerance (DynaMath: 0.001); the rest goes to ``grading.grade`` (mathruler).
+
+Left out on purpose: LLM-judge extraction (MathVista, MathVerse and VLMEvalKit use GPT to pull the
+answer out of free text; here only rules), reading benchmark files (``eval.benchmarks``) and math
+equivalence itself (``grading.grade``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from fractions import Fraction
+from string import ascii_uppercase
+from typing import NamedTuple
+
+from pebr_lit.eval.grading import grade, normalize
+from pebr_lit.format import extract_answer
+
+Options = Mapping[str, object] | Sequence[object] | str | None
+"""``{"A": "12 cm", ...}``; a list of option texts (letters A, B, ... in order); a string of allowed
+letters without texts ("ABCD"); or None (any letter A-Z, no text matching)."""
+
+_WRAPPERS = re.compile(r"\\(?:text|textbf|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}")
+_LETTER_ALONE = re.compile(
+    r"(?:(?:the\s+)?(?:final\s+|correct\s+)?(?:answer|option|choice)(?:\s+is)?(?:\s*[:：]\s*|\s+))?"
+    r"(?:\(\s*([a-z])\s*\)|\[\s*([a-z])\s*\]|([a-z])\s*[.:)]?)"
+)
+# "Answer: B", "the answer is (B)", "\boxed{B}": the last one in a response is the model's final word.
+_ANSWER_MARK = re.compile(r"\banswers?\b\s*(?:is|are|would\s+be|should\s+be|=)?\s*[:：]?|\\boxed\s*\{", re.I)
+_CHOICE_MARK = re.compile(r"\b(?:option|choice|choose|select|pick)\b(?:\s+is)?\s*[:：]?", re.I)
+_LEADING_LETTER = re.compile(r"(?:[(\[]\s*([A-Za-z])\s*[)\]]|([A-Za-z])(?:[.:：](?=\s|$)|\)))\s*")
+_BRACKETED = re.compile(r"(?<!\w)[(\[]\s*([A-Za-z])\s*[)\]]")
+_BARE_UPPER = re.compile(r"(?<![\w'’\\-])([A-Z])(?![\w'’-])")
+_ARTICLE = re.compile(r"\s+[a-z]")  # "A red circle", "I think": "A"/"I" as English words, not options
+_WORD = re.compile(r"[a-z]+(?:['’-][a-z]+)*")
+
+
+def _clean(text: str) -> str:
+    """Markdown bold, '$' math delimiters and ``\\text{...}`` wrappers removed; case kept."""
+    return _WRAPPERS.sub(r"\1", text.replace("*", "").replace("\\$", "").replace("$", "")).strip()
+
+
+def _norm(text: object) -> str:
+    return normalize(_clean(text)) if isinstance(text, str) else ""
+
+
+def _answer_text(response: object) -> str:
+    return _clean(extract_answer(response))
+
+
+def _unique(letters: object) -> str | None:
+    found = set(letters)  # type: ignore[call-overload]
+    return found.pop() if len(found) == 1 else None
+
+
+def normalize_letter(text: object) -> str | None:
+    """The upper-case option letter when the whole of ``text`` is one ("B", "(b)", "B.", "[B]",
+    "\\boxed{B}", "Option B", "Answer: b"), else None. Any case: a lone letter is unambiguous."""
+    m = _LETTER_ALONE.fullmatch(_norm(text))
+    return next(g for g in m.groups() if g).upper() if m else None
+
+
+def option_table(options: Options) -> dict[str, str]:
+    """``{letter: normalised option text}`` ("" where there is no text) from any ``Options`` form."""
+    if isinstance(options, str):
+        return {c: "" for c in dict.fromkeys(options.upper()) if c in ascii_uppercase}
+    if isinstance(options, Mapping):
+        pairs = [(normalize_letter(k), v) for k, v in options.items()]
+    elif isinstance(options, Sequence):
+        pairs = list(zip(ascii_uppercase, options))
+    else:
+        return {}
+    table: dict[str, str] = {}
+    for letter, text in pairs:
+        if letter and letter not in table:
+            # pandas gives a float NaN for a missing option; numbers in data files are option texts too
+            ok = isinstance(text, (str, int, float)) and not (isinstance(text, float) and math.isnan(text))
+            table[letter] = _norm(str(text)) if ok else ""
+    return table
+
+
+_INLINE_OPTION = re.compile(r"(?<![^\s;,，；])[(（\[]?([A-Z])[)）\].:：]")
+
+
+def options_from_text(question: object) -> dict[str, str]:
+    """Options written inside a question ("Choices:\\nA:2\\nB:4", "(A) 5 (B) 6", "A. 5 B. 6"), as
+    MathVerse, WeMath and LogicVista print them: the last run of letters A, B, C, ... in order; the
+    last option's text ends at the line's end. Fewer than two found -> {}."""
+    if not isinstance(question, str):
+        return {}
+    runs: list[list[re.Match[str]]] = []
+    for m in _INLINE_OPTION.finditer(question):
+        letter = m.group(1)
+        if letter == "A":
+            runs.append([m])
+        elif runs and ord(letter) == ord(runs[-1][-1].group(1)) + 1:
+            runs[-1].append(m)
+    run = next((r for r in reversed(runs) if len(r) >= 2), [])
+    out: dict[str, str] = {}
+    for i, m in enumerate(run):
+        end = run[i + 1].start() if i + 1 < len(run) else len(question)
+        text = question[m.end() : end]
+        out[m.group(1)] = (text.split("\n")[0] if i + 1 == len(run) else text).strip(" \t\n;,，；")
+    return out
+
+
+def _text_hit(text: str, table: dict[str, str], prefix: bool) -> str | None:
+    """The option whose text is all of (``prefix=False``) or starts (True) ``text``; longest wins."""
+    t = _norm(text)
+    # As a prefix, an option's text must end at a word's end: option "12" does not start "125 cm".
+    hits = [
+        (len(o), k)
+        for k, o in table.items()
+        if o and (t == o or prefix and t.startswith(o) and not t[len(o) : len(o) + 1].isalnum())
+    ]
+    if not hits:
+        return None
+    best = max(n for n, _ in hits)
+    return _unique(k for n, k in hits if n == best)
+
+
+def _letter_after(tail: str, table: dict[str, str], allowed: set[str]) -> str | None:
+    """The option named at the start of ``tail`` (the text after an answer marker)."""
+    tail = tail[:200].split("\n")[0].lstrip(" \t\"'`")
+    if m := re.match(r"[(\[]\s*([A-Za-z])\s*[)\]]", tail):
+        letter = m.group(1).upper()
+    elif m := re.match(r"([A-Z])(?![\w'’-])", tail):
+        letter = m.group(1)
+        if letter in "AI" and _ARTICLE.match(tail, 1):  # "the answer is a red circle", capitalised
+            letter = _text_hit(tail, table, prefix=True) or letter
+    elif hit := _text_hit(tail, table, prefix=True):
+        return hit
+    elif m := re.match(r"([a-z])\s*(?:[.,;:!?)}\]]|$)", tail):  # "the answer is b." but not "is a red"
+        letter = m.group(1).upper()
+    else:
+        return None
+    return letter if letter in allowed else None
+
+
+def extract_choice(response: object, options: Options) -> str | None:
+    """The upper-case letter of the option the response chose, or None (no answer, or ambiguous).
+
+    Precedence, first hit wins (on the final-answer section when there is one):
+    1. the whole answer is one option's text (normalised: case, spaces, '$', ``\\text``): that option.
+       First, because MathVista's options can themselves be letters or names.
+    2. the whole answer is a letter: "B", "(b)", "B.", "\\boxed{B}", "**B**", "Option B", "Answer: B".
+    3. it starts with a letter and a delimiter and names no other letter: "B. 12 cm", "(B) 12 cm",
+       "b) 12" (the letter wins over contradicting text, as in VLMEvalKit); or "B 12 cm" when the rest
+       is option B's text.
+    4. the whole answer is math-equal to exactly one option's text (``grade``: "0.50" == "1/2").
+    5. the last answer marker ("answer is", "Answer:", "\\boxed{") followed by "(b)", "B", an option's
+       text ("the answer is a red circle") or a lower-case letter before punctuation ("is b.");
+       then "option/choice/choose/select" followed by a letter, if only one letter is named so.
+    6. exactly one distinct letter stands alone in the answer: "(B)" any case, or upper-case "B"
+       (VLMEvalKit's rule); "A"/"I" followed by a lower-case word are English words, not options.
+    7. option texts found in the answer as whole words: one left after dropping those inside a longer
+       found text (MMMU's text fallback; "a red circle" beats "red circle"); several -> None.
+    Letters outside ``options`` never count; lower-case "a" inside a sentence never is option A.
+    """
+    table = option_table(options)
+    allowed = set(table) or set(ascii_uppercase)
+    return next((c for c in _choice_candidates(_answer_text(response), table, allowed) if c in allowed), None)
+
+
+def _choice_candidates(text: str, table: dict[str, str], allowed: set[str]) -> Iterator[str | None]:
+    """``extract_choice``'s steps, lazily, in precedence order."""
+    if not text:
+        return
+    yield _text_hit(text, table, prefix=False)
+    yield normalize_letter(text)
+    yield _leading(text, table)
+    if len(text) <= 100:  # a long text is no option's value; sympy on it only costs time
+        yield _unique(k for k, o in table.items() if o and grade(text, o))
+    for m in reversed(list(_ANSWER_MARK.finditer(text))):
+        yield _letter_after(text[m.end() :], table, allowed)
+    named = (_letter_after(text[m.end() :], table, allowed) for m in _CHOICE_MARK.finditer(text))
+    yield _unique(filter(None, named))
+    yield _unique(_letters_standing_alone(text) & allowed)
+    yield _text_inside(text, table)
+
+
+def _leading(text: str, table: dict[str, str]) -> str | None:
+    if m := _LEADING_LETTER.match(text):
+        letter = (m.group(1) or m.group(2)).upper()
+        others = _letters_standing_alone(text[m.end() :]) & set(table or ascii_uppercase)
+        return letter if others <= {letter} else None  # "(A) is wrong, (C) is right" names two
+    if (m := re.match(r"([A-Z])\s+(\S.*)", text, re.S)) and table.get(m.group(1)) == _norm(m.group(2)):
+        return m.group(1)
+    return None
+
+
+def _letters_standing_alone(text: str) -> set[str]:
+    found = {m.group(1).upper() for m in _BRACKETED.finditer(text)}
+    for m in _BARE_UPPER.finditer(text):
+        if not (m.group(1) in "AI" and _ARTICLE.match(text, m.end())):
+            found.add(m.group(1))
+    return found
+
+
+def _text_inside(text: str, table: dict[str, str]) -> str | None:
+    t = _norm(text)
+    hits = {k: o for k, o in table.items() if o and re.search(rf"(?<![\w.]){re.escape(o)}(?!\w|\.\d)", t)}
+    return _unique(k for k, o in hits.items() if not any(o != p and o in p for p in hits.values()))
+
+
+def extract_choices(response: object, options: Options) -> frozenset[str]:
+    """All letters chosen, for multi-answer questions (LogicVista): a whole answer (or the text after
+    the last answer marker) that lists only letters ("A, C", "(A) and (C)", "AC"); else
+    ``extract_choice``'s single letter; else empty."""
+    allowed = set(option_table(options)) or set(ascii_uppercase)
+    text = _answer_text(response)
+    marks = list(_ANSWER_MARK.finditer(text))
+    for candidate in [text] + ([text[marks[-1].end() :].split("\n")[0]] if marks else []):
+        c = candidate.strip().rstrip(".").strip("{} ")
+        parts = [p for p in re.split(r"\s*(?:[,;/&]|\band\b|\s)\s*", c) if p]
+        if len(parts) > 26:  # a sentence, not a list of letters
+            continue
+        if len(parts) == 1 and re.fullmatch(r"[A-Z]{2,}", c):  # "AC"; a lone letter is extract_choice's job
+            parts = list(c)
+        letters = [normalize_letter(p) for p in parts]
+        if len(parts) >= 2 and all(x in allowed for x in letters):
+            return frozenset(letters)  # type: ignore[arg-type]
+    single = extract_choice(response, options)
+    return frozenset({single}) if single else frozenset()
+
+
+def truth_letters(truth: object, options: Options) -> frozenset[str]:
+    """The correct letters from a truth given as an option's text (MathVista), a letter ("B", "(B)"),
+    or several letters ("A, C": LogicVista); empty when none can be read."""
+    table = option_table(options)
+    if isinstance(truth, str) and (hit := _text_hit(truth, table, prefix=False)):
+        return frozenset({hit})
+    if letter := normalize_letter(truth):
+        return frozenset({letter})
+    return extract_choices(truth, options) if isinstance(truth, str) else frozenset()
+
+
+def match_choice(response: object, options: Options, truth_letter: object) -> bool:
+    """True when the response chose exactly the correct option(s) (see ``truth_letters``)."""
+    truth = truth_letters(truth_letter, options)
+    if len(truth) == 1:
+        return extract_choice(response, options) in truth
+    return bool(truth) and extract_choices(response, options) == truth
+
+
+def extract_yes_no(response: object) -> str | None:
+    """"yes", "no" or None. Precedence: the answer's first word if yes/no ("No, the sign says yes" ->
+    no); else the first word after the last answer marker ("The answer is yes"); else the one of yes/no
+    that appears as a word, if only one does (VLMEvalKit's HallusionBench rule); both or neither -> None."""
+    text = _answer_text(response).lower()
+    words = _WORD.findall(text)
+    if words and words[0] in ("yes", "no"):
+        return words[0]
+    for m in reversed(list(_ANSWER_MARK.finditer(text))):
+        after = _WORD.findall(text[m.end() : m.end() + 40])
+        if after and after[0] in ("yes", "no"):
+            return after[0]
+    return _unique(w for w in words if w in ("yes", "no"))
+
+
+_TRUTH_YES_NO = dict.fromkeys(("1", "1.0", "yes", "true"), "yes") | dict.fromkeys(("0", "0.0", "no", "false"), "no")
+
+
+def match_yes_no(response: object, truth: object) -> bool:
+    """True when the response's yes/no equals ``truth``: "1"/"0" (HallusionBench), "yes"/"no",
+    "true"/"false", 1/0 or a bool, any case. An unreadable truth matches nothing."""
+    gold = _TRUTH_YES_NO.get(_norm(truth if isinstance(truth, str) else str(truth)))
+    return gold is not None and extract_yes_no(response) == gold
+
+
+# --- free-form answers -------------------------------------------------------------------------------------
+
+_NUMBER = re.compile(
+    r"(?P<fs>[+-]?)\\[dt]?frac\s*(?:\{\s*(?P<fn>[+-]?\d+(?:\.\d+)?)\s*\}\s*\{\s*(?P<fd>\d+(?:\.\d+)?)\s*\}"
+    r"|(?P<n1>\d)(?P<d1>\d))"  # \frac12
+    r"|(?P<sn>[+-]?\d+(?:\.\d+)?)\s*/\s*(?P<sd>\d+(?:\.\d+)?)(?![\d.])"
+    r"|(?P<dec>[+-]?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?|[+-]?\.\d+)"
+)
+_PERCENT = re.compile(r"(?:\\?%|percent\b)\s*")
+# Words after a number that are not units: they change its value or make it an expression.
+_NOT_UNITS = frozenset("pi π e i x y z n k sqrt thousand hundred million billion trillion".split())
+_ONE_LETTER_UNITS = frozenset("mgshljwv")  # metres, grams, seconds, hours, litres, joules, watts, volts
+_UNIT_TOKEN = r"(?:°[^\W\d_]*|[^\W\d_]+[23]?)"
+_UNIT = re.compile(rf"{_UNIT_TOKEN}(?: ?[/·] ?{_UNIT_TOKEN}| {_UNIT_TOKEN})*")
+_MAX_GRADED = 500  # characters; a longer candidate is a whole reasoning text, and sympy on it only costs time
+
+
+class _Number(NamedTuple):
+    value: Fraction
+    percent: bool
+    unit: str  # canonical unit text, "" for none
+
+
+def _unit(rest: str) -> str | None:
+    """``rest`` (the text after a number) as a canonical unit ("cm2", "°", "m/s"), "" for nothing,
+    None when it is not a unit (an expression, a sentence with digits, "pi", a variable)."""
+    u = re.sub(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree", "°", rest)
+    u = re.sub(r"\^\s*\{?\s*([23])\s*\}?", r"\1", u).replace("²", "2").replace("³", "3")
+    u = " ".join(u.replace("\\cdot", "·").replace("\\", " ").split())
+    if not u:
+        return ""
+    words = re.findall(r"[^\W\d_]+", u)
+    if len(u) > 40 or len(words) > 4 or not _UNIT.fullmatch(u) or any(w in _NOT_UNITS for w in words):
+        return None
+    if any(len(w) == 1 and w not in _ONE_LETTER_UNITS for w in words):  # "2 x", "3 a": not units
+        return None
+    return u
+
+
+def parse_number(text: object) -> _Number | None:
+    """``text`` as an exact number with an optional percent sign and unit ("1,234.5 cm", "\\frac{1}{2}",
+    "3/4", "50\\%", "x = 3", "$12"); None when it is anything else (expressions, lists, sentences)."""
+    s = _norm(text).replace("−", "-").replace("\\!", "").replace("\\,", "").replace("{,}", ",")
+    s = re.sub(r"^[a-z]\w{0,3}\s*=\s*(?=[^=]*$)", "", s)  # "x = 3", "ab = 5 cm"
+    s = re.sub(r"^(?:€|£|¥|usd)\s*", "", s)  # '$' went with the math delimiters
+    if len(s) > 100 or not (m := _NUMBER.match(s)):
+        return None
+    g = m.groupdict()
+    if g["dec"] is not None:
+        value = Fraction(g["dec"].replace(",", ""))
+    else:
+        num, den = (g["fn"] or g["n1"], g["fd"] or g["d1"]) if g["fd"] or g["d1"] else (g["sn"], g["sd"])
+        if Fraction(den) == 0:
+            return None
+        value = Fraction(num) / Fraction(den) * (-1 if g["fs"] == "-" else 1)
+    rest = s[m.end() :].strip()
+    percent = bool(p := _PERCENT.match(rest))
+    unit = _unit(rest[p.end() :] if p else rest)
+    return None if unit is None else _Number(value, percent, unit)
+
+
+def _round(x: Fraction, digits: int) -> Fraction:
+    """Half away from zero on the exact value (Python's float ``round``, which MathVista uses, agrees
+    except at exact halves that binary floats cannot hold: 2.675 -> 2.68 here, 2.67 there)."""
+    scale = Fraction(10) ** digits
+    return math.floor(abs(x) * scale + Fraction(1, 2)) / scale * (1 if x >= 0 else -1)
+
+
+def _numbers_match(p: _Number, t: _Number, digits: int | None, tolerance: Fraction | None) -> bool:
+    # A percent sign may be read either way: "50%" matches "50" (MathVista writes percentage answers
+    # without the sign) and "0.5" (its value).
+    for a in {p.value, p.value / 100} if p.percent else {p.value}:
+        for b in {t.value, t.value / 100} if t.percent else {t.value}:
+            if a == b or digits is not None and _round(a, digits) == _round(b, digits):
+                return True
+            if tolerance is not None and abs(a - b) <= tolerance:
+                return True
+    return False
+
+
+def _finite(value: object) -> float | None:
+    """A finite float from a number or numeric string (data files differ), else None."""
+    try:
+        x = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _last_boxed(text: str) -> str | None:
+    start = text.rfind("\\boxed{")
+    if start < 0:
+        return None
+    depth, begin = 0, start + len("\\boxed{")
+    for i in range(begin, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        if depth < 0:
+            return text[begin:i]
+    return None
+
+
+def free_form_candidates(response: object) -> list[str]:
+    """What may be the answer in a response: the final-answer section (or whole text), the last
+    ``\\boxed{}`` in it, and the rest of the line after its last "answer is"/"Answer:"."""
+    text = extract_answer(response)
+    found = [text, _last_boxed(text)]
+    marks = [m for m in _ANSWER_MARK.finditer(text) if not m.group().startswith("\\")]
+    if marks:
+        found.append(text[marks[-1].end() :].split("\n")[0])
+    return [c for c in dict.fromkeys(found) if c and c.strip()]
+
+
+def match_free_form(
+    response: object,
+    truth: object,
+    precision: float | None = None,
+    unit_strip: bool = True,
+    tolerance: float | None = None,
+) -> bool:
+    """True when any ``free_form_candidates`` of the response matches ``truth``.
+
+    Args:
+        response: the model's response or answer.
+        truth: the ground-truth answer text.
+        precision: decimals to round both numbers to before comparing (MathVista's ``precision``;
+            "2" and 2.0 work too); None or NaN (pandas' empty cell) compares exact values.
+        unit_strip: ignore units ("12 cm" == "12", "12 cm" == "12 m"); False requires the same unit
+            spelling on both sides ("12 cm" != "12"; no synonyms).
+        tolerance: also accept numbers at most this far apart (DynaMath: 0.001).
+
+    Numbers (decimals, thousands separators, ``a/b``, ``\\frac{a}{b}``, percents, units) are compared
+    exactly as fractions ("2/4" == "0.5", unlike mathruler's rule for unreduced fractions); anything
+    else, or a side that is no plain number ("\\sqrt{2}", "3 million"), goes to ``grading.grade``.
+    """
+    places, tol = _finite(precision), _finite(tolerance)
+    digits = None if places is None else max(-30, min(30, int(places)))  # 10**big would never finish
+    tol = None if tol is None else Fraction(repr(tol))
+    if not isinstance(truth, str):
+        return False
+    gold = parse_number(truth)
+    for candidate in free_form_candidates(response):
+        pred = parse_number(candidate)
+        if pred is not None and gold is not None:
+            same_unit = unit_strip or pred.unit == gold.unit
+            if same_unit and _numbers_match(pred, gold, digits, tol):
+                return True
+        elif len(candidate) <= _MAX_GRADED and grade(candidate, truth):
+            return True
+    return False
+
+
+# --- the accuracy reward's letter rule ---------------------------------------------------------------------
+
+_CHOICE_TRUTH_RE = re.compile(r"\(?([a-z])\)?")
+# A leading option letter: "(B)" followed by anything, or "B" alone or followed by ".", ")" or ":"
+# and a space; "A large red circle" is not option A.
+_CHOICE_PRED_RE = re.compile(r"\s*(?:\(([A-Za-z])\)|([A-Za-z])(?:[.):](?:\s|$)|\s*$))")
+
+
+def choice_letter_match(prediction: str, truth: str) -> bool:
+    """True when ``truth`` is a single option letter and ``prediction`` starts with that option
+    (the accuracy reward's rule: no options known, so no text matching)."""
+    gold = _CHOICE_TRUTH_RE.fullmatch(normalize(truth))
+    pred = _CHOICE_PRED_RE.match(prediction.replace("*", ""))
+    return bool(gold and pred and (pred.group(1) or pred.group(2)).lower() == gold.group(1))
