@@ -1,0 +1,66 @@
+"""AI2D (test): multiple-choice questions on grade-school science diagrams.
+
+Released layouts (schemas from the ``lmms-lab/ai2d`` dataset card and VLMEvalKit's dataset code, NOT
+checked against the real files here — no hub access):
+  - ``lmms-lab/ai2d`` ``data/test-*.parquet`` (3,088 rows): ``question`` str; ``options`` list[str];
+    ``answer`` str (the 0-based index of the right option, "0".."3"); ``image`` Image. No id column:
+    questions are numbered in file order.
+  - VLMEvalKit's ``AI2D_TEST.tsv``: ``index``, ``question``, option columns ``A``.. ``D``, ``answer``
+    (a letter), optional ``category``/``l2-category``, ``image`` (base64).
+Prompt: VLMEvalKit's multiple-choice prompt ("Question: ...", "Options:" with "A. ..." lines, a
+selection line), the harness the paper's numbers come from.
+Scoring: by letter or option text. Aggregates: accuracy overall, and by category when the file has one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pebr_lit.data.sources import RecordError
+from pebr_lit.eval.benchmarks.base import CHOICE, LETTERS, Benchmark, BenchmarkItem, as_list, letter_of, mcq_prompt, read_table, tsv_images
+
+
+class AI2D(Benchmark):
+    """AI2D test (3,088 questions in lmms-lab's parquet).
+
+    Args:
+        path: lmms-lab/ai2d's test parquet (or its data folder, read with ``split``), or VLMEvalKit's ``AI2D_TEST.tsv``.
+        limit: Evaluate only the first N questions; null = all.
+        image_root: Folder that relative image paths start from; null = the data file's folder.
+        name: Name in metric keys and result files.
+        split: In a folder, read the files named after this split.
+    """
+
+    default_name = "ai2d"
+    layout = ("lmms-lab/ai2d's test parquet (question, options, answer index, "
+              "image) or VLMEvalKit's AI2D_TEST.tsv (index, question, A-D, answer letter, image)")
+    group_by = ("category",)
+
+    def __init__(self, path: str, limit: int | None = None, image_root: str | None = None, name: str | None = None,
+                 split: str = "test") -> None:
+        super().__init__(path, limit, image_root, name)
+        self.split = split
+
+    def load(self, path: Path) -> list[BenchmarkItem]:
+        root = self.root(path)
+        tsv = path.suffix.lower() == ".tsv"
+        items = []
+        for n, (source, row) in enumerate(read_table(path, self.split if path.is_dir() else None), start=1):
+            question = str(self.need(row, "question", source))
+            answer = str(self.need(row, "answer", source)).strip()
+            if tsv:
+                qid = str(self.need(row, "index", source))
+                options = tuple(row[c] for c in LETTERS if str(row.get(c, "")).strip())
+                images = tuple(tsv_images(self.need(row, "image", source), source))
+            else:
+                qid = str(row.get("index", n))
+                options = tuple(str(o) for o in as_list(self.need(row, "options", source)))
+                if not answer.isdigit():
+                    raise RecordError(source, f"answer {answer!r} is not an option index", f"AI2D expects {self.layout}", "answer")
+                answer = letter_of(int(answer), source, "answer", len(options))
+                images = (self.image(self.need(row, "image", source), source, "image", root),)
+            items.append(BenchmarkItem(
+                qid=qid, problem=mcq_prompt(question, options), answer=answer, images=images, kind=CHOICE,
+                options=options, source=source, meta={"category": row.get("category")},
+            ))
+        return items

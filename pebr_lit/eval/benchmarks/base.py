@@ -1,0 +1,291 @@
+"""Benchmark adapters' shared parts: the item type, the ``Benchmark`` base class and released-file readers.
+
+An adapter (one subclass per benchmark, chosen by ``class_path`` in YAML) reads its benchmark's
+*released* file layout into ``BenchmarkItem``s (prompt text with the options written in, ground
+truth, images, grouping fields), scores one response by the benchmark's published rules
+(``score``) and turns the scored rows into the benchmark's official numbers (``aggregate``).
+Scoring grades the PeBR final-answer section (``format.extract_answer``), which falls back to the
+whole response when a model does not write the heading.
+
+Shared here: reading parquet / JSON / JSONL / ``datasets`` folders (``data.sources``) and VLMEvalKit
+TSVs (base64 images), image references checked at load with errors that name the row, column and
+file, option lists written inside question text (split by ``eval.answers``), VLMEvalKit's
+multiple-choice prompt, and per-group accuracy breakdowns.
+
+Left out on purpose: matching answers (``eval.answers``), generation and result files
+(``modules.evaluation``, ``eval.results``), the format instruction before each prompt (``format``).
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import binascii
+import os
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, ClassVar, Iterable, Iterator
+
+from PIL import Image
+
+from pebr_lit.data.images import ImageRef, normalise_ref, open_rgb
+from pebr_lit.data.sources import RecordError, read_rows
+from pebr_lit.eval.answers import extract_choice, match_choice, match_free_form, match_yes_no, options_from_text
+from pebr_lit.format import extract_answer
+
+CHOICE, FREE_FORM, YES_NO = "choice", "free_form", "yes_no"
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _split_message(error: Exception) -> tuple[str, str]:
+    """``data.images`` errors read "<problem>. <what to do>"; RecordError wants the two apart."""
+    problem, sep, fix = str(error).rpartition(". ")
+    return (problem, fix) if sep else (str(error), "Replace the image")
+
+
+@dataclass(frozen=True)
+class BenchmarkItem:
+    """One benchmark question, ready to prompt and to score."""
+
+    qid: str
+    """Id unique within the benchmark, built from the release's id columns."""
+    problem: str
+    """Prompt text placed after the format instruction: the benchmark's conventional prompt, options included."""
+    answer: str
+    """Ground truth: an option letter for multiple choice, "yes"/"no", or the free-form answer."""
+    images: tuple[ImageRef, ...] = field(hash=False)
+    """Image references in prompt order; paths are checked to exist at load."""
+    kind: str = FREE_FORM
+    """How ``Benchmark.score`` grades it by default: ``choice``, ``free_form`` or ``yes_no``."""
+    options: tuple[str, ...] = ()
+    """Option texts, ``options[0]`` being option A; empty when the options exist only in the image."""
+    meta: dict[str, Any] = field(default_factory=dict, hash=False)
+    """Grouping fields for the breakdowns and scoring extras (e.g. ``precision``); JSON values only."""
+    source: str = field(default="", compare=False)
+    """Where the row came from ("<file>:row <n>"), for error messages."""
+    index: int = 0
+    """Position in the benchmark's file order; result rows are written in this order."""
+
+    def load_images(self) -> list[Image.Image]:
+        """Decode every image to RGB; a missing or broken one raises ``RecordError`` naming ``images[i]``."""
+        out = []
+        for i, ref in enumerate(self.images):
+            try:
+                out.append(open_rgb(ref))
+            except FileNotFoundError:
+                raise RecordError(self.source, f"image file not found: {ref}", "Check the path and image_root", f"images[{i}]") from None
+            except ValueError as e:
+                raise RecordError(self.source, *_split_message(e), f"images[{i}]") from None
+        return out
+
+
+class Benchmark:
+    """Base of the benchmark adapters: read the released file, score a response, aggregate scored rows.
+
+    Args:
+        path: The benchmark's released file or folder (the layout is in each adapter's docstring).
+        limit: Evaluate only the first N questions, for quick checks; null = all.
+        image_root: Folder that relative image paths start from; null = the data file's folder.
+        name: Name used in metric keys and result files; null = the adapter's default name.
+    """
+
+    default_name: ClassVar[str] = "benchmark"
+    #: The released layout in a few words; every "missing column" error quotes it.
+    layout: ClassVar[str] = ""
+    #: Meta fields broken down by value in ``aggregate`` (a list value counts under each entry).
+    group_by: ClassVar[tuple[str, ...]] = ()
+    #: Metrics shown for this benchmark in the summary table.
+    headline: ClassVar[tuple[str, ...]] = ("accuracy",)
+
+    def __init__(self, path: str, limit: int | None = None, image_root: str | None = None, name: str | None = None) -> None:
+        if limit is not None and limit < 1:
+            raise ValueError(f"{type(self).__name__}.limit must be >= 1 or null, got {limit}.")
+        if name is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+            raise ValueError(f"benchmark name {name!r}: use letters, digits, '_' or '-' (it names metrics and files).")
+        self.path = path
+        self.limit = limit
+        self.image_root = image_root
+        self.name = name or self.default_name
+
+    # ------------------------------------------------------------------------------------- loading
+    def items(self) -> list[BenchmarkItem]:
+        """The questions of ``path`` in file order (first ``limit``); qids must be unique."""
+        path = Path(self.path).expanduser()
+        if not path.exists():
+            raise RecordError(str(path), "no such file or directory", f"{type(self).__name__} expects {self.layout}")
+        items = self.load(path)
+        if not items:
+            raise RecordError(str(path), "holds no questions", f"{type(self).__name__} expects {self.layout}")
+        seen: dict[str, str] = {}
+        for item in items:
+            if item.qid in seen:
+                raise RecordError(item.source, f"duplicate question id {item.qid!r} (first at {seen[item.qid]})",
+                                  "Point to one split of the benchmark, not several copies", "qid")
+            seen[item.qid] = item.source
+        items = items[: self.limit] if self.limit is not None else items
+        return [replace(item, index=i) for i, item in enumerate(items)]
+
+    def load(self, path: Path) -> list[BenchmarkItem]:
+        """Read the released file or folder at ``path`` (the adapter's job)."""
+        raise NotImplementedError
+
+    def root(self, path: Path) -> Path:
+        """Folder that relative image paths start from."""
+        if self.image_root is not None:
+            return Path(self.image_root).expanduser()
+        return path if path.is_dir() else path.parent
+
+    def need(self, row: dict[str, Any], name: str, source: str) -> Any:
+        """``row[name]``, or a ``RecordError`` naming the missing column and the expected layout."""
+        value = row.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            what = "missing column" if name not in row else "empty value in column"
+            raise RecordError(source, f"{what} '{name}' (columns present: {', '.join(sorted(map(str, row)))})",
+                              f"{type(self).__name__} expects {self.layout}", name)
+        return value
+
+    def image(self, value: Any, source: str, column: str, root: Path) -> ImageRef:
+        """One image reference from a cell: bytes, ``{"bytes", "path"}``, a path, or a data URL; paths must exist."""
+        if value is None or (isinstance(value, dict) and value.get("bytes") is None and not value.get("path")):
+            raise RecordError(source, "no image", f"{type(self).__name__} expects {self.layout}", column)
+        try:
+            ref = normalise_ref(value, root)
+        except ValueError as e:
+            raise RecordError(source, *_split_message(e), column) from None
+        if isinstance(ref, str) and not os.path.isfile(ref):
+            raise RecordError(source, f"image file not found: {ref}",
+                              "Unpack the benchmark's images where its file expects them, or set image_root", column)
+        return ref
+
+    # ------------------------------------------------------------------------------------- scoring
+    def score(self, response: str, item: BenchmarkItem) -> dict[str, Any]:
+        """``{"prediction": the graded answer text, "correct": bool}`` (plus ``"choice"``, the letter read, for multiple choice)."""
+        text = extract_answer(response)
+        if item.kind == CHOICE:
+            return {"prediction": text, "choice": extract_choice(text, item.options),
+                    "correct": match_choice(text, item.options, item.answer)}
+        if item.kind == YES_NO:
+            return {"prediction": text, "correct": match_yes_no(text, item.answer)}
+        return {"prediction": text, "correct": match_free_form(text, item.answer, precision=item.meta.get("precision"))}
+
+    def aggregate(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """``{"metrics": {"accuracy", "n"}, "breakdown": {field: {value: {"accuracy", "n"}}}}`` over scored rows.
+
+        A row is ``{"qid", "correct", "meta", ...}`` (``meta`` as on the item).
+        """
+        return {
+            "metrics": {"accuracy": mean(r["correct"] for r in rows), "n": len(rows)},
+            "breakdown": {g: accuracy_by(rows, g) for g in self.group_by},
+        }
+
+
+# ------------------------------------------------------------------------------------ file readers
+def read_table(path: Path, split: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(source, row)`` pairs of a TSV (VLMEvalKit), parquet, JSON, JSONL file or a folder of them."""
+    if path.is_file() and path.suffix.lower() == ".tsv":
+        yield from _rows_tsv(path)
+        return
+    for source, row in read_rows(path, split, None):
+        if not isinstance(row, dict):
+            raise RecordError(source, f"expected an object, got {type(row).__name__}", "Point to the benchmark's data file")
+        yield source, row
+
+
+def _rows_tsv(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    import pandas as pd
+
+    try:  # every cell as text, empty cells as "" (VLMEvalKit leaves unused option columns empty)
+        frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except (ValueError, OSError) as e:
+        raise RecordError(str(path), f"cannot read as TSV ({e})", "Check that the file is a complete VLMEvalKit TSV") from None
+    for n, row in enumerate(frame.to_dict(orient="records"), start=1):
+        yield f"{path}:row {n}", row
+
+
+def tsv_images(value: str, source: str, column: str = "image") -> list[bytes]:
+    """A VLMEvalKit ``image`` cell: one base64 image, or a Python-list string of them (multi-image rows)."""
+    cells = as_list(value) if value.lstrip().startswith("[") else [value]
+    out = []
+    for cell in cells:
+        try:
+            data = base64.b64decode("".join(str(cell).split()), validate=True)
+        except (binascii.Error, ValueError):
+            data = b""
+        if not data:
+            raise RecordError(source, "not base64 image data", "VLMEvalKit TSVs store each image base64-encoded", column)
+        out.append(data)
+    return out
+
+
+def as_list(value: Any) -> list[Any]:
+    """A list cell that may arrive as a list, a tuple, a Python-list string ("['a', 'b']") or null."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return []
+        if text.startswith("["):
+            try:
+                parsed = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                return [value]
+            return list(parsed) if isinstance(parsed, (list, tuple)) else [parsed]
+    return [value]
+
+
+# ------------------------------------------------------------------------------------------ options
+def inline_options(text: str) -> tuple[str, ...]:
+    """Option texts written inside a question ("Options: A: x, B: y", "Choices:\\nA:2\\nB:4"); () if none."""
+    return tuple(options_from_text(text).values())
+
+
+def mcq_prompt(question: str, options: Iterable[str], hint: str | None = None, select_line: bool = True) -> str:
+    """VLMEvalKit's multiple-choice prompt: optional hint, the question, lettered options, a selection line."""
+    options = list(options)
+    text = f"Hint: {hint}\n" if hint else ""
+    text += f"Question: {question}\n"
+    if options:
+        text += "Options:\n" + "".join(f"{LETTERS[i]}. {o}\n" for i, o in enumerate(options))
+        if select_line:
+            text += "Please select the correct answer from the options above."
+    return text.rstrip()
+
+
+def letter_of(index: int, source: str, column: str, count: int) -> str:
+    """Option letter of a 0-based answer index; out of range is an error naming the column."""
+    if not 0 <= index < count:
+        raise RecordError(source, f"answer index {index} outside the {count} options", "Check the file is the released one", column)
+    return LETTERS[index]
+
+
+# ------------------------------------------------------------------------------------- aggregation
+def mean(values: Iterable[Any]) -> float | None:
+    """Mean of booleans/numbers; None for no values (JSON-safe, unlike NaN)."""
+    values = [float(v) for v in values]
+    return sum(values) / len(values) if values else None
+
+
+def accuracy_by(rows: list[dict[str, Any]], name: str) -> dict[str, dict[str, Any]]:
+    """``{value: {"accuracy", "n"}}`` over ``row["meta"][name]``; list values count under each entry."""
+    groups: dict[str, list[bool]] = defaultdict(list)
+    for row in rows:
+        value = row["meta"].get(name)
+        for v in value if isinstance(value, list) else [value]:
+            if v is not None and v != "":
+                groups[str(v)].append(bool(row["correct"]))
+    return {k: {"accuracy": mean(groups[k]), "n": len(groups[k])} for k in sorted(groups)}
+
+
+def all_correct_by(rows: list[dict[str, Any]], key: Any) -> dict[Any, bool]:
+    """Whether every row of each group is correct; ``key(row)`` names the group (None leaves a row out)."""
+    groups: dict[Any, bool] = {}
+    for row in rows:
+        k = key(row)
+        if k is not None:
+            groups[k] = groups.get(k, True) and bool(row["correct"])
+    return groups

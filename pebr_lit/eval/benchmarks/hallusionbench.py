@@ -1,0 +1,115 @@
+"""HallusionBench: yes/no questions on original and edited figures; question-, figure- and all-level accuracy.
+
+Released layouts (schemas from the ``lmms-lab/HallusionBench`` dataset card and the official
+repository's ``HallusionBench.json`` / ``utils.py``, NOT checked against the real files here — no hub access):
+  - ``lmms-lab/HallusionBench`` ``data/image-*.parquet`` (951 rows): ``category`` "VD" | "VS";
+    ``subcategory`` str; ``visual_input`` "0" | "1" | "2"; ``set_id``; ``figure_id``;
+    ``sample_note``; ``question_id``; ``question`` str; ``gt_answer_details`` str; ``gt_answer``
+    "1" (yes) | "0" (no); ``filename`` str; ``image`` Image.
+  - the official ``HallusionBench.json`` (a list with the same fields, images as ``filename`` paths
+    under ``image_root``); it also holds questions without an image (``visual_input`` "0").
+Questions without an image are skipped when ``skip_text_only`` (the default; VLMEvalKit evaluates
+the 951 image questions) and counted in the results as ``skipped_text_only``; otherwise they are an error.
+Prompt: the question as published (VLMEvalKit adds nothing).
+Scoring: yes/no (``eval.answers.match_yes_no``) against ``gt_answer``; the official scorer asks
+GPT-4 whether the response agrees with ``gt_answer_details``.
+Aggregates, as the official ``utils.py`` defines them:
+  - aAcc: accuracy over all questions;
+  - fAcc: share of figures (category, subcategory, set_id, figure_id) whose questions are all right
+    (VS questions with figure_id 0, which have no figure, are left out);
+  - qAcc: share of questions (category, subcategory, set_id, question_id) answered right on every figure;
+  - easy_qAcc / hard_qAcc: qAcc over the original figures (figure_id 0) / the edited ones;
+  each also per category (VD, VS) and per subcategory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pebr_lit.data.sources import RecordError
+from pebr_lit.eval.benchmarks.base import YES_NO, Benchmark, BenchmarkItem, all_correct_by, mean, read_table
+
+KEYS = ("category", "subcategory", "set_id", "figure_id", "question_id")
+
+
+def _figure(row: dict[str, Any]) -> tuple | None:
+    m = row["meta"]
+    if m["category"] == "VS" and m["figure_id"] == "0":
+        return None
+    return (m["category"], m["subcategory"], m["set_id"], m["figure_id"])
+
+
+def _question(row: dict[str, Any]) -> tuple:
+    m = row["meta"]
+    return (m["category"], m["subcategory"], m["set_id"], m["question_id"])
+
+
+def hallusion_scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """aAcc, fAcc, qAcc, easy_qAcc, hard_qAcc and counts over scored rows (``meta`` holds ``KEYS``)."""
+    figures = all_correct_by(rows, _figure)
+    questions = all_correct_by(rows, _question)
+    easy = all_correct_by([r for r in rows if r["meta"]["figure_id"] == "0"], _question)
+    hard = all_correct_by([r for r in rows if r["meta"]["figure_id"] != "0"], _question)
+    return {
+        "aAcc": mean(r["correct"] for r in rows), "fAcc": mean(figures.values()), "qAcc": mean(questions.values()),
+        "easy_qAcc": mean(easy.values()), "hard_qAcc": mean(hard.values()),
+        "n": len(rows), "figures": len(figures), "questions": len(questions),
+    }
+
+
+class HallusionBench(Benchmark):
+    """HallusionBench image questions (951).
+
+    Args:
+        path: lmms-lab's ``image`` parquet (or its data folder, read with ``split``), or the official ``HallusionBench.json``.
+        limit: Evaluate only the first N questions; null = all (fAcc/qAcc need whole groups).
+        image_root: Folder that relative image paths start from; null = the data file's folder.
+        name: Name in metric keys and result files.
+        split: In a folder, read the files named after this split.
+        skip_text_only: Leave out questions without an image (counted); false makes them an error.
+    """
+
+    default_name = "hallusionbench"
+    layout = ("lmms-lab/HallusionBench's image parquet or the official json: category, subcategory, visual_input, "
+              "set_id, figure_id, question_id, question, gt_answer, image/filename")
+    headline = ("qAcc", "fAcc", "aAcc")
+
+    def __init__(self, path: str, limit: int | None = None, image_root: str | None = None, name: str | None = None,
+                 split: str = "image", skip_text_only: bool = True) -> None:
+        super().__init__(path, limit, image_root, name)
+        self.split = split
+        self.skip_text_only = skip_text_only
+        self.skipped_text_only = 0
+
+    def load(self, path: Path) -> list[BenchmarkItem]:
+        root = self.root(path)
+        items, self.skipped_text_only = [], 0
+        for source, row in read_table(path, self.split if path.is_dir() else None):
+            meta = {k: str(self.need(row, k, source)) for k in KEYS}
+            if str(row.get("visual_input", "1")) == "0":
+                if not self.skip_text_only:
+                    raise RecordError(source, "question without an image (visual_input 0)",
+                                      "Evaluate the image split, or set skip_text_only: true", "visual_input")
+                self.skipped_text_only += 1
+                continue
+            truth = str(self.need(row, "gt_answer", source)).strip()
+            if truth not in ("0", "1"):
+                raise RecordError(source, f"gt_answer {truth!r} is not '1' (yes) or '0' (no)",
+                                  f"HallusionBench expects {self.layout}", "gt_answer")
+            image = row.get("image") or self.need(row, "filename", source)
+            items.append(BenchmarkItem(
+                qid="_".join(meta[k] for k in KEYS), problem=str(self.need(row, "question", source)),
+                answer="yes" if truth == "1" else "no", images=(self.image(image, source, "image", root),),
+                kind=YES_NO, meta={**meta, "visual_input": str(row.get("visual_input", ""))}, source=source,
+            ))
+        return items
+
+    def aggregate(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        scores = hallusion_scores(rows)
+        metrics = {"accuracy": scores["aAcc"], **scores, "skipped_text_only": self.skipped_text_only}
+        breakdown: dict[str, dict[str, Any]] = {}
+        for field in ("category", "subcategory"):
+            values = sorted({r["meta"][field] for r in rows})
+            breakdown[field] = {v: hallusion_scores([r for r in rows if r["meta"][field] == v]) for v in values}
+        return {"metrics": metrics, "breakdown": breakdown}

@@ -1,0 +1,80 @@
+"""MathVerse (testmini): diagram math in five problem versions; multiple choice by letter and free-form answers.
+
+Released layout (Hugging Face ``AI4Math/MathVerse``, ``testmini.parquet`` or ``testmini.json``; schema
+from the dataset card and public evaluation code (VLMEvalKit, lmms-eval), NOT checked against the real
+files here — no hub access):
+  ``sample_index`` str/int (unique); ``problem_index``; ``problem_version`` "Text Dominant" |
+  "Text Lite" | "Vision Intensive" | "Vision Dominant" | "Vision Only"; ``question`` str (may be
+  empty for Vision Only); ``image`` Image ({"bytes", "path"}) or a path; ``answer`` str (a letter for
+  multiple choice); ``question_type`` "multi-choice" | "free-form"; ``metadata`` struct
+  (``split``, ``source``, ``subject``, ``subfield``); ``query_wo`` str; ``query_cot`` str;
+  ``question_for_eval`` str (the full question with its choices, as the official judge reads it).
+``testmini_text_only`` has no images and is refused with a message.
+
+Prompt: ``query_cot`` by default (MathVerse's chain-of-thought prompt), or ``query_wo`` / ``question``.
+Options for letter-or-text matching are split from ``question_for_eval`` ("Choices: A:... B:...");
+Vision Only rows keep them in the image and are matched by letter only.
+Scoring: multiple choice by letter or option text, free-form with the math-aware grader (MathVerse's
+official scorer asks GPT-4 instead; this is its rule-based stand-in).
+Aggregates: accuracy overall and by problem version, subject, subfield and question type.
+
+Left out on purpose: the GPT-4 extraction and judging steps of the official scorer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pebr_lit.data.sources import RecordError
+from pebr_lit.eval.benchmarks.base import CHOICE, FREE_FORM, Benchmark, BenchmarkItem, read_table, inline_options
+
+PROMPTS = ("query_cot", "query_wo", "question")
+
+
+class MathVerse(Benchmark):
+    """MathVerse testmini (3,940 image questions).
+
+    Args:
+        path: ``testmini.parquet`` / ``testmini.json`` (or a folder holding it, read with ``split``).
+        limit: Evaluate only the first N questions; null = all.
+        image_root: Folder that relative image paths start from; null = the data file's folder.
+        name: Name in metric keys and result files.
+        prompt: Column used as the prompt: query_cot (official CoT prompt), query_wo or question.
+        split: In a folder, read the files named after this split.
+    """
+
+    default_name = "mathverse"
+    layout = ("AI4Math/MathVerse's testmini parquet/json: sample_index, problem_version, question_type, "
+              "answer, image, query_cot, question_for_eval, metadata")
+    group_by = ("problem_version", "subject", "subfield", "question_type")
+
+    def __init__(self, path: str, limit: int | None = None, image_root: str | None = None, name: str | None = None,
+                 prompt: str = "query_cot", split: str = "testmini") -> None:
+        super().__init__(path, limit, image_root, name)
+        if prompt not in PROMPTS:
+            raise ValueError(f"MathVerse.prompt must be one of {PROMPTS}, got {prompt!r}.")
+        self.prompt = prompt
+        self.split = split
+
+    def load(self, path: Path) -> list[BenchmarkItem]:
+        root = self.root(path)
+        items = []
+        for source, row in read_table(path, self.split if path.is_dir() else None):
+            if not row.get("image"):
+                raise RecordError(source, "no image (text-only version)",
+                                  "Evaluate testmini.parquet/json; the text-only file has no images", "image")
+            qtype = self.need(row, "question_type", source)
+            meta_in = row.get("metadata") or {}
+            full_question = row.get("question_for_eval") or row.get("question") or ""
+            kind, options = FREE_FORM, ()
+            if qtype == "multi-choice":
+                kind, options = CHOICE, inline_options(full_question)
+            items.append(BenchmarkItem(
+                qid=str(self.need(row, "sample_index", source)), problem=str(self.need(row, self.prompt, source)),
+                answer=str(self.need(row, "answer", source)).strip(), images=(self.image(row["image"], source, "image", root),),
+                kind=kind, options=options, source=source,
+                meta={"problem_version": row.get("problem_version"), "question_type": qtype,
+                      "subject": meta_in.get("subject"), "subfield": meta_in.get("subfield"),
+                      "problem_index": None if row.get("problem_index") is None else str(row["problem_index"])},
+            ))
+        return items

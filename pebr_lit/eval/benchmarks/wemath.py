@@ -1,0 +1,109 @@
+"""WeMath (testmini): multiple-choice math split into one-step sub-problems; accuracy plus the four-dimensional metric.
+
+Released layout (Hugging Face ``We-Math/We-Math``: ``testmini.json`` with images under ``image_root``, or a
+parquet with the image embedded; schema from public loaders and VLMEvalKit's scorer, NOT checked against
+the real files here — no hub access):
+  ``ID`` str (shared by a problem's sub-questions); ``split``; ``knowledge concept`` str; ``question``
+  str; ``option`` str ("A. 9cm; B. 12cm; C. ..."); ``answer`` str (a letter); ``image_path`` str (path)
+  or Image ({"bytes", "path"}); ``key`` str: "2steps_1", "2steps_2", "2steps_multi", "3steps_1",
+  "3steps_2", "3steps_3", "3steps_multi"; ``question number`` int; ``knowledge concept description``.
+Prompt: VLMEvalKit's WeMath prompt: "Question: ...", then "Options:" with "A. ..." lines.
+Scoring: by letter or option text.
+Aggregates: accuracy overall and by key; and WeMath's four-dimensional metric over problems (rows
+sharing an ``ID``, 525 in testmini) whose sub-questions are all present:
+  IK (insufficient knowledge): some sub-question wrong and the composite wrong;
+  IG (inadequate generalisation): all sub-questions right, the composite wrong;
+  CM (complete mastery): composite right and all sub-questions right (strict) / any right (loose);
+  RM (rote memorisation): composite right and some sub-question wrong (strict) / all wrong (loose);
+  score = (N - 0.5 IG - RM - IK) / N, strict and loose; rates IK/N, IG/N, CM/N, RM/(CM+RM).
+VLMEvalKit divides by a fixed 525; here N is the number of complete problems (525 on full testmini).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from pebr_lit.eval.benchmarks.base import CHOICE, Benchmark, BenchmarkItem, accuracy_by, inline_options, mcq_prompt, mean, read_table
+
+_KEY_RE = re.compile(r"^([23])steps_(\d|multi)$")
+
+
+def four_dimensional(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """WeMath's IK / IG / CM / RM counts, rates and scores over problems with all their sub-questions."""
+    parts: dict[str, dict[str, bool]] = defaultdict(dict)
+    steps: dict[str, int] = {}
+    for row in rows:
+        m = _KEY_RE.match(row["meta"]["key"] or "")
+        if m:
+            parts[row["meta"]["problem_id"]][m.group(2)] = bool(row["correct"])
+            steps[row["meta"]["problem_id"]] = int(m.group(1))
+    counts = dict.fromkeys(("IK", "IG", "CM_strict", "CM_loose", "RM_strict", "RM_loose"), 0)
+    complete = 0
+    for pid, got in parts.items():
+        subs = [got.get(str(i)) for i in range(1, steps[pid] + 1)]
+        if None in subs or "multi" not in got:
+            continue  # a partial problem (``limit``) cannot be classified
+        complete += 1
+        all_right, any_right, multi = all(subs), any(subs), got["multi"]
+        counts["IG"] += all_right and not multi
+        counts["IK"] += (not all_right) and not multi
+        counts["CM_strict"] += all_right and multi
+        counts["CM_loose"] += any_right and multi
+        counts["RM_strict"] += (not all_right) and multi
+        counts["RM_loose"] += (not any_right) and multi
+    out: dict[str, Any] = {"problems": complete, **counts}
+    if complete:
+        for mode in ("strict", "loose"):
+            rm, cm = counts[f"RM_{mode}"], counts[f"CM_{mode}"]
+            out[f"score_{mode}"] = (complete - 0.5 * counts["IG"] - rm - counts["IK"]) / complete
+            out[f"CM_{mode}_rate"] = cm / complete
+            out[f"RM_{mode}_rate"] = rm / (cm + rm) if cm + rm else None
+        out["IK_rate"], out["IG_rate"] = counts["IK"] / complete, counts["IG"] / complete
+    return out
+
+
+class WeMath(Benchmark):
+    """WeMath testmini (1,740 questions, 525 multi-step problems).
+
+    Args:
+        path: ``testmini.json`` or a parquet of the same columns (or a folder holding it, read with ``split``).
+        limit: Evaluate only the first N questions; null = all (the four-dimensional metric needs whole problems).
+        image_root: Folder that relative image paths start from; null = the data file's folder.
+        name: Name in metric keys and result files.
+        split: In a folder, read the files named after this split.
+    """
+
+    default_name = "wemath"
+    layout = "We-Math/We-Math's testmini: ID, key, question, option, answer, image_path, knowledge concept"
+    group_by = ("key",)
+    headline = ("score_strict", "score_loose", "accuracy")
+
+    def __init__(self, path: str, limit: int | None = None, image_root: str | None = None, name: str | None = None,
+                 split: str = "testmini") -> None:
+        super().__init__(path, limit, image_root, name)
+        self.split = split
+
+    def load(self, path: Path) -> list[BenchmarkItem]:
+        root = self.root(path)
+        items = []
+        for source, row in read_table(path, self.split if path.is_dir() else None):
+            pid, key = str(self.need(row, "ID", source)), str(self.need(row, "key", source))
+            raw_options = str(self.need(row, "option", source))
+            options = inline_options(raw_options)
+            question = str(self.need(row, "question", source))
+            # WeMath's prompt stops after the options; unsplittable options are shown as written.
+            problem = mcq_prompt(question, options, select_line=False) if options else f"Question: {question}\nOptions: {raw_options}"
+            items.append(BenchmarkItem(
+                qid=f"{pid}_{key}", problem=problem,
+                answer=str(self.need(row, "answer", source)).strip(), kind=CHOICE, options=options, source=source,
+                images=(self.image(self.need(row, "image_path", source), source, "image_path", root),),
+                meta={"problem_id": pid, "key": key, "knowledge_concept": row.get("knowledge concept")},
+            ))
+        return items
+
+    def aggregate(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        metrics = {"accuracy": mean(r["correct"] for r in rows), "n": len(rows), **four_dimensional(rows)}
+        return {"metrics": metrics, "breakdown": {"key": accuracy_by(rows, "key")}}

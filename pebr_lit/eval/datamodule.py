@@ -1,0 +1,63 @@
+"""EvalDataModule: one ``test`` DataLoader of generation prompts per benchmark of the attached ``EvalModule``.
+
+The benchmarks (paths, limits, adapters) are configured once, on the module
+(``model.init_args.benchmarks``); this DataModule reads them, and the policy's processor, from the
+module at ``setup`` (the one coupling point, as in ``SFTDataModule``). Loader ``i`` serves benchmark
+``i``; batches are ``{"prompts": left-padded inputs, "records": RecordBatch of BenchmarkItem}``.
+Under several processes each question goes to exactly one rank (``data.datamodule.eval_loader``).
+
+Left out on purpose: reading benchmark files (the adapters) and scoring (``EvalModule``).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from pebr_lit.data.datamodule import RecordDataset, collate_prompts, eval_loader
+from pebr_lit.format import INSTRUCTION
+
+
+class EvalDataModule(L.LightningDataModule):
+    """Prompts for benchmark evaluation (``python cli.py test``).
+
+    Args:
+        batch_size: Prompts per generation batch (per device).
+        max_prompt_length: Longest prompt in tokens (image tokens included); null = no limit.
+        num_workers: DataLoader worker processes (image decoding and tokenisation run there).
+        instruction: Format instruction placed before each benchmark prompt ("" for none).
+    """
+
+    def __init__(self, batch_size: int = 16, max_prompt_length: int | None = None, num_workers: int = 0,
+                 instruction: str = INSTRUCTION) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        self.batch_size = batch_size
+        self.max_prompt_length = max_prompt_length
+        self.num_workers = num_workers
+        self.instruction = instruction
+        self.datasets: list[RecordDataset] = []
+        self.names: list[str] = []
+
+    def setup(self, stage: str) -> None:
+        if stage != "test":
+            raise ValueError(f"EvalDataModule serves benchmark prompts for `test` only, not `{stage}`: "
+                             "run `python cli.py test --config configs/eval/<benchmark>.yaml`.")
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        benchmarks = getattr(module, "benchmarks", None)
+        if not benchmarks:
+            raise ValueError("EvalDataModule needs a module with `benchmarks` (pebr_lit.modules.evaluation.EvalModule).")
+        self.processor = module.policy.processor
+        if not self.datasets:
+            self.datasets = [RecordDataset(b.items()) for b in benchmarks]
+            self.names = [b.name for b in benchmarks]
+
+    def test_dataloader(self) -> list[DataLoader]:
+        collate: Any = partial(collate_prompts, processor=self.processor, max_prompt_length=self.max_prompt_length,
+                               instruction=self.instruction)
+        return [eval_loader(ds, self.batch_size, collate, self.num_workers, self.trainer, f"test[{name}]")
+                for ds, name in zip(self.datasets, self.names)]

@@ -1,0 +1,132 @@
+"""Benchmark evaluation: answer every benchmark question, score it by the benchmark's rules, write the results.
+
+``python cli.py test --config configs/eval/<benchmark>.yaml``. Each test batch of prompts is answered
+with ``sampling`` — by default greedy decoding of up to 2048 new tokens, VLMEvalKit's Qwen2.5-VL
+setting (the harness behind the paper's numbers); the authors' validation during RL samples at
+temperature 0.5 instead, which ``sampling`` can select. Each response is scored by its benchmark
+adapter, and a running accuracy per benchmark is logged as ``test/<name>/accuracy`` (a torchmetrics
+``MeanMetric``, synced across processes, shown on the progress bar). At the end of the run the scored
+rows of every process are gathered, each adapter computes its official numbers and breakdowns, the
+headline metrics are logged as ``test/<name>/<metric>``, and rank 0 writes JSON, JSONL and markdown
+(``eval.results``) to ``output_dir`` or the logger's run directory.
+
+Left out on purpose: reading benchmark files and scoring rules (``eval.benchmarks``), prompt batches
+(``eval.datamodule``), and any training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+from torchmetrics import MeanMetric
+
+from pebr_lit.checkpoint import check_checkpoint_keys, init_policy_from
+from pebr_lit.eval.benchmarks.base import Benchmark
+from pebr_lit.eval.results import summary_markdown, write_results
+from pebr_lit.policy import PolicyWrapper, SamplingSettings
+
+
+class EvalModule(L.LightningModule):
+    """Generate, score and aggregate answers on a list of benchmarks (one test DataLoader each).
+
+    Args:
+        policy: The policy to evaluate; its LoRA settings must match the checkpoint's when ``init_from`` has an adapter.
+        benchmarks: Benchmark adapters to run, in order (``pebr_lit.eval.benchmarks.*``); names must differ.
+        init_from: Lightning checkpoint of a pebr-lit stage whose policy weights are evaluated; null = the policy as loaded.
+        sampling: How answers are generated (one per question); null = greedy, up to 2048 new tokens.
+        output_dir: Folder for the result files; null = the logger's run directory.
+    """
+
+    def __init__(
+        self,
+        policy: PolicyWrapper,
+        benchmarks: list[Benchmark],
+        init_from: str | None = None,
+        sampling: SamplingSettings | None = None,
+        output_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        names = [b.name for b in benchmarks]
+        if not benchmarks:
+            raise ValueError("benchmarks is empty: list at least one adapter (see configs/eval/).")
+        if len(set(names)) != len(names):
+            raise ValueError(f"benchmark names {names} repeat: give each entry a distinct `name`.")
+        self.sampling = sampling or SamplingSettings(do_sample=False, max_new_tokens=2048)
+        if self.sampling.num_samples != 1:
+            raise ValueError("sampling.num_samples must be 1: benchmarks score one answer per question.")
+        self.policy = policy
+        self.benchmarks = list(benchmarks)
+        self.init_from = init_from
+        self.output_dir = output_dir
+        self.strict_loading = False  # a --ckpt_path stage checkpoint holds trained weights only
+        if init_from:
+            init_policy_from(self.policy, init_from)
+        self.accuracy = torch.nn.ModuleDict({name: MeanMetric() for name in names})
+        self._rows: list[list[dict[str, Any]]] = [[] for _ in names]
+        #: Per benchmark, the aggregate of the last test run (metrics and breakdowns), for callers and tests.
+        self.results: dict[str, dict[str, Any]] = {}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # A stage checkpoint may hold more than the policy (e.g. a GRPO module's other parts).
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k.startswith("policy.")}
+        check_checkpoint_keys(self, checkpoint)
+
+    def on_test_epoch_start(self) -> None:
+        self._rows = [[] for _ in self.benchmarks]
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
+        bench = self.benchmarks[dataloader_idx]
+        rollout = self.policy.generate(batch["prompts"], self.sampling)
+        lengths = rollout.response_mask.sum(dim=1).tolist()  # [B] response tokens, end-of-turn included
+        correct = []
+        for item, text, n_tokens, cut in zip(batch["records"], rollout.texts, lengths, rollout.truncated.tolist()):
+            scored = bench.score(text, item)
+            correct.append(float(scored["correct"]))
+            self._rows[dataloader_idx].append({
+                "index": item.index, "qid": item.qid, "answer": item.answer, **scored, "response": text,
+                "response_tokens": int(n_tokens), "truncated": bool(cut), "meta": item.meta,
+            })
+        metric = self.accuracy[bench.name]
+        metric.update(torch.tensor(correct, device=self.device))
+        self.log(f"test/{bench.name}/accuracy", metric, on_step=False, on_epoch=True, prog_bar=True,
+                 batch_size=len(correct), add_dataloader_idx=False)
+
+    def on_test_epoch_end(self) -> None:
+        rows = self._gather(self._rows)
+        self.results, by_name = {}, {}
+        for bench, bench_rows in zip(self.benchmarks, rows):
+            bench_rows.sort(key=lambda r: r["index"])
+            result = bench.aggregate(bench_rows)
+            # Cut-off answers usually lack the final-answer section: a high rate means max_new_tokens is too low.
+            result["metrics"]["truncated"] = sum(r["truncated"] for r in bench_rows) / max(len(bench_rows), 1)
+            result["metrics"]["response_tokens_mean"] = round(sum(r["response_tokens"] for r in bench_rows) / max(len(bench_rows), 1))
+            result["headline"] = list(bench.headline)
+            self.results[bench.name], by_name[bench.name] = result, bench_rows
+            for key in bench.headline:
+                value = result["metrics"].get(key)
+                if key != "accuracy" and isinstance(value, (int, float)):  # accuracy is the running metric's
+                    self.log(f"test/{bench.name}/{key}", float(value), rank_zero_only=True, add_dataloader_idx=False)
+        if self.trainer.is_global_zero:
+            out = self.output_dir or self.trainer.log_dir or self.trainer.default_root_dir
+            path = write_results(out, self.results, by_name, self._settings())
+            rank_zero_info(f"\n{summary_markdown(self.results)}\nresults written to {path.parent}")
+
+    def _gather(self, rows: list[list[dict[str, Any]]]) -> list[list[dict[str, Any]]]:
+        """Every process's rows, per benchmark (each question was answered by exactly one process)."""
+        if self.trainer.world_size == 1 or not torch.distributed.is_initialized():
+            return [list(r) for r in rows]
+        everyone: list[Any] = [None] * self.trainer.world_size
+        torch.distributed.all_gather_object(everyone, rows)
+        return [[row for rank_rows in everyone for row in rank_rows[i]] for i in range(len(rows))]
+
+    def _settings(self) -> dict[str, Any]:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        return {
+            "policy": self.policy.describe(), "init_from": self.init_from, "sampling": asdict(self.sampling),
+            "instruction": getattr(datamodule, "instruction", None), "world_size": self.trainer.world_size,
+            "benchmarks": {b.name: {"class": type(b).__name__, "path": b.path, "limit": b.limit} for b in self.benchmarks},
+        }

@@ -1,0 +1,83 @@
+"""Smoke: ``python cli.py test --config configs/eval/...`` runs the tiny policy on benchmark fixtures end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from cli import main
+from tests.helpers.benchmark_files import hallusion_row, mathvista_row, write_parquet
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "eval"
+
+
+@pytest.fixture
+def fixtures(tmp_path: Path) -> dict[str, Path]:
+    mathvista = write_parquet(tmp_path / "MathVista" / "testmini-00000-of-00001.parquet", [
+        mathvista_row("1", "multi_choice", "8/11", ["3/11", "8/11", "6/11"]),
+        mathvista_row("2", "free_form", "1.5", answer_type="float", precision=1.0),
+        mathvista_row("3", "free_form", "4", answer_type="integer"),
+    ])
+    hallusion = write_parquet(tmp_path / "HallusionBench" / "image-00000-of-00001.parquet", [
+        hallusion_row("VD", "chart", "0", "0", "0", "1"), hallusion_row("VD", "chart", "0", "1", "0", "0"),
+        hallusion_row("VS", "map", "1", "1", "0", "1"), hallusion_row("VS", "map", "1", "2", "0", "0"),
+    ])
+    return {"mathvista": mathvista, "hallusionbench": hallusion}
+
+
+def _args(config: str, assets, out: Path, *extra: str) -> list[str]:
+    return [
+        "test", "--config", str(CONFIGS / config),
+        f"--model.init_args.policy.init_args.model_name_or_path={assets['vlm']}",
+        "--model.init_args.policy.init_args.dtype=float32",
+        "--model.init_args.sampling.max_new_tokens=16",
+        "--data.init_args.batch_size=2",
+        "--data.init_args.num_workers=0",
+        "--trainer.accelerator=cpu",
+        "--trainer.enable_progress_bar=false",
+        f"--trainer.logger.init_args.save_dir={out}",
+        *extra,
+    ]
+
+
+def test_single_benchmark_config(assets, fixtures, tmp_path):
+    cli = main(_args("mathvista.yaml", assets, tmp_path / "runs", f"--model.init_args.benchmarks.init_args.path={fixtures['mathvista']}"))
+    out = Path(cli.trainer.log_dir)
+    assert out == tmp_path / "runs" / "mathvista" / "version_0"
+    rows = [json.loads(line) for line in (out / "mathvista.jsonl").read_text().splitlines()]
+    assert [r["qid"] for r in rows] == ["1", "2", "3"]  # file order
+    assert all(isinstance(r["response"], str) and r["response_tokens"] <= 16 and r["correct"] in (True, False) for r in rows)
+    result = json.loads((out / "mathvista.json").read_text())
+    assert result["metrics"]["n"] == 3
+    assert result["metrics"]["accuracy"] == pytest.approx(sum(r["correct"] for r in rows) / 3)
+    # The running torchmetrics accuracy and the aggregate agree.
+    assert float(cli.trainer.logged_metrics["test/mathvista/accuracy"]) == pytest.approx(result["metrics"]["accuracy"])
+    assert "## mathvista" in (out / "results.md").read_text()
+    assert json.loads((out / "results.json").read_text())["settings"]["sampling"]["do_sample"] is False
+
+
+def test_benchmark_list_config(assets, fixtures, tmp_path):
+    benchmarks = json.dumps([
+        {"class_path": "pebr_lit.eval.benchmarks.mathvista.MathVista", "init_args": {"path": str(fixtures["mathvista"]), "limit": 2}},
+        {"class_path": "pebr_lit.eval.benchmarks.hallusionbench.HallusionBench", "init_args": {"path": str(fixtures["hallusionbench"])}},
+    ])
+    out = tmp_path / "results"
+    cli = main(_args("all.yaml", assets, tmp_path / "runs", f"--model.init_args.benchmarks={benchmarks}",
+                     f"--model.init_args.output_dir={out}"))
+    logged = cli.trainer.logged_metrics
+    expected = {"test/mathvista/accuracy", "test/hallusionbench/accuracy", "test/hallusionbench/qAcc", "test/hallusionbench/fAcc"}
+    assert expected <= set(logged)
+    results = json.loads((out / "results.json").read_text())["benchmarks"]
+    assert results["mathvista"]["metrics"]["n"] == 2 and results["hallusionbench"]["metrics"]["n"] == 4
+    assert results["hallusionbench"]["metrics"]["questions"] == 2 and results["hallusionbench"]["metrics"]["figures"] == 4
+    summary = (out / "results.md").read_text()
+    assert "| mathvista | 2 |" in summary and "| hallusionbench | 4 |" in summary
+    assert torch.isfinite(torch.tensor(float(logged["test/hallusionbench/accuracy"])))
+
+
+def test_missing_benchmark_file_is_a_clear_error(assets, tmp_path):
+    with pytest.raises(Exception, match="no such file or directory.*AI4Math/MathVista"):
+        main(_args("mathvista.yaml", assets, tmp_path / "runs", f"--model.init_args.benchmarks.init_args.path={tmp_path / 'nope'}"))

@@ -1,0 +1,349 @@
+"""Benchmark adapters: fixtures in each released layout load, tricky answers grade right, aggregates match hand counts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pebr_lit.data.sources import RecordError
+from pebr_lit.eval.benchmarks import (
+    AI2D, MMMU, DynaMath, HallusionBench, LogicVista, MathVerse, MathVision, MathVista, MMStar, WeMath,
+)  # fmt: skip
+from pebr_lit.eval.benchmarks.base import CHOICE, FREE_FORM, YES_NO, BenchmarkItem
+from pebr_lit.eval.benchmarks.wemath import four_dimensional
+from pebr_lit.eval.results import benchmark_markdown, fmt, summary_markdown, write_results
+from tests.helpers.benchmark_files import (
+    b64_image, hallusion_row, hf_image, mathvista_row, write_json, write_parquet, write_png, write_tsv,
+)  # fmt: skip
+
+ANSWER = "### Image Description: a figure.\n### Rationales: r.\n### Let's think step by step.\n### Step 1: s.\n### The final answer is: "
+
+
+def run(bench, responses: dict[str, str]) -> tuple[list[dict], dict]:
+    """Score ``responses`` (qid -> response text) for every item and aggregate, as EvalModule does."""
+    items = {i.qid: i for i in bench.items()}
+    rows = [{"qid": q, **bench.score(text, items[q]), "meta": items[q].meta} for q, text in responses.items()]
+    return rows, bench.aggregate(rows)
+
+
+# --------------------------------------------------------------------------------------------- MathVista
+def test_mathvista_parquet_items_and_scoring(tmp_path):
+    path = write_parquet(tmp_path / "data" / "testmini-00000-of-00001.parquet", [
+        mathvista_row("1", "multi_choice", "8/11", ["3/11", "8/11", "6/11"], skills=("arithmetic reasoning", "algebraic reasoning")),
+        mathvista_row("2", "free_form", "1.5", answer_type="float", precision=1.0, task="math word problem"),
+        mathvista_row("3", "free_form", "[2007, 2008]", answer_type="list"),
+    ])
+    bench = MathVista(str(tmp_path / "data"))  # the folder, read by split name
+    mc, flt, lst = bench.items()
+    assert (mc.kind, mc.answer, mc.options) == (CHOICE, "B", ("3/11", "8/11", "6/11"))  # option text -> letter
+    assert mc.problem.endswith("(B) 8/11\n(C) 6/11") and mc.problem.startswith("Hint:")  # the `query` column
+    assert isinstance(mc.images[0], bytes) and mc.load_images()[0].size == (56, 56)
+    assert (flt.kind, flt.meta["precision"]) == (FREE_FORM, 1)
+
+    assert bench.score(ANSWER + "(B)", mc)["correct"]
+    assert bench.score(ANSWER + "8/11", mc)["correct"]  # option text instead of letter
+    assert not bench.score(ANSWER + "3/11", mc)["correct"]
+    assert bench.score(ANSWER + "1.46", flt)["correct"]  # rounds to 1 decimal: 1.5
+    assert not bench.score(ANSWER + "1.4", flt)["correct"]
+    assert bench.score("no heading at all, the answer is 1.5", flt)["correct"]  # fallback: whole response
+
+    # 1 and 3 right, 2 wrong: accuracy 2/3; skills count item 1 under both of its skills.
+    rows, agg = run(bench, {"1": ANSWER + "B", "2": ANSWER + "7", "3": ANSWER + "[2007, 2008]"})
+    assert agg["metrics"] == {"accuracy": pytest.approx(2 / 3), "n": 3}
+    assert agg["breakdown"]["skills"]["algebraic reasoning"] == {"accuracy": 1.0, "n": 1}
+    assert agg["breakdown"]["skills"]["arithmetic reasoning"] == {"accuracy": pytest.approx(2 / 3), "n": 3}
+    assert agg["breakdown"]["task"]["math word problem"] == {"accuracy": 0.0, "n": 1}
+
+
+def test_mathvista_errors_name_the_column_and_the_image(tmp_path):
+    hidden = mathvista_row("9", "free_form", "", answer_type="integer")
+    with pytest.raises(RecordError, match="field 'answer'.*testmini"):
+        MathVista(str(write_parquet(tmp_path / "test.parquet", [hidden]))).items()
+    no_query = {k: v for k, v in mathvista_row("1", "free_form", "2").items() if k != "query"}
+    with pytest.raises(RecordError, match=r"row 1: field 'query': missing column 'query'.*AI4Math/MathVista"):
+        MathVista(str(write_parquet(tmp_path / "a.parquet", [no_query]))).items()
+    path_only = {**mathvista_row("1", "free_form", "2"), "decoded_image": None}  # image = "images/1.jpg", not unpacked
+    with pytest.raises(RecordError, match="field 'decoded_image': image file not found: .*images/1.jpg"):
+        MathVista(str(write_parquet(tmp_path / "b.parquet", [path_only]))).items()
+    write_png(tmp_path / "images" / "1.jpg")
+    assert MathVista(str(tmp_path / "b.parquet")).items()[0].images == (str(tmp_path / "images" / "1.jpg"),)
+
+
+def test_duplicate_ids_and_limit(tmp_path):
+    rows = [mathvista_row("1", "free_form", "2"), mathvista_row("2", "free_form", "3"), mathvista_row("1", "free_form", "4")]
+    path = str(write_parquet(tmp_path / "m.parquet", rows))
+    with pytest.raises(RecordError, match="duplicate question id '1'"):
+        MathVista(path).items()
+    assert [i.qid for i in MathVista(str(write_parquet(tmp_path / "n.parquet", rows[:2])), limit=1).items()] == ["1"]
+
+
+# --------------------------------------------------------------------------------------------- MathVerse
+def mathverse_row(index: str, version: str, qtype: str, answer: str, question: str, image=True) -> dict:
+    choices = "\nChoices:\nA:30°\nB:40°\nC:50°\nD:60°" if qtype == "multi-choice" else ""
+    return {
+        "sample_index": index, "problem_index": "1", "problem_version": version, "question": question,
+        "image": hf_image() if image else None, "answer": answer, "question_type": qtype,
+        "metadata": {"split": "testmini", "source": "GeoQA", "subject": "plane geometry", "subfield": "angle"},
+        "query_wo": f"Please directly answer. Question: {question}{choices}",
+        "query_cot": f"Please first conduct reasoning. Question: {question}{choices}",
+        "question_for_eval": f"What is angle ABC?{choices}",
+    }
+
+
+def test_mathverse_prompt_options_and_versions(tmp_path):
+    path = write_parquet(tmp_path / "testmini.parquet", [
+        mathverse_row("1", "Text Dominant", "multi-choice", "B", "What is angle ABC?"),
+        mathverse_row("2", "Vision Only", "multi-choice", "B", ""),  # the question lives in the image
+        mathverse_row("3", "Text Lite", "free-form", "\\frac{1}{2}", "Find x."),
+    ])
+    a, b, c = MathVerse(str(path)).items()
+    assert a.problem.startswith("Please first conduct reasoning") and a.options == ("30°", "40°", "50°", "60°")
+    assert b.problem.startswith("Please first conduct reasoning")  # query_cot even when `question` is empty
+    assert MathVerse(str(path), prompt="query_wo").items()[0].problem.startswith("Please directly answer")
+    bench = MathVerse(str(path))
+    assert bench.score(ANSWER + "40°", a)["correct"] and bench.score(ANSWER + "B", b)["correct"]
+    assert bench.score(ANSWER + "0.5", c)["correct"]  # math-aware: \frac{1}{2} == 0.5
+    _, agg = run(bench, {"1": ANSWER + "B", "2": ANSWER + "A", "3": ANSWER + "1/2"})
+    assert agg["breakdown"]["problem_version"] == {
+        "Text Dominant": {"accuracy": 1.0, "n": 1}, "Text Lite": {"accuracy": 1.0, "n": 1}, "Vision Only": {"accuracy": 0.0, "n": 1}}
+    assert agg["metrics"]["accuracy"] == pytest.approx(2 / 3)
+
+
+def test_mathverse_text_only_file_is_refused(tmp_path):
+    path = write_parquet(tmp_path / "testmini_text_only.parquet", [mathverse_row("1", "Text Only", "free-form", "2", "q", image=False)])
+    with pytest.raises(RecordError, match="field 'image': no image \\(text-only version\\)"):
+        MathVerse(str(path)).items()
+
+
+# -------------------------------------------------------------------------------------------- MathVision
+def test_mathvision_jsonl_with_image_paths(tmp_path):
+    for i in (1, 2, 3):
+        write_png(tmp_path / "images" / f"{i}.jpg")
+    path = write_json(tmp_path / "data" / "testmini.jsonl", [
+        {"id": "1", "question": "Which?\n<image1>", "options": ["A", "B", "C", "D", "E"], "answer": "D", "solution": None,
+         "level": 1, "subject": "logic", "image": "images/1.jpg"},
+        {"id": "2", "question": "Which colour?", "options": ["red", "blue", "green"], "answer": "A", "solution": None,
+         "level": 3, "subject": "logic", "image": "images/2.jpg"},
+        {"id": "3", "question": "How many?", "options": [], "answer": "61", "solution": None, "level": 3,
+         "subject": "arithmetic", "image": "images/3.jpg"},
+    ], lines=True)
+    bench = MathVision(str(path), image_root=str(tmp_path))
+    a, b, c = bench.items()
+    assert b.problem == "Which colour?\nChoices:\n(A) red\n(B) blue\n(C) green" and c.kind == FREE_FORM
+    assert bench.score(ANSWER + "red", b)["correct"]  # MATH-V: option text counts as the letter
+    assert bench.score(ANSWER + "\\boxed{61}", c)["correct"]
+    _, agg = run(bench, {"1": ANSWER + "(D)", "2": ANSWER + "blue", "3": ANSWER + "61"})
+    assert agg["breakdown"]["level"] == {"1": {"accuracy": 1.0, "n": 1}, "3": {"accuracy": 0.5, "n": 2}}
+    assert agg["breakdown"]["subject"]["logic"] == {"accuracy": 0.5, "n": 2}
+
+
+# -------------------------------------------------------------------------------------------------- MMMU
+def mmmu_row(qid: str, qtype: str, options: str, answer: str, images: int = 1, difficulty: str = "Easy") -> dict:
+    row = {"id": qid, "question": "<image 1> What is shown?", "options": options, "explanation": "", "img_type": "['Diagrams']",
+           "answer": answer, "topic_difficulty": difficulty, "question_type": qtype, "subfield": "x"}
+    row.update({f"image_{k}": hf_image() if k <= images else None for k in range(1, 8)})
+    return row
+
+
+def test_mmmu_subject_folders_multi_image_and_open_answers(tmp_path):
+    write_parquet(tmp_path / "Art_Theory" / "validation-00000-of-00001.parquet", [
+        mmmu_row("validation_Art_Theory_1", "multiple-choice", "['Baroque', 'Rococo', 'Gothic']", "B", images=2)])
+    write_parquet(tmp_path / "Math" / "validation-00000-of-00001.parquet", [
+        mmmu_row("validation_Math_1", "open", "[]", "['24', '24.0']", difficulty="Hard"),
+        mmmu_row("validation_Math_2", "open", "[]", "7")])
+    write_parquet(tmp_path / "Math" / "dev-00000-of-00001.parquet", [mmmu_row("dev_Math_1", "open", "[]", "1")])  # other split
+    bench = MMMU(str(tmp_path))
+    art, m1, m2 = bench.items()
+    assert [i.qid for i in (art, m1, m2)] == ["validation_Art_Theory_1", "validation_Math_1", "validation_Math_2"]
+    assert len(art.images) == 2 and art.meta["subject"] == "Art_Theory" and art.meta["discipline"] == "Art and Design"
+    assert art.problem == ("Question: <image 1> What is shown?\nOptions:\nA. Baroque\nB. Rococo\nC. Gothic\n"
+                           "Please select the correct answer from the options above.")
+    assert bench.score(ANSWER + "Rococo", art)["correct"]
+    assert bench.score(ANSWER + "24", m1)["correct"]  # any entry of a list answer
+    _, agg = run(bench, {art.qid: ANSWER + "B", m1.qid: ANSWER + "25", m2.qid: ANSWER + "7"})
+    assert agg["breakdown"]["discipline"] == {"Art and Design": {"accuracy": 1.0, "n": 1}, "Science": {"accuracy": 0.5, "n": 2}}
+    assert agg["breakdown"]["topic_difficulty"]["Hard"] == {"accuracy": 0.0, "n": 1}
+
+
+def test_mmmu_missing_images_and_options(tmp_path):
+    path = write_parquet(tmp_path / "validation-0.parquet", [mmmu_row("validation_Art_1", "multiple-choice", "[]", "A")])
+    with pytest.raises(RecordError, match="field 'options': multiple-choice question without options"):
+        MMMU(str(path)).items()
+    path = write_parquet(tmp_path / "validation-1.parquet", [mmmu_row("validation_Art_1", "open", "[]", "A", images=0)])
+    with pytest.raises(RecordError, match="field 'image_1': no image"):
+        MMMU(str(path)).items()
+
+
+# ------------------------------------------------------------------------------------------------ MMStar
+MMSTAR_Q = "Which option describes the image?\nOptions: A: a red square, B: a blue circle, C: a green cat, D: nothing"
+
+
+def test_mmstar_parquet_inline_options_and_tsv(tmp_path):
+    base = {"question": MMSTAR_Q, "image": hf_image(), "category": "coarse perception", "l2_category": "image emotion",
+            "meta_info": {"source": "MMBench", "split": "val", "image_path": "x.png"}}
+    parquet = write_parquet(tmp_path / "mmstar.parquet", [{"index": 0, "answer": "A", **base},
+                                                         {"index": 1, "answer": "C", **base, "category": "math"}])
+    bench = MMStar(str(parquet))
+    a, b = bench.items()
+    assert a.problem == MMSTAR_Q and a.options == ("a red square", "a blue circle", "a green cat", "nothing")
+    assert bench.score(ANSWER + "A red square", a)["correct"] and not bench.score(ANSWER + "B", a)["correct"]
+    _, agg = run(bench, {"0": ANSWER + "A", "1": ANSWER + "(D)"})
+    assert agg["breakdown"]["category"] == {"coarse perception": {"accuracy": 1.0, "n": 1}, "math": {"accuracy": 0.0, "n": 1}}
+
+    tsv = write_tsv(tmp_path / "MMStar.tsv", [{"index": 7, "question": "Which?", "A": "cat", "B": "dog", "C": "", "D": "",
+                                               "answer": "B", "category": "math", "l2-category": "geometry", "image": b64_image()}])
+    (item,) = MMStar(str(tsv)).items()
+    assert item.problem == "Question: Which?\nOptions:\nA. cat\nB. dog\nPlease select the correct answer from the options above."
+    assert item.options == ("cat", "dog") and item.meta["l2_category"] == "geometry" and item.load_images()[0].size == (56, 56)
+
+
+def test_tsv_bad_base64_names_the_column(tmp_path):
+    tsv = write_tsv(tmp_path / "MMStar.tsv", [{"index": 1, "question": "Q", "A": "x", "B": "y", "answer": "A", "image": "not base64!"}])
+    with pytest.raises(RecordError, match="field 'image': not base64 image data"):
+        MMStar(str(tsv)).items()
+
+
+# -------------------------------------------------------------------------------------------------- AI2D
+def test_ai2d_parquet_index_answers_and_tsv(tmp_path):
+    rows = [{"question": "Which stage?", "options": ["egg", "larva", "pupa", "adult"], "answer": "2", "image": hf_image()}]
+    (item,) = AI2D(str(write_parquet(tmp_path / "test-0.parquet", rows))).items()
+    assert (item.qid, item.answer) == ("1", "C")  # 0-based index 2 -> C; no id column: file order
+    assert item.problem.startswith("Question: Which stage?\nOptions:\nA. egg\n")
+    assert AI2D("x").score(ANSWER + "pupa", item)["correct"]
+    with pytest.raises(RecordError, match="answer index 4 outside the 4 options"):
+        AI2D(str(write_parquet(tmp_path / "bad.parquet", [{**rows[0], "answer": "4"}]))).items()
+    tsv = write_tsv(tmp_path / "AI2D_TEST.tsv", [{"index": 5, "question": "Q?", "A": "x", "B": "y", "C": "z", "D": "w",
+                                                 "answer": "D", "category": "life cycles", "image": b64_image()}])
+    (t,) = AI2D(str(tsv)).items()
+    assert (t.qid, t.answer, t.meta["category"]) == ("5", "D", "life cycles")
+
+
+# ---------------------------------------------------------------------------------------- HallusionBench
+HALLUSION = [  # (category, subcategory, set, figure, question, truth)
+    ("VD", "chart", "0", "0", "0", "1"), ("VD", "chart", "0", "0", "1", "0"),
+    ("VD", "chart", "0", "1", "0", "0"), ("VD", "chart", "0", "1", "1", "0"),
+    ("VS", "map", "1", "1", "0", "1"), ("VS", "map", "1", "2", "0", "0"),
+]
+
+
+def test_hallusionbench_question_figure_and_all_accuracy(tmp_path):
+    bench = HallusionBench(str(write_parquet(tmp_path / "image-0.parquet", [hallusion_row(*r) for r in HALLUSION])))
+    items = bench.items()
+    assert items[0].qid == "VD_chart_0_0_0" and items[0].kind == YES_NO and [i.answer for i in items[:2]] == ["yes", "no"]
+    # Only VD_chart_0_1_0 is answered wrong ("yes" to a "no" truth).
+    replies = ["Yes", "No, it is not.", "Yes.", "no", "yes", "The answer is no"]
+    _, agg = run(bench, {i.qid: ANSWER + r for i, r in zip(items, replies)})
+    m = agg["metrics"]
+    assert m["aAcc"] == m["accuracy"] == pytest.approx(5 / 6)
+    # figures: VD fig0 all right, VD fig1 not, VS fig1 and fig2 right -> 3/4
+    assert (m["fAcc"], m["figures"]) == (pytest.approx(3 / 4), 4)
+    # questions (over figures): VD q0 wrong on fig1, VD q1 right, VS q0 right -> 2/3
+    assert (m["qAcc"], m["questions"]) == (pytest.approx(2 / 3), 3)
+    assert m["easy_qAcc"] == 1.0 and m["hard_qAcc"] == pytest.approx(2 / 3)  # figure 0 only / edited figures only
+    vd = agg["breakdown"]["category"]["VD"]
+    assert (vd["aAcc"], vd["fAcc"], vd["qAcc"]) == (pytest.approx(3 / 4), 0.5, 0.5)
+
+
+def test_hallusionbench_official_json_skips_text_only_questions(tmp_path):
+    write_png(tmp_path / "VD" / "chart" / "0_0.png")
+    rows = [{**hallusion_row(*HALLUSION[0]), "image": None, "filename": "VD/chart/0_0.png"},
+            {**hallusion_row("VS", "map", "1", "0", "0", "1"), "visual_input": "0", "image": None, "filename": None}]
+    path = write_json(tmp_path / "HallusionBench.json", rows)
+    bench = HallusionBench(str(path))
+    assert [i.qid for i in bench.items()] == ["VD_chart_0_0_0"] and bench.skipped_text_only == 1
+    assert bench.aggregate([{"correct": True, "meta": bench.items()[0].meta}])["metrics"]["skipped_text_only"] == 1
+    with pytest.raises(RecordError, match="field 'visual_input': question without an image"):
+        HallusionBench(str(path), skip_text_only=False).items()
+
+
+# ------------------------------------------------------------------------------------------------ WeMath
+def test_wemath_four_dimensional_metric_by_hand():
+    def row(pid, key, ok):
+        return {"correct": ok, "meta": {"problem_id": pid, "key": key}}
+    rows = [row("P1", "2steps_1", True), row("P1", "2steps_2", True), row("P1", "2steps_multi", False),   # IG
+            row("P2", "3steps_1", False), row("P2", "3steps_2", True), row("P2", "3steps_3", True),
+            row("P2", "3steps_multi", True),                                                                 # RM strict, CM loose
+            row("P3", "2steps_1", True)]                                                                     # incomplete: left out
+    m = four_dimensional(rows)
+    assert (m["problems"], m["IG"], m["IK"], m["CM_strict"], m["CM_loose"], m["RM_strict"], m["RM_loose"]) == (2, 1, 0, 0, 1, 1, 0)
+    assert m["score_strict"] == pytest.approx((2 - 0.5 * 1 - 1 - 0) / 2)  # 0.25
+    assert m["score_loose"] == pytest.approx((2 - 0.5 * 1 - 0 - 0) / 2)  # 0.75
+    assert (m["RM_strict_rate"], m["RM_loose_rate"], m["IG_rate"]) == (1.0, 0.0, 0.5)
+
+
+def test_wemath_json_layout(tmp_path):
+    write_png(tmp_path / "testmini" / "a.png")
+    path = write_json(tmp_path / "testmini.json", [
+        {"ID": "P1", "split": "testmini", "knowledge concept": "angles", "question": "What is x?",
+         "option": "A. 9cm; B. 12cm; C. 15cm; D. 18cm; E. No correct answer", "answer": "B",
+         "image_path": "testmini/a.png", "key": "2steps_1", "question number": 1, "knowledge concept description": "d"}])
+    (item,) = WeMath(str(path)).items()
+    assert item.qid == "P1_2steps_1" and item.options[-1] == "No correct answer"
+    assert item.problem == "Question: What is x?\nOptions:\nA. 9cm\nB. 12cm\nC. 15cm\nD. 18cm\nE. No correct answer"
+    assert WeMath(str(path)).score(ANSWER + "12cm", item)["correct"]
+
+
+# -------------------------------------------------------------------------------------------- LogicVista
+def test_logicvista_multi_letter_and_number_answers(tmp_path):
+    for name in ("v1_0.png", "v1_1.png", "v1_2.png"):
+        write_png(tmp_path / "images" / name)
+    entry = {"reasoning": "r", "imagesource": "s", "sourcelink": "l"}
+    path = write_json(tmp_path / "dataset.json", {
+        "v1_0": {"imagename": "v1_0.png", "question": "Which belong to green?", "answer": "A, C",
+                 "skill": ["inductive"], "capability": ["diagram"], **entry},
+        "v1_1": {"imagename": "v1_1.png", "question": "How many triangles? A) 10 B) 12 C) 14 D) 16", "answer": "C",
+                 "skill": ["inductive", "numerical"], "capability": ["diagram", "ocr"], **entry},
+        "v1_2": {"imagename": "v1_2.png", "question": "Which statement? Select from 1-5", "answer": "3",
+                 "skill": ["deductive"], "capability": ["ocr"], **entry},
+    })
+    bench = LogicVista(str(path))
+    multi, single, number = bench.items()
+    assert multi.kind == CHOICE and number.kind == FREE_FORM and single.options == ("10", "12", "14", "16")
+    assert bench.score(ANSWER + "C and A", multi)["correct"] and not bench.score(ANSWER + "A", multi)["correct"]
+    assert bench.score(ANSWER + "14", single)["correct"] and bench.score(ANSWER + "3", number)["correct"]
+    _, agg = run(bench, {"v1_0": ANSWER + "A, C", "v1_1": ANSWER + "B", "v1_2": ANSWER + "3"})
+    assert agg["breakdown"]["skill"] == {"deductive": {"accuracy": 1.0, "n": 1}, "inductive": {"accuracy": 0.5, "n": 2},
+                                         "numerical": {"accuracy": 0.0, "n": 1}}
+
+
+# ---------------------------------------------------------------------------------------------- DynaMath
+def test_dynamath_variants_tolerance_and_worst_case(tmp_path):
+    def row(seed, truth, atype, subject):
+        return {"id": seed, "question": f"Q{seed}? Choices: (A) 1 (B) 2" if atype == "multiple choice" else f"Q{seed}?",
+                "image": f"{seed}.png", "decoded_image": hf_image(), "ground_truth": truth, "answer_type": atype,
+                "subject": subject, "knowledge_level": "high school"}
+    for v in (1, 2):
+        write_parquet(tmp_path / "data" / f"sample_variant{v}-00000-of-00001.parquet",
+                      [row("1", "3.142", "float", "algebra"), row("2", "B", "multiple choice", "graph")])
+    bench = DynaMath(str(tmp_path / "data"))
+    items = {i.qid: i for i in bench.items()}
+    assert sorted(items) == ["1_v1", "1_v2", "2_v1", "2_v2"]
+    assert bench.score(ANSWER + "3.1415", items["1_v1"])["correct"]  # |diff| 0.0005 <= 0.001
+    assert not bench.score(ANSWER + "3.14", items["1_v1"])["correct"]  # 0.002 > 0.001
+    # seed 1 right in both variants, seed 2 wrong in variant 2: average 3/4, worst case 1/2
+    _, agg = run(bench, {"1_v1": ANSWER + "3.142", "1_v2": ANSWER + "3.1421", "2_v1": ANSWER + "B", "2_v2": ANSWER + "A"})
+    assert agg["metrics"] == {"accuracy": 0.75, "worst_case_accuracy": 0.5, "n": 4, "seeds": 2}
+    assert agg["breakdown"]["worst_case_by_subject"] == {"algebra": {"accuracy": 1.0, "n": 1}, "graph": {"accuracy": 0.0, "n": 1}}
+
+
+# ----------------------------------------------------------------------------------------------- results
+def test_result_files_and_markdown(tmp_path):
+    result = {"metrics": {"accuracy": 0.5, "n": 2}, "breakdown": {"task": {"geo": {"accuracy": 1.0, "n": 1}}}, "headline": ["accuracy"]}
+    hall = {"metrics": {"accuracy": 0.25, "qAcc": 0.125, "fAcc": None, "n": 4}, "breakdown": {}, "headline": ["qAcc", "fAcc", "aAcc"]}
+    assert fmt(0.125) == "12.5" and fmt(3) == "3" and fmt(None) == "-"
+    assert "| geo | 100.0 | 1 |" in benchmark_markdown("mathvista", result)
+    summary = summary_markdown({"mathvista": result, "hallusionbench": hall})
+    assert "| mathvista | 2 | 50.0 | - |" in summary and "| hallusionbench | 4 | 25.0 | qAcc 12.5, fAcc -, aAcc - |" in summary
+    assert "| mean over benchmarks | - | 37.5 | - |" in summary  # (0.5 + 0.25) / 2
+    rows = {"mathvista": [{"qid": "1", "correct": True}, {"qid": "2", "correct": False}], "hallusionbench": []}
+    path = write_results(tmp_path / "out", {"mathvista": result, "hallusionbench": hall}, rows, {"sampling": {}})
+    assert path.read_text().startswith("# Evaluation results")
+    assert len((tmp_path / "out" / "mathvista.jsonl").read_text().splitlines()) == 2
+    assert {p.name for p in (tmp_path / "out").iterdir()} >= {"results.json", "mathvista.json", "mathvista.md", "hallusionbench.jsonl"}
+
+
+def test_item_load_images_names_the_image():
+    item = BenchmarkItem("q", "p", "a", (b"not an image",), source="f.parquet:row 3")
+    with pytest.raises(RecordError, match=r"f.parquet:row 3: field 'images\[0\]': cannot decode image"):
+        item.load_images()
