@@ -32,14 +32,10 @@ class AI2D(Benchmark):
     """
 
     default_name = "ai2d"
+    default_split = "test"
     layout = ("lmms-lab/ai2d's test parquet (question, options, answer index, "
               "image) or VLMEvalKit's AI2D_TEST.tsv (index, question, A-D, answer letter, image)")
     group_by = ("category",)
-
-    def __init__(self, path: str, limit: int | None = None, image_root: str | None = None, name: str | None = None,
-                 split: str = "test") -> None:
-        super().__init__(path, limit, image_root, name)
-        self.split = split
 
     def load(self, path: Path) -> list[BenchmarkItem]:
         root = self.root(path)

@@ -89,9 +89,12 @@ class Benchmark:
         limit: Evaluate only the first N questions, for quick checks; null = all.
         image_root: Folder that relative image paths start from; null = the data file's folder.
         name: Name used in metric keys and result files; null = the adapter's default name.
+        split: In a folder, read the files named after this split; null = the adapter's default split.
     """
 
     default_name: ClassVar[str] = "benchmark"
+    #: The release's split read from a folder (e.g. "testmini"); None = every data file in it.
+    default_split: ClassVar[str | None] = None
     #: The released layout in a few words; every "missing column" error quotes it.
     layout: ClassVar[str] = ""
     #: Meta fields broken down by value in ``aggregate`` (a list value counts under each entry).
@@ -99,7 +102,8 @@ class Benchmark:
     #: Metrics shown for this benchmark in the summary table.
     headline: ClassVar[tuple[str, ...]] = ("accuracy",)
 
-    def __init__(self, path: str, limit: int | None = None, image_root: str | None = None, name: str | None = None) -> None:
+    def __init__(self, path: str, limit: int | None = None, image_root: str | None = None, name: str | None = None,
+                 split: str | None = None) -> None:
         if limit is not None and limit < 1:
             raise ValueError(f"{type(self).__name__}.limit must be >= 1 or null, got {limit}.")
         if name is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", name):
@@ -108,6 +112,7 @@ class Benchmark:
         self.limit = limit
         self.image_root = image_root
         self.name = name or self.default_name
+        self.split = split or self.default_split
 
     # ------------------------------------------------------------------------------------- loading
     def items(self) -> list[BenchmarkItem]:

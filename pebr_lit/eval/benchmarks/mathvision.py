@@ -35,13 +35,9 @@ class MathVision(Benchmark):
     """
 
     default_name = "mathvision"
+    default_split = "test"
     layout = "MathLLMs/MathVision's parquet or MATH-V's jsonl: id, question, options, answer, level, subject, decoded_image/image"
     group_by = ("subject", "level")
-
-    def __init__(self, path: str, limit: int | None = None, image_root: str | None = None, name: str | None = None,
-                 split: str = "test") -> None:
-        super().__init__(path, limit, image_root, name)
-        self.split = split
 
     def load(self, path: Path) -> list[BenchmarkItem]:
         root = self.root(path)

@@ -45,14 +45,10 @@ class MathVista(Benchmark):
     """
 
     default_name = "mathvista"
+    default_split = "testmini"
     layout = ("AI4Math/MathVista's testmini parquet: pid, query, answer, question_type, answer_type, "
               "choices, precision, decoded_image/image, metadata")
     group_by = ("question_type", "answer_type", *META_FIELDS)
-
-    def __init__(self, path: str, limit: int | None = None, image_root: str | None = None, name: str | None = None,
-                 split: str = "testmini") -> None:
-        super().__init__(path, limit, image_root, name)
-        self.split = split
 
     def load(self, path: Path) -> list[BenchmarkItem]:
         root = self.root(path)

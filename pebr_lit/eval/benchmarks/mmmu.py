@@ -57,13 +57,9 @@ class MMMU(Benchmark):
     """
 
     default_name = "mmmu"
+    default_split = "validation"
     layout = "MMMU/MMMU's <Subject>/validation-*.parquet: id, question, options, answer, question_type, image_1..image_7, topic_difficulty"
     group_by = ("subject", "discipline", "topic_difficulty", "question_type")
-
-    def __init__(self, path: str, limit: int | None = None, image_root: str | None = None, name: str | None = None,
-                 split: str = "validation") -> None:
-        super().__init__(path, limit, image_root, name)
-        self.split = split
 
     def files(self, path: Path) -> list[Path]:
         if path.is_file():

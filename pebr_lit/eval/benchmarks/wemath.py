@@ -77,14 +77,10 @@ class WeMath(Benchmark):
     """
 
     default_name = "wemath"
+    default_split = "testmini"
     layout = "We-Math/We-Math's testmini: ID, key, question, option, answer, image_path, knowledge concept"
     group_by = ("key",)
     headline = ("score_strict", "score_loose", "accuracy")
-
-    def __init__(self, path: str, limit: int | None = None, image_root: str | None = None, name: str | None = None,
-                 split: str = "testmini") -> None:
-        super().__init__(path, limit, image_root, name)
-        self.split = split
 
     def load(self, path: Path) -> list[BenchmarkItem]:
         root = self.root(path)
