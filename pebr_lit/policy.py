@@ -226,6 +226,9 @@ class PolicyWrapper(nn.Module):
                 "num_return_sequences": n,
                 "eos_token_id": self.eos_token_ids,
                 "pad_token_id": pad_id,
+                # Checkpoints ship sampling defaults (Qwen2.5-VL: repetition_penalty 1.05, top_k 1) that
+                # would silently reshape the distribution GRPO's ratios assume; pin plain sampling.
+                "repetition_penalty": 1.0,
             }
             if sampling.do_sample:
                 kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)

@@ -8,14 +8,18 @@ together, so DDP's gradient average is the single-process gradient). Each rank r
 whole groups of its own prompts; train metrics are logged as means over ranks. Log-probs reuse
 each image's vision features across its G rollouts. The reference policy for the KL term comes
 from the ``ReferencePolicy`` callback through ``self.reference``; the KL coefficient lives on
-``self.loss.kl_coef``.
+``self.loss.kl_coef``. Rollouts come from ``self.rollout_engine`` (default: the policy's own HF
+generate), which receives the policy's weights after each rollout batch's optimizer steps; when it
+returns its own log-probs, their gap to the trainer's is logged as ``train/engine_logprob_diff/*``.
 
 Left out on purpose: the reward definitions (``pebr_lit.rewards``), the loss maths (``grpo``,
-``grpo_losses``), reference snapshots, KL schedules and the length penalty (``callbacks/``).
+``grpo_losses``), reference snapshots, KL schedules and the length penalty (``callbacks/``), the
+rollout engines (``pebr_lit.rollout``).
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 import lightning as L
@@ -28,6 +32,7 @@ from pebr_lit.format import parse_response
 from pebr_lit.grpo import AdvantageNormalizer, GroupMeanStd, zero_variance_groups
 from pebr_lit.grpo_losses import GRPOLoss
 from pebr_lit.policy import PolicyWrapper, SamplingSettings
+from pebr_lit.rollout import HFGenerate, RolloutEngine, logprob_gap
 from pebr_lit.schedules import build_optimization
 from pebr_lit.rewards import StageReward, extract_keywords
 
@@ -70,6 +75,7 @@ class GRPOModule(L.LightningModule):
         micro_batch_size: Rollouts per forward/backward pass (memory knob; results do not depend on it).
         mask_zero_variance: Leave groups whose rewards are all equal out of the update entirely.
         gradient_clip_val: Max gradient norm per optimizer step; null = no clipping.
+        rollout_engine: Where rollouts are sampled; null = HFGenerate() (the policy's own generate, CPU or GPU).
     """
 
     def __init__(
@@ -88,6 +94,7 @@ class GRPOModule(L.LightningModule):
         micro_batch_size: int = 8,
         mask_zero_variance: bool = False,
         gradient_clip_val: float | None = 1.0,
+        rollout_engine: RolloutEngine | None = None,
     ) -> None:
         super().__init__()
         if getattr(reward, "needs_clip", False) and clip_scorer is None:
@@ -109,6 +116,9 @@ class GRPOModule(L.LightningModule):
         self.micro_batch_size = micro_batch_size
         self.mask_zero_variance = mask_zero_variance
         self.gradient_clip_val = gradient_clip_val
+        self.rollout_engine = rollout_engine if rollout_engine is not None else HFGenerate()
+        #: False until the engine holds the policy's weights (it starts from its own copy; init_from and resume change ours).
+        self._engine_synced = False
         self.automatic_optimization = False
         self.strict_loading = False  # slim checkpoints: see check_checkpoint_keys
         #: Set by the ReferencePolicy callback; None = no reference (KL term must then be off).
@@ -195,7 +205,11 @@ class GRPOModule(L.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         prompts, records = batch["prompts"], batch["records"].records
         group = self.sampling.num_samples
-        rollout = self.policy.generate(prompts, self.sampling)
+        if not self._engine_synced:
+            self.rollout_engine.sync_weights(self.policy)
+            self._engine_synced = True
+        rollout = self.rollout_engine.generate(self.policy, prompts, records, self.sampling)
+        engine_logprobs = getattr(rollout, "logprobs", None)  # [N, R] from engines that report them
         ids, mask = rollout.response_ids, rollout.response_mask  # [N, R], [N, R]
         lengths = mask.sum(dim=1)  # [N]
         rewards = self.score(rollout.texts, [r for r in records for _ in range(group)], lengths)
@@ -207,7 +221,9 @@ class GRPOModule(L.LightningModule):
         if rows:
             old = self._frozen_logprobs(prompts, ids, mask, rows, reference=False) if self.mini_batches > 1 else None
             ref = self._frozen_logprobs(prompts, ids, mask, rows, reference=True) if self.reference is not None else None
+            gap = self._engine_gap(engine_logprobs, old, prompts, ids, mask, rows) if engine_logprobs is not None else {}
             stats = self._update(prompts, ids, mask, rows, advantages, old, ref)
+            stats.update(gap)
         self.rollout_batches += 1
         self._log_step(rewards, lengths, rollout.truncated, flat, len(rows), stats)
 
@@ -241,7 +257,25 @@ class GRPOModule(L.LightningModule):
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
+        self.rollout_engine.sync_weights(self.policy)  # the next rollout batch samples from the updated policy
         return totals
+
+    def _engine_gap(self, engine_logprobs, old, prompts, ids, mask, rows) -> dict[str, float]:
+        """|engine - trainer| log-prob gap on this batch's responses, before the update, as loggable stats."""
+        current = old if old is not None else self._frozen_logprobs(prompts, ids, mask, rows, reference=False)
+        gap = logprob_gap(engine_logprobs[rows], current[rows], mask[rows])
+        if gap.get("mean", 0.0) > self.rollout_engine.logprob_tolerance:
+            warnings.warn(
+                f"rollout engine log-probs differ from the trainer's by more than logprob_tolerance="
+                f"{self.rollout_engine.logprob_tolerance} nats per token (train/engine_logprob_diff/mean): check that "
+                "the engine gets the weights (sync), dtype and image processor settings of the policy.",
+                stacklevel=2,
+            )
+        return {f"engine_logprob_diff/{k}": v for k, v in gap.items()}
+
+    def teardown(self, stage: str) -> None:
+        self.rollout_engine.close()
+        self._engine_synced = False  # a restarted engine loads its start checkpoint again
 
     def _log_step(self, rewards, lengths, truncated, flat, updated_rows, stats) -> None:
         group = self.sampling.num_samples

@@ -146,3 +146,19 @@ def test_bad_settings_fail_at_construction(assets, tmp_path):
         SamplingSettings(temperature=0.0)
     with pytest.raises(ValueError, match="rank|positive"):
         LoraSettings(r=0)
+
+
+def test_checkpoint_sampling_defaults_do_not_leak_into_rollouts(assets, records, monkeypatch):
+    policy = PolicyWrapper(str(assets["vlm"]), dtype="float32")
+    policy.model.generation_config.repetition_penalty = 1.5
+    policy.model.generation_config.top_k = 1
+    seen = {}
+    original = policy.model.generate
+
+    def spy(**kwargs):
+        seen.update(kwargs)
+        return original(**kwargs)
+
+    monkeypatch.setattr(policy.model, "generate", spy)
+    policy.generate(_prompts(policy, records), SamplingSettings(num_samples=2, max_new_tokens=4))
+    assert seen["repetition_penalty"] == 1.0 and seen["top_k"] == 0

@@ -1,0 +1,10 @@
+"""Rollout engines behind one interface: Hugging Face generate (default) and sglang (optional, GPU).
+
+Left out on purpose: everything else; see ``base`` for the interface.
+"""
+
+from pebr_lit.rollout.base import EngineRollout, RolloutEngine, logprob_gap
+from pebr_lit.rollout.hf import HFGenerate
+from pebr_lit.rollout.sglang import SGLangEngine, SGLangOffline, SGLangServer
+
+__all__ = ["EngineRollout", "HFGenerate", "RolloutEngine", "SGLangEngine", "SGLangOffline", "SGLangServer", "logprob_gap"]

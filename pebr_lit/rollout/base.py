@@ -1,0 +1,59 @@
+"""The rollout-engine interface: sample responses for a prompt batch, take the policy's new weights.
+
+``RolloutEngine`` is what ``GRPOModule`` talks to; ``EngineRollout`` is a ``Rollout`` that also
+carries the engine's own log-probs of the tokens it sampled, and ``logprob_gap`` compares those
+with the trainer's (an engine serving stale or differently processed weights shows up there).
+
+Left out on purpose: the engines themselves (``hf``, ``sglang``) and the weight format they load
+(``weights``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+
+from pebr_lit.policy import PolicyWrapper
+from pebr_lit.policy_settings import Rollout, SamplingSettings
+
+
+@dataclass
+class EngineRollout(Rollout):
+    """A ``Rollout`` from an external engine, with the engine's log-probs when it returned them."""
+
+    logprobs: torch.Tensor | None = None  # [B*n, R] per sampled token; 0 on padding, NaN where the engine gave none
+
+
+class RolloutEngine(ABC):
+    """Samples GRPO rollouts for a ``PolicyWrapper`` and follows its weights as they train."""
+
+    #: Mean |engine - trainer| log-prob gap (nats per token) above which the module warns.
+    logprob_tolerance: float = 0.05
+
+    @abstractmethod
+    def generate(
+        self, policy: PolicyWrapper, prompts: dict[str, torch.Tensor], records: Sequence[Any], sampling: SamplingSettings
+    ) -> Rollout:
+        """``sampling.num_samples`` responses per left-padded prompt; ``records[i]`` holds prompt i's images."""
+
+    def sync_weights(self, policy: PolicyWrapper) -> None:
+        """Make the engine sample from ``policy``'s current weights (called after each update)."""
+
+    def close(self) -> None:
+        """Release the engine's resources; the next call starts it again if it needs to."""
+
+
+def logprob_gap(engine: torch.Tensor, trainer: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
+    """Max and mean |engine - trainer| over the response tokens where the engine gave a log-prob.
+
+    ``engine``, ``trainer`` and ``mask`` are ``[N, R]``; returns ``{}`` when no token can be compared.
+    """
+    engine = engine.to(trainer.device).float()
+    known = mask.to(trainer.device).bool() & torch.isfinite(engine)  # [N, R]
+    if not known.any():
+        return {}
+    diff = (engine - trainer.detach().float()).abs()[known]  # [K]
+    return {"max": float(diff.max()), "mean": float(diff.mean())}
