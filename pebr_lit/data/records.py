@@ -62,16 +62,21 @@ class Record:
 
     def load_images(self) -> list[Image.Image]:
         """Decode all images to RGB; a missing or unreadable one raises ``RecordError`` naming ``images[i]``."""
-        return [_load_one(self, i) for i in range(len(self.images))]
+        return load_item_images(self)
 
 
-def _problem_and_fix(error: ValueError, default_fix: str) -> tuple[str, str]:
+def load_item_images(item: Any) -> list[Image.Image]:
+    """Decode ``item.images`` to RGB for any record-like item (with ``qid``, ``source``, ``images``)."""
+    return [_load_one(item, i) for i in range(len(item.images))]
+
+
+def problem_and_fix(error: ValueError, default_fix: str) -> tuple[str, str]:
     """Split a ``data.images`` message "<problem>. <what to do>" (the problem may quote other sentences)."""
     problem, sep, fix = str(error).rpartition(". ")
     return (problem, fix) if sep else (str(error), default_fix)
 
 
-def _load_one(record: Record, i: int) -> Image.Image:
+def _load_one(record: Any, i: int) -> Image.Image:
     where, name = record.source or f"qid {record.qid!r}", f"images[{i}]"
     try:
         return open_rgb(record.images[i])
@@ -79,7 +84,7 @@ def _load_one(record: Record, i: int) -> Image.Image:
         raise RecordError(where, f"image file not found: {e}", "Check the path and the image_root it is relative to",
                           name) from None
     except ValueError as e:
-        raise RecordError(where, *_problem_and_fix(e, "Replace the image"), name) from None
+        raise RecordError(where, *problem_and_fix(e, "Replace the image"), name) from None
 
 
 def check_images(records: Iterable[Record]) -> None:
@@ -154,7 +159,7 @@ def record_from_dict(row: Any, source: str = "<dict>", image_root: str | Path | 
         try:
             images.append(normalise_ref(raw, root))
         except ValueError as e:
-            raise RecordError(source, *_problem_and_fix(e, "Fix the image reference"), f"images[{i}]") from None
+            raise RecordError(source, *problem_and_fix(e, "Fix the image reference"), f"images[{i}]") from None
 
     raw_words = row.pop("key_words", None)
     if raw_words is None:

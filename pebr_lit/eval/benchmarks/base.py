@@ -30,19 +30,14 @@ from typing import Any, ClassVar, Iterable, Iterator
 
 from PIL import Image
 
-from pebr_lit.data.images import ImageRef, normalise_ref, open_rgb
+from pebr_lit.data.images import ImageRef, normalise_ref
+from pebr_lit.data.records import load_item_images, problem_and_fix
 from pebr_lit.data.sources import RecordError, read_rows
 from pebr_lit.eval.answers import extract_choice, match_choice, match_free_form, match_yes_no, options_from_text
 from pebr_lit.format import extract_answer
 
 CHOICE, FREE_FORM, YES_NO = "choice", "free_form", "yes_no"
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-
-def _split_message(error: Exception) -> tuple[str, str]:
-    """``data.images`` errors read "<problem>. <what to do>"; RecordError wants the two apart."""
-    problem, sep, fix = str(error).rpartition(". ")
-    return (problem, fix) if sep else (str(error), "Replace the image")
 
 
 @dataclass(frozen=True)
@@ -70,15 +65,7 @@ class BenchmarkItem:
 
     def load_images(self) -> list[Image.Image]:
         """Decode every image to RGB; a missing or broken one raises ``RecordError`` naming ``images[i]``."""
-        out = []
-        for i, ref in enumerate(self.images):
-            try:
-                out.append(open_rgb(ref))
-            except FileNotFoundError:
-                raise RecordError(self.source, f"image file not found: {ref}", "Check the path and image_root", f"images[{i}]") from None
-            except ValueError as e:
-                raise RecordError(self.source, *_split_message(e), f"images[{i}]") from None
-        return out
+        return load_item_images(self)
 
 
 class Benchmark:
@@ -158,7 +145,7 @@ class Benchmark:
         try:
             ref = normalise_ref(value, root)
         except ValueError as e:
-            raise RecordError(source, *_split_message(e), column) from None
+            raise RecordError(source, *problem_and_fix(e, "Replace the image"), column) from None
         if isinstance(ref, str) and not os.path.isfile(ref):
             raise RecordError(source, f"image file not found: {ref}",
                               "Unpack the benchmark's images where its file expects them, or set image_root", column)
