@@ -2,7 +2,9 @@
 
 ``grade`` compares a predicted answer with the ground truth: exact after light normalisation
 (case, surrounding punctuation, a trailing period), then ``mathruler``'s math-aware comparison
-(the authors' grader: ``1/2`` equals ``0.5``, ``\\frac{1}{2}`` equals ``0.5``). It never raises.
+(the authors' grader: ``1/2`` equals ``0.5``, ``\\frac{1}{2}`` equals ``0.5``). It never raises, and
+on the main thread the math-aware part is cut off after ``time_limit_s`` (sympy can be led into
+unbounded work by adversarial model output); elsewhere only the input guards below apply.
 
 Left out on purpose: benchmark-specific conventions such as multiple-choice letters (``eval``
 adapters) and pulling the answer out of a response (``format.extract_answer``).
@@ -10,7 +12,11 @@ adapters) and pulling the answer out of a response (``format.extract_answer``).
 
 from __future__ import annotations
 
+import contextlib
 import re
+import signal
+import threading
+from typing import Iterator
 
 _STRIP = " \t\n\r.。,;:!\"'`*$"
 #: A leading '.' is a decimal point (".5" is 0.5, not 5), so only the trailing side drops it.
@@ -26,8 +32,32 @@ def normalize(text: str) -> str:
     return re.sub(r"\s+", " ", text.rstrip(_STRIP).lstrip(_LEAD_STRIP)).lower()
 
 
-def grade(prediction: object, truth: object) -> bool:
-    """True when ``prediction`` matches ``truth``; any failure inside the grader counts as wrong."""
+class _TimedOut(BaseException):
+    """Not an Exception, so ``except Exception`` blocks inside sympy/mathruler cannot swallow it."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Raise ``_TimedOut`` after ``seconds`` of wall time (a SIGALRM timer; main thread on Unix only)."""
+    usable = seconds > 0 and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise _TimedOut
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def grade(prediction: object, truth: object, time_limit_s: float = 2.0) -> bool:
+    """True when ``prediction`` matches ``truth``; any failure or timeout inside the grader counts as wrong."""
     if not isinstance(prediction, str) or not isinstance(truth, str):
         return False
     pred, gold = normalize(prediction), normalize(truth)
@@ -42,6 +72,7 @@ def grade(prediction: object, truth: object) -> bool:
 
         # mathruler refuses '^' towers such as 9^9^9 but not the same tower written with '**',
         # which sympy then computes forever; spelling power as '^' lets its guard apply.
-        return bool(grade_answer(pred.replace("**", "^"), gold.replace("**", "^")))
-    except Exception:  # the grader parses arbitrary model output with sympy; never let that crash a step
+        with _time_limit(time_limit_s):
+            return bool(grade_answer(pred.replace("**", "^"), gold.replace("**", "^")))
+    except (Exception, _TimedOut):  # the grader parses arbitrary model output with sympy; never let that crash a step
         return False

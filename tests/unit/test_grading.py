@@ -108,3 +108,20 @@ def test_grade_of_any_text_is_a_bool(prediction: str, truth: str) -> None:
 @given(st.text(max_size=30).filter(lambda s: normalize(s)))
 def test_a_non_empty_answer_matches_itself(text: str) -> None:
     assert grade(text, text) is True
+
+
+def test_sympy_blowups_are_cut_off_by_the_time_limit():
+    # Found by fuzzing: these pass the input guards and make sympy work without end. Run in a
+    # subprocess so a regression fails this test instead of hanging the suite.
+    import subprocess
+    import sys
+
+    code = (
+        "import time; from pebr_lit.eval.grading import grade; t = time.time(); "
+        "r = [grade(x, '1/2', time_limit_s=1.0) for x in ('ff(99999999,99999999)', 'rf(9,99999999)')]; "
+        "print(r, round(time.time() - t, 1))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    result, seconds = out.stdout.rsplit("]", 1)
+    assert result == "[False, False" and float(seconds) < 10
