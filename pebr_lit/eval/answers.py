@@ -12,7 +12,8 @@ function raises on model output. The conventions, and where they come from:
 - Yes/no (HallusionBench, truth "1"/"0"): ``extract_yes_no``; VLMEvalKit's rule plus a leading word.
 - Free form (MathVista, MathVerse, MathVision, DynaMath, MMMU open questions): ``match_free_form``;
   numbers are compared exactly as fractions, rounded (MathVista ``precision``) or within an absolute
-  tolerance (DynaMath: 0.001); the rest goes to ``grading.grade`` (mathruler).
+  tolerance (DynaMath: 0.001); the rest goes to ``grading.grade`` (mathruler). Implemented in
+  ``eval.numbers`` and re-exported here.
 
 Left out on purpose: LLM-judge extraction (MathVista, MathVerse and VLMEvalKit use GPT to pull the
 answer out of free text; here only rules), reading benchmark files (``eval.benchmarks``) and math
@@ -24,24 +25,22 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from fractions import Fraction
 from string import ascii_uppercase
-from typing import NamedTuple
 
 from pebr_lit.eval.grading import grade, normalize
+from pebr_lit.eval.numbers import ANSWER_MARK, clean_answer, normalized_answer
+from pebr_lit.eval.numbers import free_form_candidates, match_free_form, parse_number  # noqa: F401  (re-exported)
 from pebr_lit.format import extract_answer
 
 Options = Mapping[str, object] | Sequence[object] | str | None
 """``{"A": "12 cm", ...}``; a list of option texts (letters A, B, ... in order); a string of allowed
 letters without texts ("ABCD"); or None (any letter A-Z, no text matching)."""
 
-_WRAPPERS = re.compile(r"\\(?:text|textbf|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}")
 _LETTER_ALONE = re.compile(
     r"(?:(?:the\s+)?(?:final\s+|correct\s+)?(?:answer|option|choice)(?:\s+is)?(?:\s*[:：]\s*|\s+))?"
     r"(?:\(\s*([a-z])\s*\)|\[\s*([a-z])\s*\]|([a-z])\s*[.:)]?)"
 )
 # "Answer: B", "the answer is (B)", "\boxed{B}": the last one in a response is the model's final word.
-_ANSWER_MARK = re.compile(r"\banswers?\b\s*(?:is|are|would\s+be|should\s+be|=)?\s*[:：]?|\\boxed\s*\{", re.I)
 _CHOICE_MARK = re.compile(r"\b(?:option|choice|choose|select|pick)\b(?:\s+is)?\s*[:：]?", re.I)
 _LEADING_LETTER = re.compile(r"(?:[(\[]\s*([A-Za-z])\s*[)\]]|([A-Za-z])(?:[.:：](?=\s|$)|\)))\s*")
 _BRACKETED = re.compile(r"(?<!\w)[(\[]\s*([A-Za-z])\s*[)\]]")
@@ -50,17 +49,8 @@ _ARTICLE = re.compile(r"\s+[a-z]")  # "A red circle", "I think": "A"/"I" as Engl
 _WORD = re.compile(r"[a-z]+(?:['’-][a-z]+)*")
 
 
-def _clean(text: str) -> str:
-    """Markdown bold, '$' math delimiters and ``\\text{...}`` wrappers removed; case kept."""
-    return _WRAPPERS.sub(r"\1", text.replace("*", "").replace("\\$", "").replace("$", "")).strip()
-
-
-def _norm(text: object) -> str:
-    return normalize(_clean(text)) if isinstance(text, str) else ""
-
-
 def _answer_text(response: object) -> str:
-    return _clean(extract_answer(response))
+    return clean_answer(extract_answer(response))
 
 
 def _unique(letters: object) -> str | None:
@@ -71,7 +61,7 @@ def _unique(letters: object) -> str | None:
 def normalize_letter(text: object) -> str | None:
     """The upper-case option letter when the whole of ``text`` is one ("B", "(b)", "B.", "[B]",
     "\\boxed{B}", "Option B", "Answer: b"), else None. Any case: a lone letter is unambiguous."""
-    m = _LETTER_ALONE.fullmatch(_norm(text))
+    m = _LETTER_ALONE.fullmatch(normalized_answer(text))
     return next(g for g in m.groups() if g).upper() if m else None
 
 
@@ -90,7 +80,7 @@ def option_table(options: Options) -> dict[str, str]:
         if letter and letter not in table:
             # pandas gives a float NaN for a missing option; numbers in data files are option texts too
             ok = isinstance(text, (str, int, float)) and not (isinstance(text, float) and math.isnan(text))
-            table[letter] = _norm(str(text)) if ok else ""
+            table[letter] = normalized_answer(str(text)) if ok else ""
     return table
 
 
@@ -121,7 +111,7 @@ def options_from_text(question: object) -> dict[str, str]:
 
 def _text_hit(text: str, table: dict[str, str], prefix: bool) -> str | None:
     """The option whose text is all of (``prefix=False``) or starts (True) ``text``; longest wins."""
-    t = _norm(text)
+    t = normalized_answer(text)
     # As a prefix, an option's text must end at a word's end: option "12" does not start "125 cm".
     hits = [
         (len(o), k)
@@ -186,7 +176,7 @@ def _choice_candidates(text: str, table: dict[str, str], allowed: set[str]) -> I
     yield _leading(text, table)
     if len(text) <= 100:  # a long text is no option's value; sympy on it only costs time
         yield _unique(k for k, o in table.items() if o and grade(text, o))
-    for m in reversed(list(_ANSWER_MARK.finditer(text))):
+    for m in reversed(list(ANSWER_MARK.finditer(text))):
         yield _letter_after(text[m.end() :], table, allowed)
     named = (_letter_after(text[m.end() :], table, allowed) for m in _CHOICE_MARK.finditer(text))
     yield _unique(filter(None, named))
@@ -199,7 +189,7 @@ def _leading(text: str, table: dict[str, str]) -> str | None:
         letter = (m.group(1) or m.group(2)).upper()
         others = _letters_standing_alone(text[m.end() :]) & set(table or ascii_uppercase)
         return letter if others <= {letter} else None  # "(A) is wrong, (C) is right" names two
-    if (m := re.match(r"([A-Z])\s+(\S.*)", text, re.S)) and table.get(m.group(1)) == _norm(m.group(2)):
+    if (m := re.match(r"([A-Z])\s+(\S.*)", text, re.S)) and table.get(m.group(1)) == normalized_answer(m.group(2)):
         return m.group(1)
     return None
 
@@ -213,7 +203,7 @@ def _letters_standing_alone(text: str) -> set[str]:
 
 
 def _text_inside(text: str, table: dict[str, str]) -> str | None:
-    t = _norm(text)
+    t = normalized_answer(text)
     hits = {k: o for k, o in table.items() if o and re.search(rf"(?<![\w.]){re.escape(o)}(?!\w|\.\d)", t)}
     return _unique(k for k, o in hits.items() if not any(o != p and o in p for p in hits.values()))
 
@@ -224,7 +214,7 @@ def extract_choices(response: object, options: Options) -> frozenset[str]:
     ``extract_choice``'s single letter; else empty."""
     allowed = set(option_table(options)) or set(ascii_uppercase)
     text = _answer_text(response)
-    marks = list(_ANSWER_MARK.finditer(text))
+    marks = list(ANSWER_MARK.finditer(text))
     for candidate in [text] + ([text[marks[-1].end() :].split("\n")[0]] if marks else []):
         c = candidate.strip().rstrip(".").strip("{} ")
         parts = [p for p in re.split(r"\s*(?:[,;/&]|\band\b|\s)\s*", c) if p]
@@ -266,7 +256,7 @@ def extract_yes_no(response: object) -> str | None:
     words = _WORD.findall(text)
     if words and words[0] in ("yes", "no"):
         return words[0]
-    for m in reversed(list(_ANSWER_MARK.finditer(text))):
+    for m in reversed(list(ANSWER_MARK.finditer(text))):
         after = _WORD.findall(text[m.end() : m.end() + 40])
         if after and after[0] in ("yes", "no"):
             return after[0]
@@ -279,159 +269,8 @@ _TRUTH_YES_NO = dict.fromkeys(("1", "1.0", "yes", "true"), "yes") | dict.fromkey
 def match_yes_no(response: object, truth: object) -> bool:
     """True when the response's yes/no equals ``truth``: "1"/"0" (HallusionBench), "yes"/"no",
     "true"/"false", 1/0 or a bool, any case. An unreadable truth matches nothing."""
-    gold = _TRUTH_YES_NO.get(_norm(truth if isinstance(truth, str) else str(truth)))
+    gold = _TRUTH_YES_NO.get(normalized_answer(truth if isinstance(truth, str) else str(truth)))
     return gold is not None and extract_yes_no(response) == gold
-
-
-# --- free-form answers -------------------------------------------------------------------------------------
-
-_NUMBER = re.compile(
-    r"(?P<fs>[+-]?)\\[dt]?frac\s*(?:\{\s*(?P<fn>[+-]?\d+(?:\.\d+)?)\s*\}\s*\{\s*(?P<fd>\d+(?:\.\d+)?)\s*\}"
-    r"|(?P<n1>\d)(?P<d1>\d))"  # \frac12
-    r"|(?P<sn>[+-]?\d+(?:\.\d+)?)\s*/\s*(?P<sd>\d+(?:\.\d+)?)(?![\d.])"
-    r"|(?P<dec>[+-]?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?|[+-]?\.\d+)"
-)
-_PERCENT = re.compile(r"(?:\\?%|percent\b)\s*")
-# Words after a number that are not units: they change its value or make it an expression.
-_NOT_UNITS = frozenset("pi π e i x y z n k sqrt thousand hundred million billion trillion".split())
-_ONE_LETTER_UNITS = frozenset("mgshljwv")  # metres, grams, seconds, hours, litres, joules, watts, volts
-_UNIT_TOKEN = r"(?:°[^\W\d_]*|[^\W\d_]+[23]?)"
-_UNIT = re.compile(rf"{_UNIT_TOKEN}(?: ?[/·] ?{_UNIT_TOKEN}| {_UNIT_TOKEN})*")
-_MAX_GRADED = 500  # characters; a longer candidate is a whole reasoning text, and sympy on it only costs time
-
-
-class _Number(NamedTuple):
-    value: Fraction
-    percent: bool
-    unit: str  # canonical unit text, "" for none
-
-
-def _unit(rest: str) -> str | None:
-    """``rest`` (the text after a number) as a canonical unit ("cm2", "°", "m/s"), "" for nothing,
-    None when it is not a unit (an expression, a sentence with digits, "pi", a variable)."""
-    u = re.sub(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree", "°", rest)
-    u = re.sub(r"\^\s*\{?\s*([23])\s*\}?", r"\1", u).replace("²", "2").replace("³", "3")
-    u = " ".join(u.replace("\\cdot", "·").replace("\\", " ").split())
-    if not u:
-        return ""
-    words = re.findall(r"[^\W\d_]+", u)
-    if len(u) > 40 or len(words) > 4 or not _UNIT.fullmatch(u) or any(w in _NOT_UNITS for w in words):
-        return None
-    if any(len(w) == 1 and w not in _ONE_LETTER_UNITS for w in words):  # "2 x", "3 a": not units
-        return None
-    return u
-
-
-def parse_number(text: object) -> _Number | None:
-    """``text`` as an exact number with an optional percent sign and unit ("1,234.5 cm", "\\frac{1}{2}",
-    "3/4", "50\\%", "x = 3", "$12"); None when it is anything else (expressions, lists, sentences)."""
-    s = _norm(text).replace("−", "-").replace("\\!", "").replace("\\,", "").replace("{,}", ",")
-    s = re.sub(r"^[a-z]\w{0,3}\s*=\s*(?=[^=]*$)", "", s)  # "x = 3", "ab = 5 cm"
-    s = re.sub(r"^(?:€|£|¥|usd)\s*", "", s)  # '$' went with the math delimiters
-    if len(s) > 100 or not (m := _NUMBER.match(s)):
-        return None
-    g = m.groupdict()
-    if g["dec"] is not None:
-        value = Fraction(g["dec"].replace(",", ""))
-    else:
-        num, den = (g["fn"] or g["n1"], g["fd"] or g["d1"]) if g["fd"] or g["d1"] else (g["sn"], g["sd"])
-        if Fraction(den) == 0:
-            return None
-        value = Fraction(num) / Fraction(den) * (-1 if g["fs"] == "-" else 1)
-    rest = s[m.end() :].strip()
-    percent = bool(p := _PERCENT.match(rest))
-    unit = _unit(rest[p.end() :] if p else rest)
-    return None if unit is None else _Number(value, percent, unit)
-
-
-def _round(x: Fraction, digits: int) -> Fraction:
-    """Half away from zero on the exact value (Python's float ``round``, which MathVista uses, agrees
-    except at exact halves that binary floats cannot hold: 2.675 -> 2.68 here, 2.67 there)."""
-    scale = Fraction(10) ** digits
-    return math.floor(abs(x) * scale + Fraction(1, 2)) / scale * (1 if x >= 0 else -1)
-
-
-def _numbers_match(p: _Number, t: _Number, digits: int | None, tolerance: Fraction | None) -> bool:
-    # A percent sign may be read either way: "50%" matches "50" (MathVista writes percentage answers
-    # without the sign) and "0.5" (its value).
-    for a in {p.value, p.value / 100} if p.percent else {p.value}:
-        for b in {t.value, t.value / 100} if t.percent else {t.value}:
-            if a == b or digits is not None and _round(a, digits) == _round(b, digits):
-                return True
-            if tolerance is not None and abs(a - b) <= tolerance:
-                return True
-    return False
-
-
-def _finite(value: object) -> float | None:
-    """A finite float from a number or numeric string (data files differ), else None."""
-    try:
-        x = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return x if math.isfinite(x) else None
-
-
-def _last_boxed(text: str) -> str | None:
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    depth, begin = 0, start + len("\\boxed{")
-    for i in range(begin, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[i], 0)
-        if depth < 0:
-            return text[begin:i]
-    return None
-
-
-def free_form_candidates(response: object) -> list[str]:
-    """What may be the answer in a response: the final-answer section (or whole text), the last
-    ``\\boxed{}`` in it, and the rest of the line after its last "answer is"/"Answer:"."""
-    text = extract_answer(response)
-    found = [text, _last_boxed(text)]
-    marks = [m for m in _ANSWER_MARK.finditer(text) if not m.group().startswith("\\")]
-    if marks:
-        found.append(text[marks[-1].end() :].split("\n")[0])
-    return [c for c in dict.fromkeys(found) if c and c.strip()]
-
-
-def match_free_form(
-    response: object,
-    truth: object,
-    precision: float | None = None,
-    unit_strip: bool = True,
-    tolerance: float | None = None,
-) -> bool:
-    """True when any ``free_form_candidates`` of the response matches ``truth``.
-
-    Args:
-        response: the model's response or answer.
-        truth: the ground-truth answer text.
-        precision: decimals to round both numbers to before comparing (MathVista's ``precision``;
-            "2" and 2.0 work too); None or NaN (pandas' empty cell) compares exact values.
-        unit_strip: ignore units ("12 cm" == "12", "12 cm" == "12 m"); False requires the same unit
-            spelling on both sides ("12 cm" != "12"; no synonyms).
-        tolerance: also accept numbers at most this far apart (DynaMath: 0.001).
-
-    Numbers (decimals, thousands separators, ``a/b``, ``\\frac{a}{b}``, percents, units) are compared
-    exactly as fractions ("2/4" == "0.5", unlike mathruler's rule for unreduced fractions); anything
-    else, or a side that is no plain number ("\\sqrt{2}", "3 million"), goes to ``grading.grade``.
-    """
-    places, tol = _finite(precision), _finite(tolerance)
-    digits = None if places is None else max(-30, min(30, int(places)))  # 10**big would never finish
-    tol = None if tol is None else Fraction(repr(tol))
-    if not isinstance(truth, str):
-        return False
-    gold = parse_number(truth)
-    for candidate in free_form_candidates(response):
-        pred = parse_number(candidate)
-        if pred is not None and gold is not None:
-            same_unit = unit_strip or pred.unit == gold.unit
-            if same_unit and _numbers_match(pred, gold, digits, tol):
-                return True
-        elif len(candidate) <= _MAX_GRADED and grade(candidate, truth):
-            return True
-    return False
 
 
 # --- the accuracy reward's letter rule ---------------------------------------------------------------------
