@@ -28,13 +28,12 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from pebr_lit.checkpoint import check_checkpoint_keys, init_policy_from, slim_checkpoint
 from pebr_lit.clip_score import SimilarityScorer
-from pebr_lit.format import parse_response
 from pebr_lit.grpo import AdvantageNormalizer, GroupMeanStd, zero_variance_groups
 from pebr_lit.grpo_losses import GRPOLoss
 from pebr_lit.policy import PolicyWrapper, SamplingSettings
 from pebr_lit.rollout import HFGenerate, RolloutEngine, logprob_gap
 from pebr_lit.schedules import build_optimization
-from pebr_lit.rewards import StageReward, extract_keywords
+from pebr_lit.rewards import StageReward, clip_text, extract_keywords, format_reward
 
 
 @runtime_checkable
@@ -168,8 +167,10 @@ class GRPOModule(L.LightningModule):
             "num_tokens": num_tokens.cpu(),
         }
         if self.clip_scorer is not None and getattr(self.reward, "needs_clip", False):
-            images = [r.load_images()[0] for r in records]
-            descriptions = [parse_response(t).description or "" for t in texts]
+            # records repeat once per rollout: decode each distinct record's image once.
+            decoded = {id(r): r.load_images()[0] for r in {id(r): r for r in records}.values()}
+            images = [decoded[id(r)] for r in records]
+            descriptions = [clip_text(t) for t in texts]
             before = self.clip_scorer.failures
             inputs["clip_similarity"] = self.clip_scorer.similarity(images, descriptions)
             self.last_stats["clip_failures"] = float(self.clip_scorer.failures - before)
@@ -311,11 +312,10 @@ class GRPOModule(L.LightningModule):
         n = self.eval_sampling.num_samples
         expanded = [r for r in records for _ in range(n)]
         rewards = self.score(rollout.texts, expanded, rollout.response_mask.sum(dim=1))
-        parsed = [parse_response(t) for t in rollout.texts]
         # float: Lightning 2.6 mean-syncs an integer batch-size sum and floors it when ranks saw
         # different numbers of records (Lightning issue #21859); a float sum stays exact.
         size = float(len(expanded))
-        self.log(f"{split}/format_rate", torch.tensor([float(p.is_complete) for p in parsed]).mean(), batch_size=size, sync_dist=True)
+        self.log(f"{split}/format_rate", torch.tensor([format_reward(t) for t in rollout.texts]).mean(), batch_size=size, sync_dist=True)
         if "accuracy" in rewards:
             self.log(f"{split}/accuracy", rewards["accuracy"].float().mean(), batch_size=size, sync_dist=True, prog_bar=True)
         for name, values in rewards.items():

@@ -19,18 +19,17 @@ from torchmetrics import MeanMetric
 
 from pebr_lit.checkpoint import check_checkpoint_keys, init_policy_from, slim_checkpoint
 from pebr_lit.data.datamodule import batch_size_of
-from pebr_lit.eval.grading import grade
-from pebr_lit.format import parse_response
 from pebr_lit.policy import PolicyWrapper, SamplingSettings
+from pebr_lit.rewards import accuracy_reward, format_reward
 from pebr_lit.schedules import build_optimization
 
 
 def score_responses(texts: list[str], records: Any) -> dict[str, list[float]]:
-    """Per-response format completeness and correctness (1.0/0.0), for generation-based metrics."""
-    parsed = [parse_response(t) for t in texts]
+    """Per-response format completeness and correctness (1.0/0.0), by the same reward functions the
+    GRPO stages log, so ``val/accuracy`` means one thing across SFT, stage 1 and stage 2."""
     return {
-        "format_rate": [float(p.is_complete) for p in parsed],
-        "accuracy": [float(grade(p.answer or "", r.answer)) for p, r in zip(parsed, records)],
+        "format_rate": [format_reward(t) for t in texts],
+        "accuracy": [accuracy_reward(t, r.answer) for t, r in zip(texts, records)],
     }
 
 
