@@ -18,6 +18,10 @@ RATIONALE_HEADING = "### Rationales:"
 THINK_HEADING = "### Let's think step by step."
 ANSWER_HEADING = "### The final answer is:"
 
+#: Marks where an image goes inside a question (``build_messages``); without marks the images come first.
+#: Chosen to occur in no benchmark text; it never reaches the tokenizer.
+IMAGE_SLOT = "<|pebr_image|>"
+
 #: Section names as reported in ``ParsedResponse.missing``.
 SECTIONS = ("description", "rationale", "steps", "answer")
 
@@ -45,9 +49,24 @@ def build_user_text(question: str, instruction: str = INSTRUCTION) -> str:
 
 
 def build_messages(question: str, num_images: int = 1, instruction: str = INSTRUCTION) -> list[dict[str, Any]]:
-    """A chat in the Hugging Face multimodal message format: images first, then the user text."""
-    content: list[dict[str, Any]] = [{"type": "image"} for _ in range(num_images)]
-    content.append({"type": "text", "text": build_user_text(question, instruction)})
+    """A chat in the Hugging Face multimodal message format: the images first, then the user text;
+    or, when the question holds ``IMAGE_SLOT`` marks (exactly one per image), image ``k`` at mark ``k``
+    between text parts (MMMU's interleaved "<image k>" questions). Empty text parts are dropped."""
+    text = build_user_text(question, instruction)
+    slots = text.count(IMAGE_SLOT)
+    if not slots:
+        content: list[dict[str, Any]] = [{"type": "image"} for _ in range(num_images)]
+        content.append({"type": "text", "text": text})
+        return [{"role": "user", "content": content}]
+    if slots != num_images:
+        raise ValueError(f"the question holds {slots} image slot(s) {IMAGE_SLOT!r} for {num_images} image(s): "
+                         "write one slot per image in prompt order, or none to put every image first.")
+    content = []
+    for i, part in enumerate(text.split(IMAGE_SLOT)):
+        if i:
+            content.append({"type": "image"})
+        if part:
+            content.append({"type": "text", "text": part})
     return [{"role": "user", "content": content}]
 
 

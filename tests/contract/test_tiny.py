@@ -317,3 +317,18 @@ def test_build_assets_cli_is_idempotent(fake_synthetic, tmp_path, capsys):
     tiny.build_assets(tmp_path, seed=4)  # other seed: rebuilt
     assert fake_synthetic[-1] == (2000, 4)
     assert json.loads((tmp_path / "assets.json").read_text())["args"]["seed"] == 4
+
+
+def test_interleaved_images_reach_the_processor_in_slot_order(loaded):
+    """``encode_prompts`` with ``IMAGE_SLOT`` marks: each image's tokens sit at its mark, in order."""
+    from pebr_lit.data.collate import encode_prompts
+
+    _, processor = loaded
+    question = f"Question: {fmt.IMAGE_SLOT} then {fmt.IMAGE_SLOT} differ?"
+    enc = encode_prompts(processor, [question], [[image(size=112), image(size=56)]], instruction="")
+    text = processor.tokenizer.decode(enc["input_ids"][0])
+    # 112 px -> 16 image tokens, 56 px -> 4 (test_image_token_count): the large image comes first.
+    block = "<|vision_start|>{}<|vision_end|>"
+    expected = f"Question: {block.format('<|image_pad|>' * 16)} then {block.format('<|image_pad|>' * 4)} differ?"
+    assert expected in text and text.count("<|vision_start|>") == 2
+    assert enc["image_grid_thw"].tolist() == [[1, 8, 8], [1, 4, 4]]

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from pebr_lit.format import (
     ANSWER_HEADING,
     DESCRIPTION_HEADING,
+    IMAGE_SLOT,
     INSTRUCTION,
     RATIONALE_HEADING,
     SECTIONS,
@@ -285,6 +286,25 @@ def test_messages_hold_images_then_the_user_text(num_images: int) -> None:
     assert content[num_images:] == [{"type": "text", "text": build_user_text(question)}]
     text = content[-1]["text"]
     assert text.index(INSTRUCTION) < text.index(question)
+
+
+def test_image_slots_put_each_image_where_the_question_names_it() -> None:
+    question = f"Question: {IMAGE_SLOT} shows a cell; {IMAGE_SLOT} shows it later.\nOptions:\nA. {IMAGE_SLOT}"
+    content = build_messages(question, num_images=3, instruction="Be brief.")[0]["content"]
+    assert content == [
+        {"type": "text", "text": "Be brief.\n\nQuestion: "},
+        {"type": "image"},
+        {"type": "text", "text": " shows a cell; "},
+        {"type": "image"},
+        {"type": "text", "text": " shows it later.\nOptions:\nA. "},
+        {"type": "image"},  # a slot at the very end leaves no empty text part behind
+    ]
+
+
+@pytest.mark.parametrize("num_images", [1, 3])
+def test_image_slots_must_match_the_images(num_images: int) -> None:
+    with pytest.raises(ValueError, match=rf"2 image slot\(s\).*for {num_images} image"):
+        build_messages(f"{IMAGE_SLOT} and {IMAGE_SLOT}?", num_images=num_images)
 
 
 def test_cut_off_repeated_answer_heading_keeps_the_earlier_answer():
