@@ -192,7 +192,16 @@ def _rows_tsv(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
     except (ValueError, OSError) as e:
         raise RecordError(str(path), f"cannot read as TSV ({e})", "Check that the file is a complete VLMEvalKit TSV") from None
-    for n, row in enumerate(frame.to_dict(orient="records"), start=1):
+    rows = frame.to_dict(orient="records")
+    # VLMEvalKit stores a repeated image once: a short "image" cell is the index of the row holding it.
+    by_index = {row["index"]: row["image"] for row in rows if len(row.get("image", "")) > 64} if "index" in frame else {}
+    for n, row in enumerate(rows, start=1):
+        cell = row.get("image", "")
+        if by_index and 0 < len(cell.strip()) <= 64:
+            if cell.strip() not in by_index:
+                raise RecordError(f"{path}:row {n}", f"image cell {cell.strip()!r} names no row's index that holds an image",
+                                  "Check that the TSV is complete (VLMEvalKit writes a repeated image once)", "image")
+            row["image"] = by_index[cell.strip()]
         yield f"{path}:row {n}", row
 
 

@@ -1,24 +1,30 @@
 """MMMU (validation): college-level multi-discipline questions with up to 7 images; multiple choice and open answers.
 
-Released layout (Hugging Face ``MMMU/MMMU``: one folder per subject, ``<Subject>/validation-*.parquet``;
-``lmms-lab/MMMU`` merges them into ``data/validation-*.parquet``; schema from the dataset cards,
-NOT checked against the real files here — no hub access):
-  ``id`` str ("validation_<Subject>_<n>"); ``question`` str (with "<image k>" placeholders);
-  ``options`` str (a Python-list string, "['a', 'b']"; "[]" for open questions); ``explanation``;
-  ``image_1`` .. ``image_7`` Image ({"bytes", "path"}) or null; ``img_type``; ``answer`` str (a
-  letter, or the open answer, sometimes a list string); ``topic_difficulty`` "Easy" | "Medium" |
-  "Hard"; ``question_type`` "multiple-choice" | "open"; ``subfield`` str.
-A folder is searched recursively for ``<split>-*.parquet`` files (both layouts above).
+Released layouts (schemas from the dataset cards and VLMEvalKit's dataset code, NOT checked against the
+real files here — no hub access):
+  - Hugging Face ``MMMU/MMMU``: one folder per subject, ``<Subject>/validation-*.parquet``;
+    ``lmms-lab/MMMU`` merges them into ``data/validation-*.parquet``. Columns: ``id`` str
+    ("validation_<Subject>_<n>"); ``question`` str (with "<image k>" references); ``options`` str (a
+    Python-list string, "['a', 'b']"; "[]" for open questions; an option may itself be "<image k>");
+    ``explanation``; ``image_1`` .. ``image_7`` Image ({"bytes", "path"}) or null; ``img_type``;
+    ``answer`` str (a letter, or the open answer, sometimes a list string); ``topic_difficulty``
+    "Easy" | "Medium" | "Hard"; ``question_type`` "multiple-choice" | "open"; ``subfield`` str.
+    A folder is searched recursively for ``<split>-*.parquet`` files (both layouts above).
+  - VLMEvalKit's ``MMMU_DEV_VAL.tsv``: ``index``, ``id`` (as above), ``question``, option columns
+    ``A``.. (empty for open questions), ``answer``, ``split`` ("dev" | "validation"; rows of other
+    splits are skipped), ``image`` (a list of base64 images, image ``k`` at position ``k``).
 
 Prompt: VLMEvalKit's multiple-choice prompt (the paper's harness): "Question: ...", then "Options:"
 with "A. ..." lines and "Please select the correct answer from the options above."; open questions
-get "Question: ..." alone. All images come first; "<image k>" placeholders stay in the text
-(VLMEvalKit interleaves the images there instead).
+get "Question: ..." alone. Images are interleaved as VLMEvalKit's MMMU prompt does: each "<image k>"
+in the question or an option becomes image ``k`` at that place (``format.IMAGE_SLOT``; an image
+named twice is shown twice). Unlike VLMEvalKit, which drops an image no reference names, such an
+image is kept, before the question text; a reference to an image the row lacks is an error.
 Scoring (MMMU's rules without its random guess for unparseable answers, which count as wrong):
 multiple choice by letter or option text; open answers with the math-aware grader against the
 answer, or against any entry when the answer is a list.
 Aggregates: accuracy overall, by subject, by discipline (MMMU's six groups), by difficulty and by
-question type.
+question type (the TSV has no difficulty).
 """
 
 from __future__ import annotations
@@ -27,10 +33,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+from pebr_lit.data.images import ImageRef
 from pebr_lit.data.sources import RecordError
 from pebr_lit.eval.answers import match_free_form
-from pebr_lit.eval.benchmarks.base import CHOICE, FREE_FORM, Benchmark, BenchmarkItem, as_list, mcq_prompt, read_table
-from pebr_lit.format import extract_answer
+from pebr_lit.eval.benchmarks.base import (
+    CHOICE, FREE_FORM, LETTERS, Benchmark, BenchmarkItem, as_list, mcq_prompt, read_table, tsv_images,
+)  # fmt: skip
+from pebr_lit.format import IMAGE_SLOT, extract_answer
 
 DISCIPLINES = {
     "Art and Design": ("Art", "Art_Theory", "Design", "Music"),
@@ -45,20 +54,40 @@ DISCIPLINES = {
 DISCIPLINE_OF = {subject: group for group, subjects in DISCIPLINES.items() for subject in subjects}
 
 
+_IMAGE_REF = re.compile(r"<image (\d+)>")
+
+
+def interleave(text: str, images: dict[int, ImageRef], source: str) -> tuple[str, tuple[ImageRef, ...]]:
+    """``text`` with each "<image k>" turned into ``IMAGE_SLOT``, and the images in slot order.
+
+    Text without references is returned as is (the images then come first). Images no reference
+    names get slots at the start of the text; a reference to an image the row lacks is an error.
+    """
+    named = [int(k) for k in _IMAGE_REF.findall(text)]
+    if not named:
+        return text, tuple(images[k] for k in sorted(images))
+    if missing := sorted(set(named) - set(images)):
+        raise RecordError(source, f"the prompt names <image {missing[0]}> but the row has images {sorted(images)}",
+                          "Check that the file is the released one", "question")
+    unnamed = [k for k in sorted(images) if k not in named]
+    return IMAGE_SLOT * len(unnamed) + _IMAGE_REF.sub(IMAGE_SLOT, text), tuple(images[k] for k in unnamed + named)
+
+
 class MMMU(Benchmark):
     """MMMU validation (900 questions over 30 subjects).
 
     Args:
-        path: The MMMU/MMMU folder (subject folders), lmms-lab/MMMU's data folder, or one parquet file.
+        path: The MMMU/MMMU folder (subject folders), lmms-lab/MMMU's data folder, one parquet file, or VLMEvalKit's MMMU_DEV_VAL.tsv.
         limit: Evaluate only the first N questions; null = all.
         image_root: Folder that relative image paths start from; null = the data file's folder.
         name: Name in metric keys and result files.
-        split: Which files to read in a folder: "<split>-*.parquet".
+        split: Which files to read in a folder ("<split>-*.parquet"), or which rows of the TSV (its ``split`` column).
     """
 
     default_name = "mmmu"
     default_split = "validation"
-    layout = "MMMU/MMMU's <Subject>/validation-*.parquet: id, question, options, answer, question_type, image_1..image_7, topic_difficulty"
+    layout = ("MMMU/MMMU's <Subject>/validation-*.parquet (id, question, options, answer, question_type, "
+              "image_1..image_7, topic_difficulty) or VLMEvalKit's MMMU_DEV_VAL.tsv (id, question, A.., answer, split, image)")
     group_by = ("subject", "discipline", "topic_difficulty", "question_type")
 
     def files(self, path: Path) -> list[Path]:
@@ -72,27 +101,41 @@ class MMMU(Benchmark):
     def load(self, path: Path) -> list[BenchmarkItem]:
         items = []
         for file in self.files(path):
-            root = self.root(file)
+            tsv, root = file.suffix.lower() == ".tsv", self.root(file)
             for source, row in read_table(file):
-                qid = str(self.need(row, "id", source))
-                # "validation_Art_Theory_12" -> "Art_Theory"
-                subject = re.sub(r"^(dev|validation|test)_|_\d+$", "", qid)
-                qtype = self.need(row, "question_type", source)
-                options = tuple(str(o) for o in as_list(row.get("options")))
-                if qtype == "multiple-choice" and not options:
-                    raise RecordError(source, "multiple-choice question without options", f"MMMU expects {self.layout}", "options")
-                images = tuple(self.image(row[f"image_{k}"], source, f"image_{k}", root)
-                               for k in range(1, 8) if row.get(f"image_{k}") is not None)
-                if not images:
-                    raise RecordError(source, "no image in image_1..image_7", f"MMMU expects {self.layout}", "image_1")
-                question = str(self.need(row, "question", source))
-                items.append(BenchmarkItem(
-                    qid=qid, problem=mcq_prompt(question, options), answer=str(self.need(row, "answer", source)).strip(),
-                    images=images, kind=CHOICE if qtype == "multiple-choice" else FREE_FORM, options=options, source=source,
-                    meta={"subject": subject, "discipline": DISCIPLINE_OF.get(subject), "question_type": qtype,
-                          "topic_difficulty": row.get("topic_difficulty"), "subfield": row.get("subfield")},
-                ))
+                if tsv and row.get("split") and row["split"] != self.split:
+                    continue  # MMMU_DEV_VAL holds the dev split too
+                items.append(self._tsv_item(row, source) if tsv else self._item(row, source, root))
         return items
+
+    def _item(self, row: dict[str, Any], source: str, root: Path) -> BenchmarkItem:
+        qtype = self.need(row, "question_type", source)
+        options = tuple(str(o) for o in as_list(row.get("options")))
+        if qtype == "multiple-choice" and not options:
+            raise RecordError(source, "multiple-choice question without options", f"MMMU expects {self.layout}", "options")
+        images = {k: self.image(row[f"image_{k}"], source, f"image_{k}", root)
+                  for k in range(1, 8) if row.get(f"image_{k}") is not None}
+        return self._build(row, source, options, qtype, images)
+
+    def _tsv_item(self, row: dict[str, Any], source: str) -> BenchmarkItem:
+        options = tuple(row[c] for c in LETTERS if str(row.get(c, "")).strip())
+        images = dict(enumerate(tsv_images(self.need(row, "image", source), source), start=1))
+        return self._build(row, source, options, "multiple-choice" if options else "open", images)
+
+    def _build(self, row: dict[str, Any], source: str, options: tuple[str, ...], qtype: str,
+               images: dict[int, ImageRef]) -> BenchmarkItem:
+        if not images:
+            raise RecordError(source, "no image in image_1..image_7", f"MMMU expects {self.layout}", "image_1")
+        qid = str(row.get("id") or self.need(row, "index", source))
+        subject = re.sub(r"^(dev|validation|test)_|_\d+$", "", qid)  # "validation_Art_Theory_12" -> "Art_Theory"
+        text = mcq_prompt(str(self.need(row, "question", source)), options, row.get("hint") or None)
+        problem, ordered = interleave(text, images, source)
+        return BenchmarkItem(
+            qid=qid, problem=problem, answer=str(self.need(row, "answer", source)).strip(), images=ordered,
+            kind=CHOICE if qtype == "multiple-choice" else FREE_FORM, options=options, source=source,
+            meta={"subject": subject, "discipline": DISCIPLINE_OF.get(subject), "question_type": qtype,
+                  "topic_difficulty": row.get("topic_difficulty"), "subfield": row.get("subfield")},
+        )
 
     def score(self, response: str, item: BenchmarkItem) -> dict[str, Any]:
         if item.kind == CHOICE:
