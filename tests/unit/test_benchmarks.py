@@ -66,7 +66,7 @@ def test_mathvista_errors_name_the_column_and_the_image(tmp_path):
     with pytest.raises(RecordError, match=r"row 1: field 'query': missing column 'query'.*AI4Math/MathVista"):
         MathVista(str(write_parquet(tmp_path / "a.parquet", [no_query]))).items()
     path_only = {**mathvista_row("1", "free_form", "2"), "decoded_image": None}  # image = "images/1.jpg", not unpacked
-    with pytest.raises(RecordError, match="field 'decoded_image': image file not found: .*images/1.jpg"):
+    with pytest.raises(RecordError, match="field 'image': image file not found: .*images/1.jpg"):
         MathVista(str(write_parquet(tmp_path / "b.parquet", [path_only]))).items()
     write_png(tmp_path / "images" / "1.jpg")
     assert MathVista(str(tmp_path / "b.parquet")).items()[0].images == (str(tmp_path / "images" / "1.jpg"),)
@@ -78,6 +78,25 @@ def test_duplicate_ids_and_limit(tmp_path):
     with pytest.raises(RecordError, match="duplicate question id '1'"):
         MathVista(path).items()
     assert [i.qid for i in MathVista(str(write_parquet(tmp_path / "n.parquet", rows[:2])), limit=1).items()] == ["1"]
+
+
+def test_mathvista_vlmevalkit_tsv(tmp_path):
+    tsv = write_tsv(tmp_path / "MathVista_MINI.tsv", [
+        {"index": 1, "question": "Hint: pick one.\nQuestion: Which?\nChoices:\n(A) 3/11\n(B) 8/11", "answer": "8/11",
+         "answer_option": "B", "choices": "['3/11', '8/11']", "question_type": "multi_choice", "answer_type": "text",
+         "precision": "", "task": "geometry problem solving", "skills": "['geometry reasoning', 'algebraic reasoning']",
+         "image": b64_image()},
+        {"index": 2, "question": "Hint: two decimals.\nQuestion: How long?", "answer": "1.25", "answer_option": "",
+         "choices": "", "question_type": "free_form", "answer_type": "float", "precision": "2.0",
+         "task": "figure question answering", "skills": "['arithmetic reasoning']", "image": "1"},  # row 1's image
+    ])
+    bench = MathVista(str(tsv))
+    mc, flt = bench.items()
+    assert (mc.qid, mc.kind, mc.answer, mc.options) == ("1", CHOICE, "B", ("3/11", "8/11"))
+    assert mc.problem.count("(B) 8/11") == 1  # the TSV's question already lists the choices
+    assert mc.meta["skills"] == ["geometry reasoning", "algebraic reasoning"] and mc.meta["task"] == "geometry problem solving"
+    assert (flt.kind, flt.meta["precision"], flt.images) == (FREE_FORM, 2, mc.images)
+    assert bench.score(ANSWER + "1.254", flt)["correct"] and not bench.score(ANSWER + "1.26", flt)["correct"]
 
 
 # --------------------------------------------------------------------------------------------- MathVerse
@@ -118,6 +137,21 @@ def test_mathverse_text_only_file_is_refused(tmp_path):
         MathVerse(str(path)).items()
 
 
+def test_mathverse_vlmevalkit_tsv_metadata_string_and_shared_image(tmp_path):
+    base = {"problem_index": "7", "question_type": "multi-choice", "answer": "C",
+            "metadata": "{'split': 'testmini', 'source': 'GeoQA', 'subject': 'plane geometry', 'subfield': 'length'}",
+            "question_for_eval": "Find AB.\nChoices:\nA:3\nB:4\nC:5\nD:6"}
+    tsv = write_tsv(tmp_path / "MathVerse_MINIV.tsv", [
+        {"index": 10, "problem_version": "Text Dominant", "question": "Find AB.", "query_cot": "Reason first. Find AB.",
+         "image": b64_image(), **base},
+        {"index": 11, "problem_version": "Vision Only", "question": "", "query_cot": "Reason first.", "image": "10", **base},
+    ])
+    text, vision = MathVerse(str(tsv)).items()
+    assert (text.qid, text.problem, text.options) == ("10", "Reason first. Find AB.", ("3", "4", "5", "6"))
+    assert (vision.meta["subject"], vision.meta["subfield"], vision.images) == ("plane geometry", "length", text.images)
+    assert MathVerse(str(tsv)).score(ANSWER + "5", vision)["correct"]  # option text -> C
+
+
 # -------------------------------------------------------------------------------------------- MathVision
 def test_mathvision_jsonl_with_image_paths(tmp_path):
     for i in (1, 2, 3):
@@ -138,6 +172,19 @@ def test_mathvision_jsonl_with_image_paths(tmp_path):
     _, agg = run(bench, {"1": ANSWER + "(D)", "2": ANSWER + "blue", "3": ANSWER + "61"})
     assert agg["breakdown"]["level"] == {"1": {"accuracy": 1.0, "n": 1}, "3": {"accuracy": 0.5, "n": 2}}
     assert agg["breakdown"]["subject"]["logic"] == {"accuracy": 0.5, "n": 2}
+
+
+def test_mathvision_vlmevalkit_tsv_choices_column(tmp_path):
+    tsv = write_tsv(tmp_path / "MathVision_MINI.tsv", [
+        {"index": 4, "question": "Which shape?", "choices": "['cube', 'cone']", "answer": "B", "category": "solid geometry",
+         "level": 2, "image": b64_image()},
+        {"index": 5, "question": "How many?", "choices": "[]", "answer": "7", "category": "counting", "level": "",
+         "image": b64_image()},
+    ])
+    shape, count = MathVision(str(tsv)).items()
+    assert shape.problem == "Which shape?\nChoices:\n(A) cube\n(B) cone" and shape.meta == {"subject": "solid geometry", "level": "2"}
+    assert (count.kind, count.meta["level"]) == (FREE_FORM, None)
+    assert MathVision("x").score(ANSWER + "cone", shape)["correct"]
 
 
 # -------------------------------------------------------------------------------------------------- MMMU
@@ -300,6 +347,25 @@ def test_hallusionbench_official_json_skips_text_only_questions(tmp_path):
     assert bench.aggregate([{"correct": True, "meta": bench.items()[0].meta}])["metrics"]["skipped_text_only"] == 1
     with pytest.raises(RecordError, match="field 'visual_input': question without an image"):
         HallusionBench(str(path), skip_text_only=False).items()
+
+
+def test_hallusionbench_vlmevalkit_tsv_keys_from_index(tmp_path):
+    def row(index, category, sub, answer, image):
+        return {"index": index, "category": category, "l2-category": sub, "question": "Is it so?", "answer": answer, "image": image}
+    tsv = write_tsv(tmp_path / "HallusionBench.tsv", [
+        row("VD_figure_x_0_0_0", "VD", "figure", "Yes", b64_image()), row("VD_figure_x_0_1_0", "VD", "figure", "No", "VD_figure_x_0_0_0"),
+        row("VD_figure_x_0_0_1", "VD", "figure", "No", "VD_figure_x_0_0_0"),
+    ])
+    bench = HallusionBench(str(tsv))
+    items = bench.items()
+    assert [i.qid for i in items] == ["VD_figure_0_0_0", "VD_figure_0_1_0", "VD_figure_0_0_1"]
+    assert [i.answer for i in items] == ["yes", "no", "no"] and items[1].images == items[0].images
+    # q0 right on figure 0 and wrong on figure 1; q1 right: qAcc 1/2; figure 0 all right, figure 1 not: fAcc 1/2
+    _, agg = run(bench, {items[0].qid: ANSWER + "Yes", items[1].qid: ANSWER + "Yes", items[2].qid: ANSWER + "No"})
+    assert (agg["metrics"]["qAcc"], agg["metrics"]["fAcc"], agg["metrics"]["aAcc"]) == (0.5, 0.5, pytest.approx(2 / 3))
+    bad = write_tsv(tmp_path / "bad.tsv", [row("VD_1", "VD", "figure", "Yes", b64_image())])
+    with pytest.raises(RecordError, match="field 'index': index 'VD_1' has no set_id"):
+        HallusionBench(str(bad)).items()
 
 
 # ------------------------------------------------------------------------------------------------ WeMath

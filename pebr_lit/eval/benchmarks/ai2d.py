@@ -17,7 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pebr_lit.data.sources import RecordError
-from pebr_lit.eval.benchmarks.base import CHOICE, LETTERS, Benchmark, BenchmarkItem, as_list, letter_of, mcq_prompt, read_table, tsv_images
+from pebr_lit.eval.benchmarks.base import CHOICE, LETTERS, Benchmark, BenchmarkItem, letter_of, mcq_prompt
+from pebr_lit.eval.benchmarks.tables import as_list, read_table, tsv_images
 
 
 class AI2D(Benchmark):

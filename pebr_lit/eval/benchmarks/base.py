@@ -1,4 +1,4 @@
-"""Benchmark adapters' shared parts: the item type, the ``Benchmark`` base class and released-file readers.
+"""Benchmark adapters' shared parts: the item type, the ``Benchmark`` base class, prompts and breakdowns.
 
 An adapter (one subclass per benchmark, chosen by ``class_path`` in YAML) reads its benchmark's
 *released* file layout into ``BenchmarkItem``s (prompt text with the options written in, ground
@@ -7,10 +7,9 @@ truth, images, grouping fields), scores one response by the benchmark's publishe
 Scoring grades the PeBR final-answer section (``format.extract_answer``), which falls back to the
 whole response when a model does not write the heading.
 
-Shared here: reading parquet / JSON / JSONL / ``datasets`` folders (``data.sources``) and VLMEvalKit
-TSVs (base64 images), image references checked at load with errors that name the row, column and
-file, option lists written inside question text (split by ``eval.answers``), VLMEvalKit's
-multiple-choice prompt, and per-group accuracy breakdowns.
+Shared here: image references checked at load with errors that name the row, column and file,
+option lists written inside question text (split by ``eval.answers``), VLMEvalKit's multiple-choice
+prompt, and per-group accuracy breakdowns. Reading the files themselves is ``benchmarks.tables``.
 
 Left out on purpose: matching answers (``eval.answers``), generation and result files
 (``modules.evaluation``, ``eval.results``), the format instruction before each prompt (``format``).
@@ -18,22 +17,20 @@ Left out on purpose: matching answers (``eval.answers``), generation and result 
 
 from __future__ import annotations
 
-import ast
-import base64
-import binascii
 import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Iterator
+from typing import Any, ClassVar, Iterable
 
 from PIL import Image
 
 from pebr_lit.data.images import ImageRef, normalise_ref
 from pebr_lit.data.records import load_item_images, problem_and_fix
-from pebr_lit.data.sources import RecordError, read_rows
+from pebr_lit.data.sources import RecordError
 from pebr_lit.eval.answers import extract_choice, match_choice, match_free_form, match_yes_no, options_from_text
+from pebr_lit.eval.benchmarks.tables import tsv_images
 from pebr_lit.format import extract_answer
 
 CHOICE, FREE_FORM, YES_NO = "choice", "free_form", "yes_no"
@@ -151,6 +148,14 @@ class Benchmark:
                               "Unpack the benchmark's images where its file expects them, or set image_root", column)
         return ref
 
+    def row_images(self, row: dict[str, Any], source: str, root: Path, tsv: bool,
+                   columns: tuple[str, ...] = ("decoded_image", "image")) -> tuple[ImageRef, ...]:
+        """A row's images: a TSV's base64 ``image`` cell, else the first filled of ``columns`` (the last is required)."""
+        if tsv:
+            return tuple(tsv_images(self.need(row, "image", source), source))
+        column = next((c for c in columns[:-1] if row.get(c)), columns[-1])
+        return (self.image(self.need(row, column, source), source, column, root),)
+
     # ------------------------------------------------------------------------------------- scoring
     def score(self, response: str, item: BenchmarkItem) -> dict[str, Any]:
         """``{"prediction": the graded answer text, "correct": bool}`` (plus ``"choice"``, the letter read, for multiple choice)."""
@@ -173,76 +178,19 @@ class Benchmark:
         }
 
 
-# ------------------------------------------------------------------------------------ file readers
-def read_table(path: Path, split: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
-    """``(source, row)`` pairs of a TSV (VLMEvalKit), parquet, JSON, JSONL file or a folder of them."""
-    if path.is_file() and path.suffix.lower() == ".tsv":
-        yield from _rows_tsv(path)
-        return
-    for source, row in read_rows(path, split, None):
-        if not isinstance(row, dict):
-            raise RecordError(source, f"expected an object, got {type(row).__name__}", "Point to the benchmark's data file")
-        yield source, row
-
-
-def _rows_tsv(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    import pandas as pd
-
-    try:  # every cell as text, empty cells as "" (VLMEvalKit leaves unused option columns empty)
-        frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    except (ValueError, OSError) as e:
-        raise RecordError(str(path), f"cannot read as TSV ({e})", "Check that the file is a complete VLMEvalKit TSV") from None
-    rows = frame.to_dict(orient="records")
-    # VLMEvalKit stores a repeated image once: a short "image" cell is the index of the row holding it.
-    by_index = {row["index"]: row["image"] for row in rows if len(row.get("image", "")) > 64} if "index" in frame else {}
-    for n, row in enumerate(rows, start=1):
-        cell = row.get("image", "")
-        if by_index and 0 < len(cell.strip()) <= 64:
-            if cell.strip() not in by_index:
-                raise RecordError(f"{path}:row {n}", f"image cell {cell.strip()!r} names no row's index that holds an image",
-                                  "Check that the TSV is complete (VLMEvalKit writes a repeated image once)", "image")
-            row["image"] = by_index[cell.strip()]
-        yield f"{path}:row {n}", row
-
-
-def tsv_images(value: str, source: str, column: str = "image") -> list[bytes]:
-    """A VLMEvalKit ``image`` cell: one base64 image, or a Python-list string of them (multi-image rows)."""
-    cells = as_list(value) if value.lstrip().startswith("[") else [value]
-    out = []
-    for cell in cells:
-        try:
-            data = base64.b64decode("".join(str(cell).split()), validate=True)
-        except (binascii.Error, ValueError):
-            data = b""
-        if not data:
-            raise RecordError(source, "not base64 image data", "VLMEvalKit TSVs store each image base64-encoded", column)
-        out.append(data)
-    return out
-
-
-def as_list(value: Any) -> list[Any]:
-    """A list cell that may arrive as a list, a tuple, a Python-list string ("['a', 'b']") or null."""
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return []
-        if text.startswith("["):
-            try:
-                parsed = ast.literal_eval(text)
-            except (ValueError, SyntaxError):
-                return [value]
-            return list(parsed) if isinstance(parsed, (list, tuple)) else [parsed]
-    return [value]
-
-
 # ------------------------------------------------------------------------------------------ options
 def inline_options(text: str) -> tuple[str, ...]:
     """Option texts written inside a question ("Options: A: x, B: y", "Choices:\\nA:2\\nB:4"); () if none."""
     return tuple(options_from_text(text).values())
+
+
+def with_choices(question: str, options: Iterable[str]) -> str:
+    """``question`` followed by "Choices:" and "(A) option" lines (MathVista's and MATH-V's convention),
+    unless the question already writes its options in."""
+    options = list(options)
+    if not options or inline_options(question):
+        return question
+    return question + "\nChoices:\n" + "\n".join(f"({LETTERS[i]}) {o}" for i, o in enumerate(options))
 
 
 def mcq_prompt(question: str, options: Iterable[str], hint: str | None = None, select_line: bool = True) -> str:

@@ -26,8 +26,9 @@ from typing import Any
 from pebr_lit.data.sources import RecordError
 from pebr_lit.eval.answers import match_free_form
 from pebr_lit.eval.benchmarks.base import (
-    CHOICE, FREE_FORM, Benchmark, BenchmarkItem, accuracy_by, all_correct_by, inline_options, mean, read_table, tsv_images,
+    CHOICE, FREE_FORM, Benchmark, BenchmarkItem, accuracy_by, all_correct_by, inline_options, mean,
 )  # fmt: skip
+from pebr_lit.eval.benchmarks.tables import read_table, tsv_images
 from pebr_lit.format import extract_answer
 
 _VARIANT_RE = re.compile(r"(?:variant|sample)_?(\d+)")

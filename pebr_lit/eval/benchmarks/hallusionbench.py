@@ -8,6 +8,10 @@ repository's ``HallusionBench.json`` / ``utils.py``, NOT checked against the rea
     "1" (yes) | "0" (no); ``filename`` str; ``image`` Image.
   - the official ``HallusionBench.json`` (a list with the same fields, images as ``filename`` paths
     under ``image_root``); it also holds questions without an image (``visual_input`` "0").
+  - VLMEvalKit's ``HallusionBench.tsv`` (image questions only): ``index`` (its 4th, 5th and 6th
+    "_"-separated parts are set_id, figure_id and question_id, as VLMEvalKit's scorer reads them),
+    ``category`` (VD | VS), ``l2-category`` (the subcategory), ``question``, ``answer`` "Yes" | "No",
+    ``image`` (base64; a short cell names the row whose image it repeats).
 Questions without an image are skipped when ``skip_text_only`` (the default; VLMEvalKit evaluates
 the 951 image questions) and counted in the results as ``skipped_text_only``; otherwise they are an error.
 Prompt: the question as published (VLMEvalKit adds nothing).
@@ -28,9 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from pebr_lit.data.sources import RecordError
-from pebr_lit.eval.benchmarks.base import YES_NO, Benchmark, BenchmarkItem, all_correct_by, mean, read_table
+from pebr_lit.eval.benchmarks.base import YES_NO, Benchmark, BenchmarkItem, all_correct_by, mean
+from pebr_lit.eval.benchmarks.tables import is_tsv, read_table
 
 KEYS = ("category", "subcategory", "set_id", "figure_id", "question_id")
+TRUTHS = {"1": "yes", "0": "no", "yes": "yes", "no": "no"}  # gt_answer "1"/"0"; the TSV's answer "Yes"/"No"
 
 
 def _figure(row: dict[str, Any]) -> tuple | None:
@@ -62,7 +68,7 @@ class HallusionBench(Benchmark):
     """HallusionBench image questions (951).
 
     Args:
-        path: lmms-lab's ``image`` parquet (or its data folder, read with ``split``), or the official ``HallusionBench.json``.
+        path: lmms-lab's ``image`` parquet (or its data folder, read with ``split``), the official ``HallusionBench.json``, or VLMEvalKit's TSV.
         limit: Evaluate only the first N questions; null = all (fAcc/qAcc need whole groups).
         image_root: Folder that relative image paths start from; null = the data file's folder.
         name: Name in metric keys and result files.
@@ -71,8 +77,8 @@ class HallusionBench(Benchmark):
     """
 
     default_name = "hallusionbench"
-    layout = ("lmms-lab/HallusionBench's image parquet or the official json: category, subcategory, visual_input, "
-              "set_id, figure_id, question_id, question, gt_answer, image/filename")
+    layout = ("lmms-lab/HallusionBench's image parquet or the official json (category, subcategory, visual_input, "
+              "set_id, figure_id, question_id, question, gt_answer, image/filename) or VLMEvalKit's HallusionBench.tsv")
     headline = ("qAcc", "fAcc", "aAcc")
 
     def __init__(self, path: str, limit: int | None = None, image_root: str | None = None, name: str | None = None,
@@ -83,27 +89,36 @@ class HallusionBench(Benchmark):
         self.skipped_text_only = 0
 
     def load(self, path: Path) -> list[BenchmarkItem]:
-        root = self.root(path)
+        root, tsv = self.root(path), is_tsv(path)
         items, self.skipped_text_only = [], 0
         for source, row in read_table(path, self.split if path.is_dir() else None):
-            meta = {k: str(self.need(row, k, source)) for k in KEYS}
+            meta = self._tsv_keys(row, source) if tsv else {k: str(self.need(row, k, source)) for k in KEYS}
             if str(row.get("visual_input", "1")) == "0":
                 if not self.skip_text_only:
                     raise RecordError(source, "question without an image (visual_input 0)",
                                       "Evaluate the image split, or set skip_text_only: true", "visual_input")
                 self.skipped_text_only += 1
                 continue
-            truth = str(self.need(row, "gt_answer", source)).strip()
-            if truth not in ("0", "1"):
-                raise RecordError(source, f"gt_answer {truth!r} is not '1' (yes) or '0' (no)",
-                                  f"HallusionBench expects {self.layout}", "gt_answer")
-            image = row.get("image") or self.need(row, "filename", source)
+            column = "answer" if tsv else "gt_answer"
+            truth = TRUTHS.get(str(self.need(row, column, source)).strip().lower())
+            if truth is None:
+                raise RecordError(source, f"{column} {row[column]!r} is not '1'/'0' (gt_answer) or 'Yes'/'No' (TSV answer)",
+                                  f"HallusionBench expects {self.layout}", column)
             items.append(BenchmarkItem(
-                qid="_".join(meta[k] for k in KEYS), problem=str(self.need(row, "question", source)),
-                answer="yes" if truth == "1" else "no", images=(self.image(image, source, "image", root),),
-                kind=YES_NO, meta={**meta, "visual_input": str(row.get("visual_input", ""))}, source=source,
+                qid="_".join(meta[k] for k in KEYS), problem=str(self.need(row, "question", source)), answer=truth,
+                images=self.row_images(row, source, root, tsv, ("image", "filename")), kind=YES_NO,
+                meta={**meta, "visual_input": str(row.get("visual_input", ""))}, source=source,
             ))
         return items
+
+    def _tsv_keys(self, row: dict[str, Any], source: str) -> dict[str, str]:
+        parts = str(self.need(row, "index", source)).split("_")
+        if len(parts) < 6:
+            raise RecordError(source, f"index {row['index']!r} has no set_id/figure_id/question_id parts (4th-6th, '_'-separated)",
+                              "Use VLMEvalKit's HallusionBench.tsv as released", "index")
+        subcategory = row.get("l2-category") or row.get("subcategory")
+        return {"category": str(self.need(row, "category", source)), "subcategory": str(subcategory or ""),
+                "set_id": parts[3], "figure_id": parts[4], "question_id": parts[5]}
 
     def aggregate(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         scores = hallusion_scores(rows)

@@ -23,7 +23,8 @@ import re
 from pathlib import Path
 
 from pebr_lit.data.sources import RecordError
-from pebr_lit.eval.benchmarks.base import CHOICE, FREE_FORM, Benchmark, BenchmarkItem, as_list, inline_options
+from pebr_lit.eval.benchmarks.base import CHOICE, FREE_FORM, Benchmark, BenchmarkItem, inline_options
+from pebr_lit.eval.benchmarks.tables import as_list
 
 _LETTERS_RE = re.compile(r"[A-Z](?:\s*,\s*[A-Z])*")
 

@@ -10,6 +10,9 @@ files here — no hub access):
   (``split``, ``source``, ``subject``, ``subfield``); ``query_wo`` str; ``query_cot`` str;
   ``question_for_eval`` str (the full question with its choices, as the official judge reads it).
 ``testmini_text_only`` has no images and is refused with a message.
+VLMEvalKit's ``MathVerse_MINI*.tsv`` read too: ``index``, ``problem_index``, ``problem_version``,
+``question``, ``query_cot``, ``question_type``, ``question_for_eval``, ``answer``, ``metadata``
+(a dict written as a string), ``image`` (base64; a short cell names the row whose image it repeats).
 
 Prompt: ``query_cot`` by default (MathVerse's chain-of-thought prompt), or ``query_wo`` / ``question``.
 Options for letter-or-text matching are split from ``question_for_eval`` ("Choices: A:... B:...");
@@ -26,7 +29,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pebr_lit.data.sources import RecordError
-from pebr_lit.eval.benchmarks.base import CHOICE, FREE_FORM, Benchmark, BenchmarkItem, read_table, inline_options
+from pebr_lit.eval.benchmarks.base import CHOICE, FREE_FORM, Benchmark, BenchmarkItem, inline_options
+from pebr_lit.eval.benchmarks.tables import as_dict, is_tsv, read_table
 
 PROMPTS = ("query_cot", "query_wo", "question")
 
@@ -35,7 +39,7 @@ class MathVerse(Benchmark):
     """MathVerse testmini (3,940 image questions).
 
     Args:
-        path: ``testmini.parquet`` / ``testmini.json`` (or a folder holding it, read with ``split``).
+        path: ``testmini.parquet`` / ``testmini.json`` (or a folder holding it, read with ``split``), or a MathVerse_MINI TSV.
         limit: Evaluate only the first N questions; null = all.
         image_root: Folder that relative image paths start from; null = the data file's folder.
         name: Name in metric keys and result files.
@@ -57,22 +61,22 @@ class MathVerse(Benchmark):
         self.split = split
 
     def load(self, path: Path) -> list[BenchmarkItem]:
-        root = self.root(path)
+        root, tsv = self.root(path), is_tsv(path)
         items = []
         for source, row in read_table(path, self.split if path.is_dir() else None):
             if not row.get("image"):
                 raise RecordError(source, "no image (text-only version)",
                                   "Evaluate testmini.parquet/json; the text-only file has no images", "image")
             qtype = self.need(row, "question_type", source)
-            meta_in = row.get("metadata") or {}
+            meta_in = as_dict(row.get("metadata"))  # a struct, or a dict string in the TSV
             full_question = row.get("question_for_eval") or row.get("question") or ""
             kind, options = FREE_FORM, ()
             if qtype == "multi-choice":
                 kind, options = CHOICE, inline_options(full_question)
             items.append(BenchmarkItem(
-                qid=str(self.need(row, "sample_index", source)), problem=str(self.need(row, self.prompt, source)),
-                answer=str(self.need(row, "answer", source)).strip(), images=(self.image(row["image"], source, "image", root),),
-                kind=kind, options=options, source=source,
+                qid=str(row.get("sample_index") or self.need(row, "index", source)),
+                problem=str(self.need(row, self.prompt, source)), answer=str(self.need(row, "answer", source)).strip(),
+                images=self.row_images(row, source, root, tsv, ("image",)), kind=kind, options=options, source=source,
                 meta={"problem_version": row.get("problem_version"), "question_type": qtype,
                       "subject": meta_in.get("subject"), "subfield": meta_in.get("subfield"),
                       "problem_index": None if row.get("problem_index") is None else str(row["problem_index"])},

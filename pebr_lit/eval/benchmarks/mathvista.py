@@ -1,18 +1,24 @@
 """MathVista (testmini): math reasoning in visual contexts; multiple choice by option text, free-form numbers and lists.
 
-Released layout (Hugging Face ``AI4Math/MathVista``, ``data/testmini-*.parquet``; schema from the dataset
-card's ``dataset_info``, NOT checked against the real files here — no hub access):
-  ``pid`` str; ``question`` str; ``image`` str (relative path "images/<pid>.jpg"); ``decoded_image``
-  Image ({"bytes", "path"}); ``choices`` list[str] or null; ``unit`` str; ``precision`` float or null;
-  ``answer`` str (for multiple choice the *option text*, not a letter); ``question_type``
-  "multi_choice" | "free_form"; ``answer_type`` "text" | "integer" | "float" | "list";
-  ``metadata`` struct (``category``, ``context``, ``grade``, ``img_height``, ``img_width``,
-  ``language``, ``skills`` list, ``source``, ``split``, ``task``); ``query`` str.
-A JSON/JSONL file with the same fields (images as paths under ``image_root``) reads the same way.
+Released layouts (schemas from the ``AI4Math/MathVista`` dataset card's ``dataset_info`` and VLMEvalKit's
+scorer, NOT checked against the real files here — no hub access):
+  - ``AI4Math/MathVista`` ``data/testmini-*.parquet``: ``pid`` str; ``question`` str; ``image`` str
+    (relative path "images/<pid>.jpg"); ``decoded_image`` Image ({"bytes", "path"}); ``choices``
+    list[str] or null; ``unit`` str; ``precision`` float or null; ``answer`` str (for multiple
+    choice the *option text*, not a letter); ``question_type`` "multi_choice" | "free_form";
+    ``answer_type`` "text" | "integer" | "float" | "list"; ``metadata`` struct (``category``,
+    ``context``, ``grade``, ``img_height``, ``img_width``, ``language``, ``skills`` list, ``source``,
+    ``split``, ``task``); ``query`` str. A JSON/JSONL file with the same fields (images as paths
+    under ``image_root``) reads the same way.
+  - VLMEvalKit's ``MathVista_MINI.tsv``: ``index``, ``question`` (the prompt), ``answer`` (option
+    text for multiple choice), ``answer_option`` (its letter), ``choices`` (a list string),
+    ``question_type``, ``answer_type``, ``precision``, ``task``, ``skills`` (a list string), other
+    metadata as top-level columns, ``image`` (base64).
 The ``test`` split hides its answers, so it is refused with a message.
 
-Prompt: the ``query`` column, MathVista's own prompt (a "Hint:" naming the expected answer form,
-the question and, for multiple choice, "Choices:" with "(A) ..." lines).
+Prompt: the ``query`` column (the TSV's ``question``), MathVista's own prompt (a "Hint:" naming the
+expected answer form, the question and, for multiple choice, "Choices:" with "(A) ..." lines, added
+when the text lacks them).
 Scoring (MathVista's rules, without its GPT answer extractor): multiple choice is right when the
 answer names the right option by letter or by text; integers compare as integers, floats after
 rounding to the item's ``precision`` decimals, lists as lists (``eval.answers.match_free_form``).
@@ -24,11 +30,13 @@ Left out on purpose: the GPT-based answer extraction of the official scorer.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 from pebr_lit.data.sources import RecordError
-from pebr_lit.eval.benchmarks.base import CHOICE, FREE_FORM, LETTERS, Benchmark, BenchmarkItem, as_list, read_table
+from pebr_lit.eval.benchmarks.base import CHOICE, FREE_FORM, LETTERS, Benchmark, BenchmarkItem, with_choices
+from pebr_lit.eval.benchmarks.tables import as_dict, as_list, is_tsv, read_table
 
 META_FIELDS = ("task", "category", "context", "grade", "source", "language", "skills")
 
@@ -37,7 +45,7 @@ class MathVista(Benchmark):
     """MathVista testmini (1,000 questions).
 
     Args:
-        path: ``testmini-*.parquet`` (or a folder holding it, read with ``split``), or JSON/JSONL with the same fields.
+        path: ``testmini-*.parquet`` (or a folder holding it, read with ``split``), JSON/JSONL with the same fields, or MathVista_MINI.tsv.
         limit: Evaluate only the first N questions; null = all.
         image_root: Folder that relative image paths start from; null = the data file's folder.
         name: Name in metric keys and result files.
@@ -46,39 +54,50 @@ class MathVista(Benchmark):
 
     default_name = "mathvista"
     default_split = "testmini"
-    layout = ("AI4Math/MathVista's testmini parquet: pid, query, answer, question_type, answer_type, "
-              "choices, precision, decoded_image/image, metadata")
+    layout = ("AI4Math/MathVista's testmini parquet (pid, query, answer, question_type, answer_type, "
+              "choices, precision, decoded_image/image, metadata) or VLMEvalKit's MathVista_MINI.tsv")
     group_by = ("question_type", "answer_type", *META_FIELDS)
 
     def load(self, path: Path) -> list[BenchmarkItem]:
-        root = self.root(path)
+        root, tsv = self.root(path), is_tsv(path)
         items = []
         for source, row in read_table(path, self.split if path.is_dir() else None):
-            pid = str(self.need(row, "pid", source))
+            pid = str(row.get("pid") or self.need(row, "index", source))
             qtype = self.need(row, "question_type", source)
             answer = row.get("answer")
             if answer is None or not str(answer).strip():
                 raise RecordError(source, "empty value in column 'answer'",
                                   "MathVista's test split hides its answers; evaluate testmini", "answer")
             answer = str(answer).strip()
-            image = row.get("decoded_image") or self.need(row, "image", source)
-            meta_in = row.get("metadata") or {}
+            meta_in = as_dict(row.get("metadata")) or row  # the TSV writes the metadata as columns
             meta: dict[str, Any] = {name: meta_in.get(name) for name in META_FIELDS}
             meta["skills"] = [str(s) for s in as_list(meta_in.get("skills"))]
             meta.update(question_type=qtype, answer_type=row.get("answer_type"), unit=row.get("unit") or None)
+            problem = str(self.need(row, "question" if tsv else "query", source))  # the TSV's question is the query
             options: tuple[str, ...] = ()
             kind = FREE_FORM
             if qtype == "multi_choice":
                 options = tuple(str(c) for c in as_list(self.need(row, "choices", source)))
-                if answer not in options:
+                letter = str(row.get("answer_option") or "").strip()
+                if answer in options:
+                    letter = LETTERS[options.index(answer)]
+                elif letter not in LETTERS[: len(options)] or not letter:
                     raise RecordError(source, f"answer {answer!r} is not one of the choices {list(options)}",
                                       "MathVista multiple-choice answers are option texts; check the file", "answer")
-                answer, kind = LETTERS[options.index(answer)], CHOICE
-            elif row.get("answer_type") == "float" and row.get("precision") is not None:
-                meta["precision"] = int(row["precision"])  # decimals to round to before comparing
+                answer, kind, problem = letter, CHOICE, with_choices(problem, options)
+            elif row.get("answer_type") == "float" and _number(row.get("precision")) is not None:
+                meta["precision"] = int(_number(row["precision"]))  # decimals to round to before comparing
             items.append(BenchmarkItem(
-                qid=pid, problem=str(self.need(row, "query", source)), answer=answer,
-                images=(self.image(image, source, "decoded_image", root),), kind=kind, options=options,
-                meta=meta, source=source,
+                qid=pid, problem=problem, answer=answer, images=self.row_images(row, source, root, tsv), kind=kind,
+                options=options, meta=meta, source=source,
             ))
         return items
+
+
+def _number(value: Any) -> float | None:
+    """A finite number from a cell (parquet float, TSV text, empty or NaN -> None)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None

@@ -36,9 +36,8 @@ from typing import Any
 from pebr_lit.data.images import ImageRef
 from pebr_lit.data.sources import RecordError
 from pebr_lit.eval.answers import match_free_form
-from pebr_lit.eval.benchmarks.base import (
-    CHOICE, FREE_FORM, LETTERS, Benchmark, BenchmarkItem, as_list, mcq_prompt, read_table, tsv_images,
-)  # fmt: skip
+from pebr_lit.eval.benchmarks.base import CHOICE, FREE_FORM, LETTERS, Benchmark, BenchmarkItem, mcq_prompt
+from pebr_lit.eval.benchmarks.tables import as_list, read_table, tsv_images
 from pebr_lit.format import IMAGE_SLOT, extract_answer
 
 DISCIPLINES = {

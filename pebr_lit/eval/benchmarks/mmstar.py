@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pebr_lit.eval.benchmarks.base import CHOICE, LETTERS, Benchmark, BenchmarkItem, inline_options, mcq_prompt, read_table, tsv_images
+from pebr_lit.eval.benchmarks.base import CHOICE, LETTERS, Benchmark, BenchmarkItem, inline_options, mcq_prompt
+from pebr_lit.eval.benchmarks.tables import read_table, tsv_images
 
 
 class MMStar(Benchmark):

@@ -26,7 +26,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from pebr_lit.eval.benchmarks.base import CHOICE, Benchmark, BenchmarkItem, accuracy_by, inline_options, mcq_prompt, mean, read_table
+from pebr_lit.eval.benchmarks.base import (
+    CHOICE, Benchmark, BenchmarkItem, accuracy_by, inline_options, mcq_prompt, mean,
+)  # fmt: skip
+from pebr_lit.eval.benchmarks.tables import read_table
 
 _KEY_RE = re.compile(r"^([23])steps_(\d|multi)$")
 
