@@ -438,6 +438,56 @@ def test_dynamath_variants_tolerance_and_worst_case(tmp_path):
     assert agg["breakdown"]["worst_case_by_subject"] == {"algebra": {"accuracy": 1.0, "n": 1}, "graph": {"accuracy": 0.0, "n": 1}}
 
 
+# ------------------------------------------------------------------------------- scoring edge cases
+CM = BenchmarkItem("q", "p", "B", (), kind=CHOICE, options=("12 cm", "15 cm", "18 cm", "20 cm"))
+
+
+@pytest.mark.parametrize(("answer", "correct"), [
+    ("(B)", True), ("B.", True), ("b.", True), ("The answer is B", True), ("Option (B)", True), ("I would choose B", True),
+    ("\\boxed{\\text{B}}", True), ("$\\boxed{B}$", True), ("**B**", True),
+    ("15 cm", True), ("15cm", True), ("B: 15cm", True),  # option text, spaces normalised
+    ("15", True),  # math-equal to exactly one option's text ("15 cm")
+    ("B. 18 cm", True),  # letter and contradicting text: the letter counts, as in VLMEvalKit
+    ("(C) 18 cm", False), ("B and C", False), ("(A) is wrong, (B) is right", False),  # two letters named: no answer
+])  # fmt: skip
+def test_choice_scoring_by_hand(answer, correct):
+    assert MMStar("x").score(ANSWER + answer, CM)["correct"] is correct
+
+
+def test_choice_scoring_without_the_answer_heading():
+    scored = MMStar("x").score("The ruler shows 15 cm, so the answer is B.", CM)
+    assert (scored["choice"], scored["correct"]) == ("B", True)
+
+
+@pytest.mark.parametrize(("answer", "correct"), [
+    ("[2007, 2008]", True), ("[2007,2008]", True), ("2007, 2008", True), ("(2007, 2008)", True),
+    ("2008, 2007", False), ("2007", False), ("[2007, 2008, 2009]", False),
+])  # fmt: skip
+def test_mathvista_list_answers_with_or_without_brackets(answer, correct):
+    item = BenchmarkItem("l", "p", "[2007, 2008]", (), kind=FREE_FORM, meta={"answer_type": "list"})
+    assert MathVista("x").score(ANSWER + answer, item)["correct"] is correct
+
+
+@pytest.mark.parametrize(("answer", "truth", "correct"), [
+    ("1/2", "0.5", True), ("\\dfrac{1}{2}", "0.5", True), ("0.5", "1/2", True), ("2/4", "1/2", True),
+    ("5 cm", "5", True), ("5", "5 cm", True), ("6 square units", "6", True), ("12 m^2", "12", True),
+    ("\\boxed{\\frac{3}{4}}", "0.75", True), ("The answer is 7 m/s.", "7", True),
+    ("17", "7", False), ("-5", "5", False), ("0.333", "1/3", False),  # exact unless a precision or tolerance says so
+])  # fmt: skip
+def test_open_answer_scoring_by_hand(answer, truth, correct):
+    item = BenchmarkItem("o", "p", truth, (), kind=FREE_FORM)
+    assert MMMU("x").score(ANSWER + answer, item)["correct"] is correct
+
+
+@pytest.mark.parametrize(("answer", "correct"), [
+    ("Yes", True), ("yes.", True), ("**YES**", True), ("Yes, the bar for 2019 is taller.", True),
+    ("The answer is yes", True), ("No, it says yes", False), ("Nope", False), ("I cannot tell", False),
+])  # fmt: skip
+def test_yes_no_scoring_by_hand(answer, correct):
+    item = BenchmarkItem("h", "p", "yes", (), kind=YES_NO)
+    assert HallusionBench("x").score(ANSWER + answer, item)["correct"] is correct
+
+
 # ----------------------------------------------------------------------------------------------- results
 def test_result_files_and_markdown(tmp_path):
     result = {"metrics": {"accuracy": 0.5, "n": 2}, "breakdown": {"task": {"geo": {"accuracy": 1.0, "n": 1}}}, "headline": ["accuracy"]}

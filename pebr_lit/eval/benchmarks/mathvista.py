@@ -21,7 +21,9 @@ expected answer form, the question and, for multiple choice, "Choices:" with "(A
 when the text lacks them).
 Scoring (MathVista's rules, without its GPT answer extractor): multiple choice is right when the
 answer names the right option by letter or by text; integers compare as integers, floats after
-rounding to the item's ``precision`` decimals, lists as lists (``eval.answers.match_free_form``).
+rounding to the item's ``precision`` decimals, lists as lists (``eval.answers.match_free_form``);
+a list answer may drop its brackets ("2007, 2008" for "[2007, 2008]"; the official GPT extractor
+adds them back), its entries then compared one by one as numbers or math.
 Aggregates: accuracy overall and by question type, answer type, task, category, context, grade,
 source, language and skill (an item counts under each of its skills), as MathVista reports them.
 
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from pebr_lit.data.sources import RecordError
+from pebr_lit.eval.answers import free_form_candidates, match_free_form
 from pebr_lit.eval.benchmarks.base import CHOICE, FREE_FORM, LETTERS, Benchmark, BenchmarkItem, with_choices
 from pebr_lit.eval.benchmarks.tables import as_dict, as_list, is_tsv, read_table
 
@@ -92,6 +95,26 @@ class MathVista(Benchmark):
                 options=options, meta=meta, source=source,
             ))
         return items
+
+    def score(self, response: str, item: BenchmarkItem) -> dict[str, Any]:
+        scored = super().score(response, item)
+        gold = _entries(item.answer) if item.meta.get("answer_type") == "list" else None
+        if scored["correct"] or gold is None:
+            return scored
+        for candidate in free_form_candidates(response):
+            got = _entries(candidate)
+            if got is not None and len(got) == len(gold) and all(match_free_form(a, b) for a, b in zip(got, gold)):
+                return {**scored, "correct": True}
+        return scored
+
+
+def _entries(text: str) -> list[str] | None:
+    """The comma-separated entries of a list answer, brackets optional ("[1, 2]", "1, 2"); None for one entry."""
+    inner = text.strip().rstrip(".").strip()
+    if inner[:1] in "[(" and inner[-1:] in "])":
+        inner = inner[1:-1]
+    parts = [p.strip() for p in inner.split(",")]
+    return parts if len(parts) > 1 and all(parts) else None
 
 
 def _number(value: Any) -> float | None:
