@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cli import main
-from tests.helpers.benchmark_files import hallusion_row, mathvista_row, write_parquet
+from tests.helpers.benchmark_files import hallusion_row, hf_image, mathvista_row, write_parquet
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "eval"
 
@@ -76,6 +76,24 @@ def test_benchmark_list_config(assets, fixtures, tmp_path):
     summary = (out / "results.md").read_text()
     assert "| mathvista | 2 |" in summary and "| hallusionbench | 4 |" in summary
     assert torch.isfinite(torch.tensor(float(logged["test/hallusionbench/accuracy"])))
+
+
+def test_mmmu_interleaved_images_end_to_end(assets, tmp_path):
+    """MMMU rows whose images sit inside the question and options go through collate and generation."""
+    def row(n: int, question: str, options: str, images: int) -> dict:
+        out = {"id": f"validation_Math_{n}", "question": question, "options": options, "explanation": "", "img_type": "[]",
+               "answer": "A", "topic_difficulty": "Easy", "question_type": "multiple-choice", "subfield": "x"}
+        out.update({f"image_{k}": hf_image((40 * k, 0, 0)) if k <= images else None for k in range(1, 8)})
+        return out
+    path = write_parquet(tmp_path / "MMMU" / "Math" / "validation-00000-of-00001.parquet", [
+        row(1, "Is <image 1> larger than <image 2>?", "['yes', 'no']", 2),
+        row(2, "Which matches <image 1>?", "['<image 2>', '<image 3>']", 3),
+        row(3, "What is shown?", "['a', 'b']", 1),  # no reference: the image comes first
+    ])
+    cli = main(_args("mmmu.yaml", assets, tmp_path / "runs", f"--model.init_args.benchmarks.init_args.path={tmp_path / 'MMMU'}"))
+    rows = [json.loads(line) for line in (Path(cli.trainer.log_dir) / "mmmu.jsonl").read_text().splitlines()]
+    assert [r["qid"] for r in rows] == ["validation_Math_1", "validation_Math_2", "validation_Math_3"]
+    assert json.loads((Path(cli.trainer.log_dir) / "mmmu.json").read_text())["metrics"]["n"] == 3
 
 
 def test_missing_benchmark_file_is_a_clear_error(assets, tmp_path):
