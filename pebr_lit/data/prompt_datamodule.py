@@ -37,6 +37,7 @@ class PromptDataModule(L.LightningDataModule):
         seed: Seed of the training order.
         max_prompt_length: Longest prompt in tokens (image tokens included); longer is an error.
         val_limit: Use only the first N validation records; null = all.
+        test_limit: Use only the first N test records; null = all.
         num_workers: DataLoader worker processes.
         instruction: Format instruction placed before each question.
     """
@@ -53,6 +54,7 @@ class PromptDataModule(L.LightningDataModule):
         seed: int = 0,
         max_prompt_length: int | None = 2048,
         val_limit: int | None = None,
+        test_limit: int | None = None,
         num_workers: int = 0,
         instruction: str = INSTRUCTION,
     ) -> None:
@@ -69,6 +71,7 @@ class PromptDataModule(L.LightningDataModule):
         self.seed = seed
         self.max_prompt_length = max_prompt_length
         self.val_limit = val_limit
+        self.test_limit = test_limit
         self.num_workers = num_workers
         self.instruction = instruction
         #: The policy's processor; taken from the LightningModule at ``setup`` unless set by hand.
@@ -84,7 +87,8 @@ class PromptDataModule(L.LightningDataModule):
         for split in wanted:
             if split in self.records or not self.files[split]:
                 continue
-            records = load_files(self.files[split], self.image_root, self.val_limit if split == "validate" else None)
+            limit = {"validate": self.val_limit, "test": self.test_limit}.get(split)
+            records = load_files(self.files[split], self.image_root, limit)
             check_images(records)
             self.records[split] = records
         if stage == "fit" and not self.records.get("fit"):

@@ -29,6 +29,7 @@ from PIL import Image
 
 from pebr_lit import format as pebr_format
 from pebr_lit.data.synthetic_questions import QUESTION_KINDS, Question, make_question
+from pebr_lit.data.synthetic_teacher import TeacherNoise, draw_flaws, slipped_answer, terse_description
 from pebr_lit.data.synthetic_world import (
     COLORS,
     DEFAULT_KIND_WEIGHTS,
@@ -46,7 +47,7 @@ from pebr_lit.data.synthetic_world import (
 __all__ = [
     "COLORS", "DEFAULT_KIND_WEIGHTS", "KINDS", "QUESTION_KINDS", "SHAPES", "Question", "Scene", "SceneObject",
     "WorldConfig", "corpus", "describe", "generate", "keywords", "make_question", "make_record", "make_scene",
-    "render", "split_id",
+    "render", "split_id", "TeacherNoise",
 ]  # fmt: skip
 
 #: Records at or above this many show a progress bar by default (≈ 1 ms each on one core).
@@ -59,11 +60,13 @@ def split_id(split: str) -> int:
 
 
 def make_record(
-    index: int, seed: int = 0, split: str = "train", cfg: WorldConfig | None = None, kind: str | None = None
-) -> tuple[dict[str, Any], Image.Image]:
+    index: int, seed: int = 0, split: str = "train", cfg: WorldConfig | None = None, kind: str | None = None,
+    teacher: TeacherNoise | None = None,
+) -> tuple[dict[str, Any], Image.Image]:  # fmt: skip
     """Record ``index`` of ``split`` as a JSON-ready dict and its image (not yet saved).
 
     ``kind`` forces a question kind (see ``make_question``); the default draws from the mixture.
+    ``teacher`` puts the teacher's flaws into the ``response`` text only (``synthetic_teacher``).
     """
     cfg = cfg or WorldConfig()
     rng = np.random.default_rng([seed, split_id(split), index])
@@ -71,6 +74,10 @@ def make_record(
     q = make_question(scene, rng, cfg, kind=kind)
     description = describe(scene)
     qid = f"{split}-{index:06d}"
+    terse = slip = False
+    if teacher is not None and teacher.active:
+        terse, slip = draw_flaws(np.random.default_rng([seed, split_id(split), index, 1]), teacher)
+    said = terse_description(len(scene.objects)) if terse else description
     record = {
         "qid": qid,
         "problem": q.question,
@@ -78,7 +85,7 @@ def make_record(
         "images": [f"images/{split}/{qid}.png"],
         "key_words": keywords(scene),
         "description": description,
-        "response": pebr_format.render_response(description, q.rationale, q.steps, q.answer),
+        "response": pebr_format.render_response(said, q.rationale, q.steps, slipped_answer(q.answer) if slip else q.answer),
         "meta": {
             "kind": q.kind,
             "seed": seed,
@@ -88,6 +95,8 @@ def make_record(
             "objects": [o.to_dict() for o in scene.objects],
         },
     }
+    if teacher is not None and teacher.active:
+        record["meta"]["teacher"] = {"terse": terse, "slip": slip}
     return record, render(scene, cfg)
 
 
@@ -114,6 +123,7 @@ def generate(
     image_size: int | None = None,
     world: WorldConfig | None = None,
     progress: bool | None = None,
+    teacher: TeacherNoise | None = None,
 ) -> Path:
     """Write ``num_records`` records of ``split`` under ``out_dir``; return the JSONL path.
 
@@ -126,6 +136,7 @@ def generate(
         image_size: overrides ``world.image_size`` when given (default 112 px).
         world: the world's config (shapes, sizes, question mixture); default ``WorldConfig()``.
         progress: show a progress bar on stderr; default only from ``PROGRESS_THRESHOLD`` records.
+        teacher: flaws of the teacher in the ``response`` texts (SFT targets); default none.
     """
     if num_records < 0:
         raise ValueError(f"generate: num_records must be >= 0, got {num_records}")
@@ -143,7 +154,7 @@ def generate(
         indices = track(indices, description=f"synthetic {split}", total=num_records, console=Console(stderr=True))
     lines = []
     for index in indices:
-        record, image = make_record(index, seed, split, world)
+        record, image = make_record(index, seed, split, world, teacher=teacher)
         _write_atomic(out_dir / record["images"][0], _png_bytes(image))
         lines.append(json.dumps(record, ensure_ascii=False) + "\n")
     path = out_dir / f"{split}.jsonl"
@@ -186,15 +197,29 @@ def main(argv: list[str] | None = None) -> None:
                              "GRPO; their own seed stream, not records of the SFT train split)")
     parser.add_argument("--seed", type=int, default=0, help="base seed")
     parser.add_argument("--image-size", type=int, default=None, help="image side in pixels (default 112)")
+    parser.add_argument("--teacher-terse", type=float, default=0.0,
+                        help="train split only: share of SFT responses whose description gives only the count")
+    parser.add_argument("--teacher-slip", type=float, default=0.0,
+                        help="train split only: share of SFT responses whose final answer is a wrong neighbour")
     args = parser.parse_args(argv)
+    try:
+        teacher = TeacherNoise(terse=args.teacher_terse, slip=args.teacher_slip)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
     for split, count in (("train", args.train), ("val", args.val), ("test", args.test), ("rl", args.rl)):
         if count <= 0:
             continue
-        path = generate(args.out, count, seed=args.seed, split=split, image_size=args.image_size)
+        path = generate(args.out, count, seed=args.seed, split=split, image_size=args.image_size,
+                        teacher=teacher if split == "train" else None)  # fmt: skip
         with open(path, encoding="utf-8") as f:
             kinds = Counter(json.loads(line)["meta"]["kind"] for line in f)
         hist = " ".join(f"{k}={kinds[k]}" for k in KINDS if kinds[k])
-        print(f"{split}: {count} records -> {path} | {hist}")
+        flaws = ""
+        if split == "train" and teacher.active:
+            with open(path, encoding="utf-8") as f:
+                marks = [json.loads(line)["meta"]["teacher"] for line in f]
+            flaws = f" | teacher: terse {sum(m['terse'] for m in marks)}, slip {sum(m['slip'] for m in marks)}"
+        print(f"{split}: {count} records -> {path} | {hist}{flaws}")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,14 @@ from pebr_lit.schedules import build_optimization
 from pebr_lit.rewards import StageReward, clip_text, extract_keywords, format_reward
 
 
+#: Key of the raw CLIP cosine in ``score``'s output: logged as ``<split>/clip_similarity``, never rewarded.
+SIMILARITY = "clip_similarity"
+
+
+def _metric(split: str, name: str) -> str:
+    return f"{split}/{name}" if name == SIMILARITY else f"{split}/reward/{name}"
+
+
 @runtime_checkable
 class RewardTerm(Protocol):
     """A callback that adds a weighted reward component (e.g. the length penalty)."""
@@ -175,6 +183,8 @@ class GRPOModule(L.LightningModule):
             inputs["clip_similarity"] = self.clip_scorer.similarity(images, descriptions)
             self.last_stats["clip_failures"] = float(self.clip_scorer.failures - before)
         rewards = dict(self.reward(texts, **inputs))
+        if "clip_similarity" in inputs:  # the raw cosine, logged beside the thresholded reward (not summed); 0 where scoring failed
+            rewards[SIMILARITY] = torch.nan_to_num(inputs["clip_similarity"].float().cpu(), nan=0.0)
         for term in self._reward_terms():
             values = term.reward_values(texts, num_tokens.cpu()).float()  # [N]
             rewards[term.name] = values
@@ -284,7 +294,7 @@ class GRPOModule(L.LightningModule):
         # Each rank holds its own prompts (the same number on every rank): log the ranks' mean.
         synced = {"batch_size": batch, "sync_dist": True}
         for name, values in rewards.items():
-            self.log(f"train/reward/{name}", values.float().mean(), prog_bar=name == "total", **synced)
+            self.log(_metric("train", name), values.float().mean(), prog_bar=name == "total", **synced)
         total = rewards["total"].float().view(-1, group)  # [B, G]
         self.log("train/reward_std", total.std(dim=1).mean(), **synced)
         self.log("train/zero_variance_groups", flat.float().mean(), **synced)
@@ -319,7 +329,7 @@ class GRPOModule(L.LightningModule):
         if "accuracy" in rewards:
             self.log(f"{split}/accuracy", rewards["accuracy"].float().mean(), batch_size=size, sync_dist=True, prog_bar=True)
         for name, values in rewards.items():
-            self.log(f"{split}/reward/{name}", values.float().mean(), batch_size=size, sync_dist=True)
+            self.log(_metric(split, name), values.float().mean(), batch_size=size, sync_dist=True)
         self.log(f"{split}/response_length", rollout.response_mask.sum(dim=1).float().mean(), batch_size=size, sync_dist=True)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:

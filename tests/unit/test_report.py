@@ -1,0 +1,82 @@
+"""Report building from a run directory's logs: metrics parsing, summaries, the held-out table and targets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pebr_lit.report import build_report, eval_scores, first_last, read_metrics, stage_summary
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [",".join(header)] + [",".join("" if v is None else str(v) for v in row) for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_read_metrics_skips_blanks_and_keeps_last_value_of_a_relogged_step(tmp_path):
+    # A resumed run logs step 1 again: the second value (0.7) must win; blank cells are not values.
+    path = write_csv(tmp_path / "m.csv", ["epoch", "step", "train/a", "val/b"],
+                     [[0, 0, 0.5, None], [0, 1, 0.6, None], [0, 1, 0.7, None], [0, 1, None, 0.9]])
+    m = read_metrics(path)
+    assert m["train/a"] == [(0, 0.5), (1, 0.7)]
+    assert m["val/b"] == [(1, 0.9)]
+    assert "epoch" not in m
+
+
+def test_read_metrics_names_the_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no metrics file"):
+        read_metrics(tmp_path / "nope.csv")
+
+
+def test_first_last_and_stage_summary():
+    points = [(i, float(i)) for i in range(30)]
+    # first 10: mean of 0..9 = 4.5; last 10: mean of 20..29 = 24.5
+    assert first_last(points) == (4.5, 24.5)
+    line = stage_summary({"train/reward/keyword": points, "val/accuracy": [(9, 0.25), (19, 0.5)]})
+    assert line == "30 steps, keyword 4.500 -> 24.500, val/accuracy 0.500"
+
+
+def _run(tmp_path: Path, acc: dict[str, float], keyword: dict[str, float]) -> Path:
+    run = tmp_path / "run"
+    for name in acc:
+        write_csv(run / f"eval_{name}" / "test" / "metrics.csv",
+                  ["epoch", "step", "test/accuracy", "test/format_rate", "test/reward/keyword", "test/clip_similarity", "test/reward/clip"],
+                  [[0, 0, acc[name], 1.0, keyword[name], 0.9, 0.95]])  # fmt: skip
+    write_csv(run / "stage1" / "metrics.csv", ["step", "train/reward/keyword", "train/reward/clip", "train/response_length/mean"],
+              [[i, 0.5 + i / 100, 0.8, 100 + i] for i in range(20)])
+    write_csv(run / "stage1_no_length" / "metrics.csv", ["step", "train/response_length/mean"], [[i, 100 + 2 * i] for i in range(20)])
+    write_csv(run / "stage2" / "metrics.csv", ["step", "train/reward/accuracy", "train/reward/format"], [[i, 0.5, 1.0] for i in range(20)])
+    (run / "tiers").mkdir()
+    (run / "tiers" / "summary.json").write_text(json.dumps({"questions": 10, "mean_pass_rate": 0.5,
+                                                            "counts": {"easy": 3, "medium": 5, "hard": 2}}))  # fmt: skip
+    return run
+
+
+def test_report_table_and_targets_come_from_the_logs(tmp_path):
+    run = _run(tmp_path, acc={"sft": 0.60, "stage1": 0.61, "stage2": 0.66, "stage2_only": 0.63},
+               keyword={"sft": 0.80, "stage1": 0.85, "stage2": 0.84, "stage2_only": 0.80})
+    path = build_report(run)
+    text = path.read_text()
+    assert eval_scores(run / "eval_stage2")["accuracy"] == 0.66
+    assert "| + stage 2 (reasoning) = PeBR | 0.660 | 1.000 | 0.850 |" not in text  # keyword of stage 2 is 0.84
+    assert "| + stage 2 (reasoning) = PeBR | 0.660 | 1.000 | 0.840 | 0.900 | 0.950 |" in text
+    assert "+6.0 points (target: at least +5) — met" in text
+    assert "held-out keyword: 0.800 -> 0.850 (+0.050; target: above) — met" in text
+    assert "held-out CLIP reward: 0.950 -> 0.950 (+0.000; target: above) — NOT met" in text
+    assert "| medium | 5 | stage 2 |" in text
+    for png in ("fig4_stage1.png", "fig4_stage2.png", "fig5_length.png"):
+        assert (run / "plots" / png).stat().st_size > 1000, png
+    assert not (run / "plots" / "sft.png").exists()  # no SFT log in this run: said, not drawn
+    assert "_(no data for sft.png)_" in text
+
+
+def test_report_says_when_a_target_is_missed(tmp_path):
+    run = _run(tmp_path, acc={"sft": 0.60, "stage1": 0.61, "stage2": 0.62, "stage2_only": 0.63},
+               keyword={"sft": 0.80, "stage1": 0.79, "stage2": 0.84, "stage2_only": 0.80})
+    text = build_report(run).read_text()
+    assert "+2.0 points (target: at least +5) — NOT met" in text
+    assert "0.800 -> 0.790 (-0.010; target: above) — NOT met" in text

@@ -1,0 +1,57 @@
+"""Teacher noise in SFT targets: only the response changes, at the set rates, reproducibly."""
+
+from __future__ import annotations
+
+import pytest
+
+from pebr_lit.data.synthetic import make_record
+from pebr_lit.data.synthetic_teacher import TeacherNoise, slipped_answer, terse_description
+from pebr_lit.format import parse_response
+
+
+@pytest.mark.parametrize("answer,slipped", [("3", "4"), ("0", "1"), ("yes", "no"), ("no", "yes"),
+                                            ("circle", "square"), ("triangle", "circle"), ("red", "green")])
+def test_slipped_answer_is_the_wrong_neighbour(answer, slipped):
+    assert slipped_answer(answer) == slipped
+
+
+def test_slipped_answer_refuses_an_answer_it_cannot_perturb():
+    with pytest.raises(ValueError, match="no neighbouring value"):
+        slipped_answer("purple")
+
+
+def test_terse_description():
+    assert terse_description(1) == "There is one shape."
+    assert terse_description(4) == "There are four shapes."
+
+
+def test_rates_are_checked():
+    with pytest.raises(ValueError, match="slip must be in"):
+        TeacherNoise(slip=1.5)
+
+
+def test_noise_changes_only_the_response_and_matches_its_rates():
+    noise = TeacherNoise(terse=0.3, slip=0.25)
+    terse = slip = 0
+    n = 400
+    for i in range(n):
+        clean, _ = make_record(i)
+        noisy, _ = make_record(i, teacher=noise)
+        for field in ("problem", "answer", "description", "key_words", "images"):
+            assert noisy[field] == clean[field], field
+        flags = noisy["meta"]["teacher"]
+        parsed = parse_response(noisy["response"])
+        if flags["terse"]:
+            terse += 1
+            assert parsed.description == terse_description(len(clean["meta"]["objects"]))
+        else:
+            assert parsed.description == clean["description"]
+        if flags["slip"]:
+            slip += 1
+            assert parsed.answer == slipped_answer(clean["answer"]) != clean["answer"]
+        else:
+            assert parsed.answer == clean["answer"]
+        assert make_record(i, teacher=noise)[0] == noisy  # reproducible
+    # Binomial(400, p): 3 standard deviations are ~28 (terse) and ~26 (slip) records.
+    assert abs(terse - 0.3 * n) < 28 and abs(slip - 0.25 * n) < 26
+    assert "teacher" not in make_record(0)[0]["meta"]
