@@ -92,7 +92,8 @@ def run_steps(steps: list[Step], jobs: int, cores: int, echo: Callable[[str], No
     threads = max(1, cores // max(1, jobs))
     pending = [s for s in steps if s.name not in done]
     running: list[_Running] = []
-    bar = tqdm(total=len(steps), initial=len(done), desc="demo", unit="step", dynamic_ncols=True, file=sys.stdout)
+    bar = tqdm(total=len(steps), initial=len(done), desc="demo", unit="step", dynamic_ncols=True, file=sys.stdout,
+               bar_format="{desc}: {n_fmt}/{total_fmt} steps done [{elapsed}] {postfix}")  # steps differ too much for an ETA
     try:
         while pending or running:
             for step in [s for s in pending if all(n in done for n in s.needs)]:

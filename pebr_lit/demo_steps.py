@@ -12,6 +12,7 @@ Left out on purpose: running them (``pebr_lit.demo``) and reading their results 
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,7 @@ class DemoSizes:
     eval_limit: int | None = None  # held-out questions per evaluation; None: the whole test split
     stage_pool: str | None = None  # record file both stages train on instead of their tier; None: the tiers
     teacher_terse: float = 0.3  # SFT responses whose description gives only the count (synthetic_teacher)
-    teacher_slip: float = 0.25  # SFT responses whose final answer is a wrong neighbouring value
+    teacher_slip: float = 0.35  # SFT counting answers that are off by one (careless arithmetic)
 
     @classmethod
     def quick(cls) -> "DemoSizes":
@@ -99,6 +100,12 @@ def _evaluated(name: str) -> Callable[[Path], str]:
     return summary
 
 
+def _sampled(log: Path) -> str:
+    rows = [json.loads(line) for line in Path("runs/demo/sampling/samples.jsonl").read_text().splitlines() if line.strip()]
+    mean = sum(r["pass_rate"] for r in rows) / max(1, len(rows))
+    return f"{len(rows)} questions x {rows[0]['n'] if rows else 0} answers, mean pass rate {mean:.3f}"
+
+
 def demo_steps(sizes: DemoSizes, python: str, root: Path, seed: int = 0) -> list[Step]:
     """The demo's steps in priority order (the critical path first) for ``sizes``."""
     cli = (python, str(root / "cli.py"))
@@ -117,7 +124,7 @@ def demo_steps(sizes: DemoSizes, python: str, root: Path, seed: int = 0) -> list
                       "runs/demo/data/train.jsonl", "--val-records", "runs/demo/data/val.jsonl", "--out", "runs/demo/clip",
                       "--steps", str(sizes.clip_steps), "--batch-size", "64", "--lr", "1e-3", "--no-progress"),
              ("assets", "data")),
-        Step("sample", (*cli, "predict", *cfg("sample")), ("sft",)),
+        Step("sample", (*cli, "predict", *cfg("sample")), ("sft",), _sampled),
         Step("tiers", (python, "-m", "pebr_lit.data.tiers", "--samples", "runs/demo/sampling/samples.jsonl",
                        "--records", "runs/demo/data/rl.jsonl", "--out", "runs/demo/tiers"), ("sample",)),
         Step("stage1", (*cli, "fit", *cfg("stage1"), "--ckpt_path", "last", *steps_opt(sizes.stage1_steps)),

@@ -34,6 +34,7 @@ EVAL_COLUMNS = (
     ("test/clip_similarity", "CLIP cosine"),
     ("test/reward/clip", "CLIP reward"),
     ("test/response_length", "length (tokens)"),
+    ("test/questions", "questions"),
 )
 STAGES = (("sft", "warm-up SFT"), ("stage1", "+ stage 1 (perception)"), ("stage2", "+ stage 2 (reasoning) = PeBR"),
           ("stage2_only", "ablation: SFT + stage 2 only"))  # fmt: skip
@@ -133,6 +134,8 @@ def _load(path: Path) -> dict[str, Series]:
 def _timings(run: Path) -> list[str]:
     rows = []
     for marker in sorted((run / "steps").glob("*.json"), key=lambda p: p.stat().st_mtime):
+        if marker.stem == "settings":
+            continue
         info = json.loads(marker.read_text())
         rows.append(f"| {marker.stem} | {info.get('seconds', math.nan) / 60:.1f} | {info.get('summary', '')} |")
     if not rows:
@@ -153,9 +156,23 @@ def _eval_table(run: Path) -> tuple[list[str], dict[str, dict[str, float]]]:
     lines = ["| policy | " + " | ".join(headings) + " |", "|---|" + "---|" * len(headings)]
     for name, label in STAGES:
         if name in scores:
-            cells = [f"{scores[name][h]:.3f}" if h in scores[name] else "–" for h in headings]
+            cells = [("–" if h not in scores[name] else f"{scores[name][h]:.0f}" if h == "questions" else f"{scores[name][h]:.3f}")
+                     for h in headings]  # fmt: skip
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines, scores
+
+
+def _noise(a: dict[str, float], b: dict[str, float], key: str, scale: float = 1.0) -> str:
+    """', 2 SE ±x': a conservative standard error of a difference of two means of [0, 1] scores per question.
+
+    Each policy's mean over n questions has variance at most m(1-m)/n (a per-question mean of scores in
+    [0, 1] has variance at most that of a coin with the same mean); the two evaluations are independent.
+    """
+    n_a, n_b = a.get("questions"), b.get("questions")
+    if not n_a or not n_b:
+        return ""
+    se = math.sqrt(a[key] * (1 - a[key]) / n_a + b[key] * (1 - b[key]) / n_b)
+    return f", 2 SE ±{2 * se * scale:.{1 if scale > 1 else 3}f}"
 
 
 def _targets(scores: dict[str, dict[str, float]]) -> list[str]:
@@ -164,14 +181,14 @@ def _targets(scores: dict[str, dict[str, float]]) -> list[str]:
     lines = []
     if sft and s2 and "accuracy" in sft and "accuracy" in s2:
         gain = 100 * (s2["accuracy"] - sft["accuracy"])
-        lines.append(f"- Stage 2 vs warm-up, held-out accuracy: {gain:+.1f} points (target: at least +5) — "
-                     f"{'met' if gain >= 5 else 'NOT met'}.")  # fmt: skip
+        lines.append(f"- Stage 2 vs warm-up, held-out accuracy: {gain:+.1f} points{_noise(sft, s2, 'accuracy', 100)} "
+                     f"(target: at least +5) — {'met' if gain >= 5 else 'NOT met'}.")  # fmt: skip
     if sft and s1:
         for key in ("keyword", "CLIP reward"):
             if key in sft and key in s1:
                 d = s1[key] - sft[key]
-                lines.append(f"- Stage 1 vs warm-up, held-out {key}: {sft[key]:.3f} -> {s1[key]:.3f} ({d:+.3f}; target: above) — "
-                             f"{'met' if d > 0 else 'NOT met'}.")  # fmt: skip
+                lines.append(f"- Stage 1 vs warm-up, held-out {key}: {sft[key]:.3f} -> {s1[key]:.3f} ({d:+.3f}"
+                             f"{_noise(sft, s1, key)}; target: above) — {'met' if d > 0 else 'NOT met'}.")  # fmt: skip
     return lines or ["- Not enough evaluations in this run to check the targets."]
 
 

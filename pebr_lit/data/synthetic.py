@@ -29,7 +29,7 @@ from PIL import Image
 
 from pebr_lit import format as pebr_format
 from pebr_lit.data.synthetic_questions import QUESTION_KINDS, Question, make_question
-from pebr_lit.data.synthetic_teacher import TeacherNoise, draw_flaws, slipped_answer, terse_description
+from pebr_lit.data.synthetic_teacher import TeacherNoise, can_slip, draw_flaws, slipped_answer, terse_description
 from pebr_lit.data.synthetic_world import (
     COLORS,
     DEFAULT_KIND_WEIGHTS,
@@ -77,6 +77,7 @@ def make_record(
     terse = slip = False
     if teacher is not None and teacher.active:
         terse, slip = draw_flaws(np.random.default_rng([seed, split_id(split), index, 1]), teacher)
+        slip = slip and can_slip(q.answer)
     said = terse_description(len(scene.objects)) if terse else description
     record = {
         "qid": qid,
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--teacher-terse", type=float, default=0.0,
                         help="train split only: share of SFT responses whose description gives only the count")
     parser.add_argument("--teacher-slip", type=float, default=0.0,
-                        help="train split only: share of SFT responses whose final answer is a wrong neighbour")
+                        help="train split only: share of counting answers in SFT responses that are off by one")
     args = parser.parse_args(argv)
     try:
         teacher = TeacherNoise(terse=args.teacher_terse, slip=args.teacher_slip)

@@ -8,8 +8,10 @@ learned, so the demo's SFT split can carry both flaws:
 
 - ``terse``: the description gives only the number of shapes ("There are four shapes."), leaving out
   every shape's colour, size and shape; the steps still work from the full scene.
-- ``slip``: the final answer is a wrong value next to the right one (count + 1, the next colour or
-  shape, yes <-> no), while the steps before it stay correct.
+- ``slip``: careless arithmetic: the final answer of a counting question (a number) is off by one,
+  while the steps before it stay correct. Questions whose answer is a colour, a shape or yes/no are
+  never slipped, so the warm-up model still answers those reliably and the Easy tier (all 8 sampled
+  answers right) is not emptied by the noise.
 
 Only the ``response`` text changes; ``answer``, ``description`` and ``key_words`` stay the truth, so
 the RL stages, CLIP training and evaluation grade against correct targets. Each flaw is drawn from its
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pebr_lit.data.synthetic_world import COLORS, SHAPES, number_word
+from pebr_lit.data.synthetic_world import number_word
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class TeacherNoise:
     terse: float = 0.0
     """Probability that a response's description gives only the number of shapes."""
     slip: float = 0.0
-    """Probability that a response's final answer is a wrong neighbouring value."""
+    """Probability that a counting question's final answer is off by one."""
 
     def __post_init__(self) -> None:
         for name in ("terse", "slip"):
@@ -53,17 +55,16 @@ def terse_description(num_shapes: int) -> str:
     return "There is one shape." if num_shapes == 1 else f"There are {number_word(num_shapes)} shapes."
 
 
+def can_slip(answer: str) -> bool:
+    """Only counts slip (careless arithmetic)."""
+    return answer.isdigit()
+
+
 def slipped_answer(answer: str) -> str:
-    """A wrong value next to ``answer``: count + 1, the next colour or shape, yes <-> no."""
-    if answer.isdigit():
-        return str(int(answer) + 1)
-    for values in (tuple(COLORS), tuple(SHAPES)):
-        if answer in values:
-            return values[(values.index(answer) + 1) % len(values)]
-    flips = {"yes": "no", "no": "yes"}
-    if answer in flips:
-        return flips[answer]
-    raise ValueError(f"slipped_answer: no neighbouring value for answer {answer!r}")
+    """The careless count: ``answer`` + 1."""
+    if not can_slip(answer):
+        raise ValueError(f"slipped_answer: {answer!r} is not a count; only counting answers slip")
+    return str(int(answer) + 1)
 
 
 def draw_flaws(rng: np.random.Generator, noise: TeacherNoise) -> tuple[bool, bool]:

@@ -331,6 +331,7 @@ class GRPOModule(L.LightningModule):
         for name, values in rewards.items():
             self.log(_metric(split, name), values.float().mean(), batch_size=size, sync_dist=True)
         self.log(f"{split}/response_length", rollout.response_mask.sum(dim=1).float().mean(), batch_size=size, sync_dist=True)
+        self.log(f"{split}/questions", float(len(records)), reduce_fx="sum", batch_size=1, sync_dist=True)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, "val")

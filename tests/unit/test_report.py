@@ -44,8 +44,9 @@ def _run(tmp_path: Path, acc: dict[str, float], keyword: dict[str, float]) -> Pa
     run = tmp_path / "run"
     for name in acc:
         write_csv(run / f"eval_{name}" / "test" / "metrics.csv",
-                  ["epoch", "step", "test/accuracy", "test/format_rate", "test/reward/keyword", "test/clip_similarity", "test/reward/clip"],
-                  [[0, 0, acc[name], 1.0, keyword[name], 0.9, 0.95]])  # fmt: skip
+                  ["epoch", "step", "test/accuracy", "test/format_rate", "test/reward/keyword", "test/clip_similarity", "test/reward/clip",
+                   "test/questions"],
+                  [[0, 0, acc[name], 1.0, keyword[name], 0.9, 0.95, 400]])  # fmt: skip
     write_csv(run / "stage1" / "metrics.csv", ["step", "train/reward/keyword", "train/reward/clip", "train/response_length/mean"],
               [[i, 0.5 + i / 100, 0.8, 100 + i] for i in range(20)])
     write_csv(run / "stage1_no_length" / "metrics.csv", ["step", "train/response_length/mean"], [[i, 100 + 2 * i] for i in range(20)])
@@ -64,9 +65,12 @@ def test_report_table_and_targets_come_from_the_logs(tmp_path):
     assert eval_scores(run / "eval_stage2")["accuracy"] == 0.66
     assert "| + stage 2 (reasoning) = PeBR | 0.660 | 1.000 | 0.850 |" not in text  # keyword of stage 2 is 0.84
     assert "| + stage 2 (reasoning) = PeBR | 0.660 | 1.000 | 0.840 | 0.900 | 0.950 |" in text
-    assert "+6.0 points (target: at least +5) — met" in text
-    assert "held-out keyword: 0.800 -> 0.850 (+0.050; target: above) — met" in text
-    assert "held-out CLIP reward: 0.950 -> 0.950 (+0.000; target: above) — NOT met" in text
+    # 2 SE of the difference: 2 * sqrt(.6*.4/400 + .66*.34/400) = 2 * 0.03390 = 0.0678 -> ±6.8 points
+    assert "+6.0 points, 2 SE ±6.8 (target: at least +5) — met" in text
+    assert "| 0.950 | 400 |" in text
+    # 2 * sqrt(.8*.2/400 + .85*.15/400) = 2 * 0.02680 = 0.054
+    assert "held-out keyword: 0.800 -> 0.850 (+0.050, 2 SE ±0.054; target: above) — met" in text
+    assert "held-out CLIP reward: 0.950 -> 0.950 (+0.000, 2 SE ±0.031; target: above) — NOT met" in text
     assert "| medium | 5 | stage 2 |" in text
     for png in ("fig4_stage1.png", "fig4_stage2.png", "fig5_length.png"):
         assert (run / "plots" / png).stat().st_size > 1000, png
@@ -78,5 +82,6 @@ def test_report_says_when_a_target_is_missed(tmp_path):
     run = _run(tmp_path, acc={"sft": 0.60, "stage1": 0.61, "stage2": 0.62, "stage2_only": 0.63},
                keyword={"sft": 0.80, "stage1": 0.79, "stage2": 0.84, "stage2_only": 0.80})
     text = build_report(run).read_text()
-    assert "+2.0 points (target: at least +5) — NOT met" in text
-    assert "0.800 -> 0.790 (-0.010; target: above) — NOT met" in text
+    # 2 * sqrt(.6*.4/400 + .62*.38/400) = 2 * 0.03448 -> ±6.9 points
+    assert "+2.0 points, 2 SE ±6.9 (target: at least +5) — NOT met" in text
+    assert "0.800 -> 0.790 (-0.010, 2 SE ±0.057; target: above) — NOT met" in text
