@@ -25,6 +25,7 @@ from lightning.pytorch.cli import LightningCLI  # noqa: E402
 # Imported so that short class names resolve in configs and --help lists them.
 import pebr_lit.data.datamodule  # noqa: E402,F401
 import pebr_lit.data.prompt_datamodule  # noqa: E402,F401
+import pebr_lit.data.tiered_datamodule  # noqa: E402,F401
 import pebr_lit.eval.benchmarks  # noqa: E402,F401
 import pebr_lit.eval.datamodule  # noqa: E402,F401
 import pebr_lit.modules.evaluation  # noqa: E402,F401

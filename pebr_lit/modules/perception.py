@@ -21,5 +21,8 @@ class PerceptionGRPO(GRPOModule):
     """Stage-1 GRPO. Arguments as ``GRPOModule``; ``reward`` defaults to PerceptionReward(length=0)
     because the ``LengthPenalty`` callback supplies the length component."""
 
+    #: Tier(s) a ``TieredDataModule`` serves this stage when its ``tiers`` is null.
+    default_tiers = ("easy",)
+
     def __init__(self, policy: PolicyWrapper, clip_scorer: SimilarityScorer, reward: StageReward | None = None, **kwargs: Any) -> None:
         super().__init__(policy=policy, reward=reward or PerceptionReward(length=0.0), clip_scorer=clip_scorer, **kwargs)

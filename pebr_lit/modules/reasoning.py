@@ -16,5 +16,8 @@ from pebr_lit.rewards import ReasoningReward, StageReward
 class ReasoningGRPO(GRPOModule):
     """Stage-2 GRPO. Arguments as ``GRPOModule``; ``reward`` defaults to ReasoningReward()."""
 
+    #: Tier(s) a ``TieredDataModule`` serves this stage when its ``tiers`` is null.
+    default_tiers = ("medium",)
+
     def __init__(self, policy: PolicyWrapper, reward: StageReward | None = None, **kwargs: Any) -> None:
         super().__init__(policy=policy, reward=reward or ReasoningReward(), **kwargs)
