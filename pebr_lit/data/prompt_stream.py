@@ -5,7 +5,9 @@ is the ``k``-th slice of the concatenated permutations, so the whole stream is a
 ``(records, seed, batch size)`` and starting at batch ``k`` needs no other state. Under several
 processes each global batch is split into contiguous per-rank slices, so a prompt and all of its
 rollouts stay on one rank. DataLoader workers take every ``num_workers``-th batch, which the
-DataLoader interleaves back into stream order.
+DataLoader interleaves back into stream order. A dict batch also carries ``stream_last`` (True on the
+stream's final batch), so a consumer that gathers several batches for one update (online filtering)
+knows that no more will come.
 
 Left out on purpose: tokenisation (the collate function) and which records are in the pool (tiers).
 """
@@ -79,4 +81,7 @@ class PromptStream(IterableDataset):
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
         for k in range(self.start_batch + worker, self.total_batches, workers):
-            yield self.collate([self.records[i] for i in self.batch_indices(k)])
+            batch = self.collate([self.records[i] for i in self.batch_indices(k)])
+            if isinstance(batch, dict):
+                batch["stream_last"] = k == self.total_batches - 1
+            yield batch

@@ -11,6 +11,8 @@ from the ``ReferencePolicy`` callback through ``self.reference``; the KL coeffic
 ``self.loss.kl_coef``. Rollouts come from ``self.rollout_engine`` (default: the policy's own HF
 generate), which receives the policy's weights after each rollout batch's optimizer steps; when it
 returns its own log-probs, their gap to the trainer's is logged as ``train/engine_logprob_diff/*``.
+With ``online_filter`` a step that leaves fewer than B groups with unequal rewards only gathers them;
+the update runs over several rollout batches (``pebr_lit.online_filter``).
 
 Left out on purpose: the reward definitions (``pebr_lit.rewards``), the loss maths (``grpo``,
 ``grpo_losses``), reference snapshots, KL schedules and the length penalty (``callbacks/``), the
@@ -20,7 +22,7 @@ rollout engines (``pebr_lit.rollout``).
 from __future__ import annotations
 
 import warnings
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any
 
 import lightning as L
 import torch
@@ -30,6 +32,8 @@ from pebr_lit.checkpoint import check_checkpoint_keys, init_policy_from, slim_ch
 from pebr_lit.clip_score import SimilarityScorer
 from pebr_lit.grpo import AdvantageNormalizer, GroupMeanStd, zero_variance_groups
 from pebr_lit.grpo_losses import GRPOLoss
+from pebr_lit.modules.grpo_hooks import ReferenceProvider, RewardTerm
+from pebr_lit.online_filter import FilterBuffer, OnlineFilter, RolloutRound, group_rows, set_advantages, update_rows
 from pebr_lit.policy import PolicyWrapper, SamplingSettings
 from pebr_lit.rollout import HFGenerate, RolloutEngine, logprob_gap
 from pebr_lit.schedules import build_optimization
@@ -42,26 +46,6 @@ SIMILARITY = "clip_similarity"
 
 def _metric(split: str, name: str) -> str:
     return f"{split}/{name}" if name == SIMILARITY else f"{split}/reward/{name}"
-
-
-@runtime_checkable
-class RewardTerm(Protocol):
-    """A callback that adds a weighted reward component (e.g. the length penalty)."""
-
-    name: str
-    weight: float
-
-    def reward_values(self, texts: Sequence[str], num_tokens: torch.Tensor) -> torch.Tensor:
-        """Per-response values [N] in [0, 1]."""
-
-
-@runtime_checkable
-class ReferenceProvider(Protocol):
-    """What ``self.reference`` must offer (set by the ``ReferencePolicy`` callback)."""
-
-    def logprobs(self, policy: PolicyWrapper, prompts: dict[str, torch.Tensor], response_ids: torch.Tensor,
-                 response_mask: torch.Tensor, prompt_rows: Sequence[int]) -> torch.Tensor:
-        """Reference per-token log-probs [N, R] (no grad)."""
 
 
 class GRPOModule(L.LightningModule):
@@ -81,6 +65,7 @@ class GRPOModule(L.LightningModule):
         mini_batches: Optimizer steps per rollout batch (rollouts split evenly); 1 = fully on-policy.
         micro_batch_size: Rollouts per forward/backward pass (memory knob; results do not depend on it).
         mask_zero_variance: Leave groups whose rewards are all equal out of the update entirely.
+        online_filter: Gather rollout batches until B groups have unequal rewards (DAPO; beyond the paper); null = off.
         gradient_clip_val: Max gradient norm per optimizer step; null = no clipping.
         rollout_engine: Where rollouts are sampled; null = HFGenerate() (the policy's own generate, CPU or GPU).
     """
@@ -100,6 +85,7 @@ class GRPOModule(L.LightningModule):
         mini_batches: int = 1,
         micro_batch_size: int = 8,
         mask_zero_variance: bool = False,
+        online_filter: OnlineFilter | None = None,
         gradient_clip_val: float | None = 1.0,
         rollout_engine: RolloutEngine | None = None,
     ) -> None:
@@ -122,6 +108,8 @@ class GRPOModule(L.LightningModule):
         self.mini_batches = mini_batches
         self.micro_batch_size = micro_batch_size
         self.mask_zero_variance = mask_zero_variance
+        self.online_filter = online_filter
+        self._filter_buffer = FilterBuffer(online_filter, self.sampling.num_samples) if online_filter else None
         self.gradient_clip_val = gradient_clip_val
         self.rollout_engine = rollout_engine if rollout_engine is not None else HFGenerate()
         #: False until the engine holds the policy's weights (it starts from its own copy; init_from and resume change ours).
@@ -130,9 +118,10 @@ class GRPOModule(L.LightningModule):
         self.strict_loading = False  # slim checkpoints: see check_checkpoint_keys
         #: Set by the ReferencePolicy callback; None = no reference (KL term must then be off).
         self.reference: ReferenceProvider | None = None
-        #: Rollout batches completed; the data stream resumes after this many (saved in checkpoints).
+        #: Rollout batches whose update is done; the data stream resumes after this many (saved in checkpoints).
         self.rollout_batches = 0
-        #: Detached statistics of the last training step (for callbacks such as KL control).
+        #: Detached statistics of the last training step (for callbacks such as KL control); a step
+        #: without an update (an online-filter round that only gathered groups) has no loss statistics.
         self.last_stats: dict[str, float] = {}
         if init_from:
             init_policy_from(self.policy, init_from)
@@ -148,10 +137,10 @@ class GRPOModule(L.LightningModule):
                 f"loss.kl_coef={self.loss.kl_coef} needs a reference policy: add the callback "
                 "callbacks.reference.ReferencePolicy to trainer.callbacks, or set loss.kl_coef: 0."
             )
-        if self.mask_zero_variance and self.trainer.world_size > 1:
+        if (self.mask_zero_variance or self.online_filter) and self.trainer.world_size > 1:
             # Dropped groups differ per rank, so ranks would run different numbers of backward passes
             # and DDP's gradient all-reduce would wait forever for the rank that ran fewer.
-            raise ValueError("mask_zero_variance works on one process only: set it false or trainer.devices: 1.")
+            raise ValueError("mask_zero_variance and online_filter work on one process only: turn them off or set trainer.devices: 1.")
         if self.trainer.world_size > 1:
             # seed_everything gives every rank the same seed, so all ranks would draw the same sampling
             # noise (identical rollouts wherever their prompts look alike). The weights are already
@@ -216,53 +205,66 @@ class GRPOModule(L.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         prompts, records = batch["prompts"], batch["records"].records
         group = self.sampling.num_samples
+        self.last_stats = {}
         if not self._engine_synced:
             self.rollout_engine.sync_weights(self.policy)
             self._engine_synced = True
         rollout = self.rollout_engine.generate(self.policy, prompts, records, self.sampling)
-        engine_logprobs = getattr(rollout, "logprobs", None)  # [N, R] from engines that report them
         ids, mask = rollout.response_ids, rollout.response_mask  # [N, R], [N, R]
         lengths = mask.sum(dim=1)  # [N]
         rewards = self.score(rollout.texts, [r for r in records for _ in range(group)], lengths)
-        advantages = self.advantage(rewards["total"], group)  # [N]
         flat = zero_variance_groups(rewards["total"], group)  # [B]
-        rows = [i for i in range(ids.shape[0]) if not (self.mask_zero_variance and flat[i // group])]
-
+        current = RolloutRound(prompts, ids, mask, total=rewards["total"], rows=[], engine_logprobs=getattr(rollout, "logprobs", None))
+        filter_stats: dict[str, float] = {}
+        if self._filter_buffer is None:
+            current.rows = group_rows([g for g in range(len(flat)) if not (self.mask_zero_variance and flat[g])], group)
+            current.advantages = self.advantage(rewards["total"], group)  # [N]
+            rounds, done = [current] if current.rows else [], 1
+        elif self._filter_buffer.add(current, flat, last=bool(batch.get("stream_last", False))):
+            rounds, filter_stats = self._filter_buffer.pop()
+            set_advantages(rounds, self.advantage, group)
+            done = int(filter_stats["filter_rounds"])
+        else:  # the round's groups wait for the next rollout batch
+            rounds, done = [], 0
         stats: dict[str, float] = {}
-        if rows:
-            old = self._frozen_logprobs(prompts, ids, mask, rows, reference=False) if self.mini_batches > 1 else None
-            ref = self._frozen_logprobs(prompts, ids, mask, rows, reference=True) if self.reference is not None else None
-            gap = self._engine_gap(engine_logprobs, old, prompts, ids, mask, rows) if engine_logprobs is not None else {}
-            stats = self._update(prompts, ids, mask, rows, advantages, old, ref)
-            stats.update(gap)
-        self.rollout_batches += 1
-        self._log_step(rewards, lengths, rollout.truncated, flat, len(rows), stats)
+        if rounds:
+            for r in rounds:
+                r.old = self._frozen_logprobs(r.prompts, r.ids, r.mask, r.rows, reference=False) if self.mini_batches > 1 else None
+                r.ref = self._frozen_logprobs(r.prompts, r.ids, r.mask, r.rows, reference=True) if self.reference is not None else None
+            gap = self._engine_gap(rounds) if current.engine_logprobs is not None else {}
+            stats = {**self._update(rounds), **gap}
+        self.rollout_batches += done
+        self._log_step(rewards, lengths, rollout.truncated, flat, sum(len(r.rows) for r in rounds), {**stats, **filter_stats})
 
-    def _update(self, prompts, ids, mask, rows, advantages, old, ref) -> dict[str, float]:
+    def _update(self, rounds: list[RolloutRound]) -> dict[str, float]:
         optimizer = self.optimizers()
         scheduler = self.lr_schedulers()
-        per_step = -(-len(rows) // self.mini_batches)  # ceil: rollouts per optimizer step
-        minis = [rows[i : i + per_step] for i in range(0, len(rows), per_step)]
+        items = [(r, row) for r in rounds for row in r.rows]  # the rollouts of this update, in order
+        per_step = -(-len(items) // self.mini_batches)  # ceil: rollouts per optimizer step
+        minis = [items[i : i + per_step] for i in range(0, len(items), per_step)]
         totals: dict[str, float] = {}  # diagnostics averaged over optimizer steps
         for mini in minis:
-            mini_weight = self.loss.aggregation.weight(mask[mini].bool()).float()  # []
+            parts = [(r, [row for owner, row in mini if owner is r]) for r in rounds]  # per round: its rows here
+            parts = [(r, rows) for r, rows in parts if rows]
+            mini_weight = sum(self.loss.aggregation.weight(r.mask[rows].bool()) for r, rows in parts).float()  # []
             if self.trainer.world_size > 1:
                 # DDP averages gradients over ranks; dividing by the ranks' mean weight turns that
                 # average into the gradient of the global mini-batch (all ranks' tokens / their total).
                 mini_weight = self.trainer.strategy.reduce(mini_weight, reduce_op="mean")
             mini_weight = mini_weight.clamp(min=1)
             optimizer.zero_grad()
-            for start in range(0, len(mini), self.micro_batch_size):
-                micro = mini[start : start + self.micro_batch_size]
-                logp, entropy = self._logprobs(prompts, ids, mask, micro, with_entropy=True)  # [m, R] x2
-                loss, step_stats = self.loss(
-                    logp, old[micro] if old is not None else logp.detach(), ref[micro] if ref is not None else None,
-                    advantages[micro], mask[micro], entropy,
-                )  # fmt: skip
-                share = self.loss.aggregation.weight(mask[micro].bool()) / mini_weight
-                self.manual_backward(loss * share)
-                for name, value in step_stats.items():
-                    totals[name] = totals.get(name, 0.0) + float(value) * float(share) / len(minis)
+            for r, rows in parts:
+                for start in range(0, len(rows), self.micro_batch_size):
+                    micro = rows[start : start + self.micro_batch_size]
+                    logp, entropy = self._logprobs(r.prompts, r.ids, r.mask, micro, with_entropy=True)  # [m, R] x2
+                    loss, step_stats = self.loss(
+                        logp, r.old[micro] if r.old is not None else logp.detach(), r.ref[micro] if r.ref is not None else None,
+                        r.advantages[micro], r.mask[micro], entropy,
+                    )  # fmt: skip
+                    share = self.loss.aggregation.weight(r.mask[micro].bool()) / mini_weight
+                    self.manual_backward(loss * share)
+                    for name, value in step_stats.items():
+                        totals[name] = totals.get(name, 0.0) + float(value) * float(share) / len(minis)
             if self.gradient_clip_val is not None:
                 self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
             optimizer.step()
@@ -271,10 +273,10 @@ class GRPOModule(L.LightningModule):
         self.rollout_engine.sync_weights(self.policy)  # the next rollout batch samples from the updated policy
         return totals
 
-    def _engine_gap(self, engine_logprobs, old, prompts, ids, mask, rows) -> dict[str, float]:
-        """|engine - trainer| log-prob gap on this batch's responses, before the update, as loggable stats."""
-        current = old if old is not None else self._frozen_logprobs(prompts, ids, mask, rows, reference=False)
-        gap = logprob_gap(engine_logprobs[rows], current[rows], mask[rows])
+    def _engine_gap(self, rounds: list[RolloutRound]) -> dict[str, float]:
+        """|engine - trainer| log-prob gap on the update's rollouts, before the update, as loggable stats."""
+        trainer = [r.old if r.old is not None else self._frozen_logprobs(r.prompts, r.ids, r.mask, r.rows, reference=False) for r in rounds]
+        gap = logprob_gap(update_rows(rounds, [r.engine_logprobs for r in rounds]), update_rows(rounds, trainer), update_rows(rounds, [r.mask for r in rounds]))
         if gap.get("mean", 0.0) > self.rollout_engine.logprob_tolerance:
             warnings.warn(
                 f"rollout engine log-probs differ from the trainer's by more than logprob_tolerance="

@@ -90,8 +90,10 @@ def test_held_out_questions_are_never_trained_on_and_the_split_is_seeded(tiers_d
 def test_training_resumes_at_the_saved_position(tiers_dir, policy):
     straight = _dm(tiers_dir, policy.processor, epochs=2.0)
     straight.setup("fit")
-    full = [[r.qid for r in b["records"]] for b in straight.train_dataloader()]
+    batches = list(straight.train_dataloader())
+    full = [[r.qid for r in b["records"]] for b in batches]
     assert len(full) == 2 * MEDIUM // 4
+    assert [b["stream_last"] for b in batches] == [False] * (len(full) - 1) + [True]  # online filtering's end signal
     resumed = _dm(tiers_dir, policy.processor, rollout_batches=7, epochs=2.0)  # module restored from a checkpoint at batch 7
     resumed.setup("fit")
     assert [[r.qid for r in b["records"]] for b in resumed.train_dataloader()] == full[7:]
