@@ -8,6 +8,7 @@ the callback snapshots the policy and hands itself to the module as ``module.ref
 - LoRA policy with a trained adapter (e.g. stage 2 continuing stage 1's adapter): the adapter is
   copied into a second, frozen adapter named ``reference``; the base is shared.
 - Full fine-tuning: a frozen copy of the model (optionally kept on another device, e.g. ``cpu``).
+  Under FSDP2 (``ModelParallelStrategy``) the copy is sharded like the policy at ``on_fit_start``.
 
 Optional schedules: a hard sync to the current policy every ``sync_every`` optimizer steps, or an
 exponential moving average. With either, the reference weights are saved in checkpoints so that a
@@ -24,6 +25,8 @@ from typing import Any, Sequence
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
+
+from pebr_lit.parallel import Sharding, data_parallel_mesh, full_tensor, reshard_all, shard_like, shard_model
 
 REFERENCE_ADAPTER = "reference"
 
@@ -122,23 +125,40 @@ class ReferencePolicy(Callback):
         if self.ema_decay is not None:
             for ref, live in self._pairs(pl_module.policy):
                 ref.lerp_(live.to(ref.device), 1.0 - self.ema_decay)
+            self._reshard()
         elif self.sync_every is not None and trainer.global_step % self.sync_every == 0:
             for ref, live in self._pairs(pl_module.policy):
                 ref.copy_(live.to(ref.device))
+            self._reshard()
+
+    def _reshard(self) -> None:
+        # An FSDP2 root keeps the weights it gathered for a no-grad forward: drop them after writing the shards.
+        if self.copy is not None:
+            reshard_all(self.copy)
 
     def state_dict(self) -> dict[str, Any]:
         if self.sync_every is None and self.ema_decay is None:
             return {}
-        return {"mode": self.mode, "reference": [ref.detach().cpu() for ref, _ in self._pairs(self._module.policy)]}
+        # full_tensor: whole tensors under FSDP2 (every rank calls state_dict), so any layout can resume.
+        return {"mode": self.mode, "reference": [full_tensor(ref.detach()).cpu() for ref, _ in self._pairs(self._module.policy)]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._restored = state_dict.get("reference")
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.copy is not None and self.device is None:  # setup ran before Lightning moved the policy
+        mesh = data_parallel_mesh(trainer.strategy)
+        if self.copy is not None and mesh is not None:  # setup ran before configure_model sharded the policy
+            if self.device is not None:
+                raise ValueError(
+                    f"ReferencePolicy(device={self.device!r}) does not combine with FSDP: the reference copy is sharded "
+                    "like the policy. Remove `device`, or offload both with FSDP2Strategy(sharding: {cpu_offload: true})."
+                )
+            shard_model(self.copy, mesh, getattr(trainer.strategy, "sharding", None) or Sharding())
+        elif self.copy is not None and self.device is None:  # setup ran before Lightning moved the policy
             self.copy.to(pl_module.device)
         if self._restored is not None:
             with torch.no_grad():
                 for (ref, _), saved in zip(self._pairs(pl_module.policy), self._restored):
-                    ref.copy_(saved.to(ref.device))
+                    ref.copy_(shard_like(saved, ref))
             self._restored = None
+            self._reshard()

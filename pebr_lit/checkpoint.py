@@ -122,6 +122,8 @@ def slim_checkpoint(module: nn.Module, checkpoint: dict[str, Any]) -> None:
 
 def check_checkpoint_keys(module: nn.Module, checkpoint: dict[str, Any]) -> None:
     """``on_load_checkpoint`` body: a slim checkpoint loads non-strictly, so refuse unknown names here."""
+    if "state_dict" not in checkpoint:  # ModelParallelStrategy loaded the weights itself (pebr_lit.parallel checks there)
+        return
     known = set(module.state_dict())
     unknown = [k for k in checkpoint["state_dict"] if k not in known]
     if unknown:

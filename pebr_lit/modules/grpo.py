@@ -155,6 +155,12 @@ class GRPOModule(L.LightningModule):
         check_checkpoint_keys(self, checkpoint)
         self.rollout_batches = int(checkpoint.get("rollout_batches", 0))
 
+    def configure_model(self) -> None:
+        """Shard the policy with FSDP2 under a ``ModelParallelStrategy`` (``pebr_lit.parallel``); no-op otherwise."""
+        from pebr_lit.parallel import shard_for_strategy
+
+        shard_for_strategy(self.policy.model, self.trainer.strategy)
+
     # ------------------------------------------------------------------------------------ rewards
     def score(self, texts: list[str], records: list[Any], num_tokens: torch.Tensor) -> dict[str, torch.Tensor]:
         """Reward components [N] and their weighted ``total`` for responses ``texts`` to ``records``."""

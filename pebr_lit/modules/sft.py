@@ -19,6 +19,7 @@ from torchmetrics import MeanMetric
 
 from pebr_lit.checkpoint import check_checkpoint_keys, init_policy_from, slim_checkpoint
 from pebr_lit.data.datamodule import batch_size_of
+from pebr_lit.parallel import shard_for_strategy
 from pebr_lit.policy import PolicyWrapper, SamplingSettings
 from pebr_lit.rewards import accuracy_reward, format_reward
 from pebr_lit.schedules import build_optimization
@@ -79,6 +80,10 @@ class SFTModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         check_checkpoint_keys(self, checkpoint)
+
+    def configure_model(self) -> None:
+        """Shard the policy with FSDP2 under a ``ModelParallelStrategy`` (``pebr_lit.parallel``); no-op otherwise."""
+        shard_for_strategy(self.policy.model, self.trainer.strategy)
 
     # ----------------------------------------------------------------------------------- training
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
