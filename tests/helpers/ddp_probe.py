@@ -2,7 +2,8 @@
 
 Per rollout step it keeps the prompt qids of the rank's batch, how many reward rows each qid got
 (rows are scored where they were generated, so this is where its group lives) and a SHA-256 of the
-trainable weights after the step's optimizer steps; per validation batch the qids and a per-row
+trainable weights (at the start also the frozen ones) after the step's optimizer steps and the gradient norm that each optimizer step
+saw (after clipping); per validation batch the qids and a per-row
 value; and every ``self.log`` call with its local (pre-reduction) value. It doubles as a ``RewardTerm``
 named ``probe`` whose value is a hash of the response text: rewards then vary within each group, so
 the policy gets non-zero advantages even from an untrained model (ranks' local gradients differ),
@@ -24,20 +25,27 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from pebr_lit.checkpoint import canonical_name
+from pebr_lit.parallel import full_tensor
+
 
 def text_value(text: str) -> float:
     """A deterministic pseudo-random value in [0, 1) for a response text."""
     return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) / 16**8
 
 
-def weights_digest(module: torch.nn.Module, trainable_only: bool = True) -> str:
-    """SHA-256 of the parameters' bytes in name order (equal digests = bitwise-equal weights)."""
+def named_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of names and bytes in name order (equal digests = bitwise-equal weights); whole tensors under FSDP2."""
     digest = hashlib.sha256()
-    for name, param in sorted(module.named_parameters(), key=lambda item: item[0]):
-        if param.requires_grad or not trainable_only:
-            digest.update(name.encode())
-            digest.update(param.detach().cpu().contiguous().numpy().tobytes())
+    for name in sorted(tensors):
+        digest.update(name.encode())
+        digest.update(full_tensor(tensors[name].detach()).cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
+
+
+def weights_digest(module: torch.nn.Module, trainable_only: bool = True) -> str:
+    """``named_digest`` of a module's (trainable) parameters."""
+    return named_digest({n: p for n, p in module.named_parameters() if p.requires_grad or not trainable_only})
 
 
 class DDPProbe(Callback):
@@ -58,6 +66,7 @@ class DDPProbe(Callback):
         self.logged: list[dict[str, Any]] = []
         self.reference_digest: str | None = None
         self.initial_digest: str | None = None
+        self.frozen_digest: str | None = None
 
     def reward_values(self, texts: Sequence[str], num_tokens: torch.Tensor) -> torch.Tensor:
         """The ``RewardTerm`` hook: one hash value [N] per response."""
@@ -85,12 +94,20 @@ class DDPProbe(Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.initial_digest = weights_digest(pl_module.policy)
+        # Frozen weights under their Hugging Face names (LoRA base layers included), e.g. to check init_from.
+        frozen = {canonical_name(n): p for n, p in pl_module.policy.model.named_parameters() if not p.requires_grad}
+        self.frozen_digest = named_digest(frozen) if frozen else None
         reference = getattr(pl_module, "reference", None)
         if getattr(reference, "copy", None) is not None:
             self.reference_digest = weights_digest(reference.copy, trainable_only=False)
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
         self.steps.append({"qids": [r.qid for r in batch["records"]]})
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any) -> None:
+        # Runs after the module's gradient clipping: the norm the optimizer step sees.
+        squares = [full_tensor(p.grad.detach()).float().pow(2).sum() for p in pl_module.policy.parameters() if p.grad is not None]
+        self.steps[-1].setdefault("grad_norms", []).append(float(torch.stack(squares).sum().sqrt()))
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         self.steps[-1]["digest"] = weights_digest(pl_module.policy)
@@ -103,6 +120,7 @@ class DDPProbe(Callback):
             "rank": rank,
             "world_size": trainer.world_size,
             "initial_digest": self.initial_digest,
+            "frozen_digest": self.frozen_digest,
             "reference_digest": self.reference_digest,
             "steps": self.steps,
             "val_rows": self.val_rows,
