@@ -154,7 +154,7 @@ def demo_steps(sizes: DemoSizes, python: str, root: Path, seed: int = 0) -> list
 
 def _by_priority(steps: list[Step]) -> list[Step]:
     """Critical path first: the driver starts ready steps in this order."""
-    order = ["assets", "data", "sft", "clip", "sample", "eval_sft", "tiers", "stage1", "stage2_only", "stage2",
+    order = ["assets", "data", "sft", "clip", "sample", "eval_sft", "tiers", "stage1", "stage2", "stage2_only",
              "stage1_no_length", "eval_stage1", "eval_stage2_only", "eval_stage2", "report"]  # fmt: skip
     rank = {name: i for i, name in enumerate(order)}
     return sorted(steps, key=lambda s: rank.get(s.name, len(order)))

@@ -192,6 +192,19 @@ def _targets(scores: dict[str, dict[str, float]]) -> list[str]:
     return lines or ["- Not enough evaluations in this run to check the targets."]
 
 
+def _greedy(run: Path) -> list[str]:
+    """The in-stage validation (greedy decoding) at each stage's end, beside the sampled table."""
+    cells = []
+    for name, label in STAGES:
+        points = _load(run / name / "metrics.csv").get("val/accuracy", [])
+        if points:
+            cells.append(f"{label} {points[-1][1]:.3f} (step {points[-1][0] + 1})")
+    if not cells:
+        return []
+    return ["Greedy decoding, from each stage's last in-stage validation (the configs' `val_limit` questions of the "
+            "validation split): " + "; ".join(cells) + "."]  # fmt: skip
+
+
 def _tiers(run: Path) -> list[str]:
     path = run / "tiers" / "summary.json"
     if not path.is_file():
@@ -245,7 +258,7 @@ def build_report(run: str | Path) -> Path:
         "## Held-out evaluation", "",
         "Synthetic test split (never trained on); each policy answers every question 4 times at temperature 0.5 "
         "(the authors' validation setting). Perception scores are the stage-1 reward terms of the description.", "",
-        *table, "", *_targets(scores), "",
+        *table, "", *_targets(scores), "", *_greedy(run), "",
         "## Steps", "", *_timings(run), "",
         "## Warm-up SFT", "", img("sft.png", "SFT validation"), "",
         "## CLIP reward model", "", *_clip(run), "",
