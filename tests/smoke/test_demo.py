@@ -18,9 +18,15 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_quick_demo_runs_every_step_and_reports_its_own_numbers(tmp_path):
     run = tmp_path / "runs" / "demo"
     cmd = [sys.executable, "-m", "pebr_lit.demo", "--quick", "--jobs", "2", "--cores", "2"]
+    # Interrupted after the tiers (as if stopped there), then continued: the first part is not redone.
+    first = subprocess.run([*cmd, "--until", "tiers"], cwd=tmp_path, capture_output=True, text=True, timeout=1200)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert not (run / "steps" / "stage1.json").exists()
     done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "demo: finished" in done.stdout
+    for name in ("assets", "data", "sft", "sample", "tiers"):
+        assert f"[done earlier] {name}:" in done.stdout and f"[start] {name}:" not in done.stdout
     steps = {p.stem for p in (run / "steps").glob("*.json")} - {"settings"}
     assert {"sft", "sample", "tiers", "stage1", "stage2", "stage2_only", "stage1_no_length", "report"} <= steps
     report = (run / "report.md").read_text()
