@@ -92,7 +92,9 @@ def run_steps(steps: list[Step], jobs: int, cores: int, echo: Callable[[str], No
     threads = max(1, cores // max(1, jobs))
     pending = [s for s in steps if s.name not in done]
     running: list[_Running] = []
+    # Off a terminal (CI, a log file) only the step lines are printed, not a bar redrawn twice a second.
     bar = tqdm(total=len(steps), initial=len(done), desc="demo", unit="step", dynamic_ncols=True, file=sys.stdout,
+               disable=not sys.stdout.isatty(),
                bar_format="{desc}: {n_fmt}/{total_fmt} steps done [{elapsed}] {postfix}")  # steps differ too much for an ETA
     try:
         while pending or running:

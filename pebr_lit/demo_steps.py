@@ -39,6 +39,7 @@ class DemoSizes:
     rl: int = 384  # RL pool sampled 8x for the tiers
     sft_steps: int | None = None  # None: the config's max_steps
     clip_steps: int = 400
+    clip_candidates: int = 64  # held-out retrieval block size of the CLIP figures (at most `val`)
     stage1_steps: int | None = None  # None: the config's epochs over Easy
     stage2_steps: int | None = None  # None: the config's epochs over Medium
     no_length_steps: int | None = None  # the length-penalty ablation; None: as long as stage 1
@@ -52,8 +53,8 @@ class DemoSizes:
         """A smoke version that exercises every step and the report in a few minutes."""
         # A 4-step model answers nothing right, so every question is Hard and Easy/Medium are empty:
         # the stages train on the whole RL pool instead (the tiers step still runs and is reported).
-        return cls(train=64, val=8, test=8, rl=8, sft_steps=4, clip_steps=2, stage1_steps=2, stage2_steps=2,
-                   no_length_steps=2, eval_limit=8, stage_pool="runs/demo/data/rl.jsonl")  # fmt: skip
+        return cls(train=64, val=8, test=8, rl=8, sft_steps=4, clip_steps=2, clip_candidates=8, stage1_steps=2,
+                   stage2_steps=2, no_length_steps=2, eval_limit=8, stage_pool="runs/demo/data/rl.jsonl")  # fmt: skip
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -118,11 +119,13 @@ def demo_steps(sizes: DemoSizes, python: str, root: Path, seed: int = 0) -> list
                       "--val", str(sizes.val), "--test", str(sizes.test), "--rl", str(sizes.rl), "--seed", str(seed),
                       "--teacher-terse", str(sizes.teacher_terse), "--teacher-slip", str(sizes.teacher_slip))),
         Step("sft", (*cli, "fit", *cfg("sft"), "--ckpt_path", "last",
-                     *(("--trainer.max_steps", str(sizes.sft_steps)) if sizes.sft_steps is not None else ())),
+                     *(("--trainer.max_steps", str(sizes.sft_steps), "--trainer.log_every_n_steps", "1")
+                       if sizes.sft_steps is not None else ())),
              ("assets", "data"), _stage("sft"), alone=True),
         Step("clip", (python, "-m", "pebr_lit.train_clip", "--clip", "runs/demo/assets/clip", "--records",
                       "runs/demo/data/train.jsonl", "--val-records", "runs/demo/data/val.jsonl", "--out", "runs/demo/clip",
-                      "--steps", str(sizes.clip_steps), "--batch-size", "64", "--lr", "1e-3", "--no-progress"),
+                      "--steps", str(sizes.clip_steps), "--batch-size", "64", "--lr", "1e-3", "--no-progress",
+                      "--eval-candidates", str(sizes.clip_candidates)),
              ("assets", "data")),
         Step("sample", (*cli, "predict", *cfg("sample")), ("sft",), _sampled),
         Step("tiers", (python, "-m", "pebr_lit.data.tiers", "--samples", "runs/demo/sampling/samples.jsonl",

@@ -189,6 +189,11 @@ def _targets(scores: dict[str, dict[str, float]]) -> list[str]:
                 d = s1[key] - sft[key]
                 lines.append(f"- Stage 1 vs warm-up, held-out {key}: {sft[key]:.3f} -> {s1[key]:.3f} ({d:+.3f}"
                              f"{_noise(sft, s1, key)}; target: above) — {'met' if d > 0 else 'NOT met'}.")  # fmt: skip
+    only = scores.get("stage2_only")
+    if s2 and only and "accuracy" in s2 and "accuracy" in only:
+        d = 100 * (s2["accuracy"] - only["accuracy"])
+        lines.append(f"- The paper's ablation (no target): PeBR {s2['accuracy']:.3f} vs stage 2 alone {only['accuracy']:.3f} "
+                     f"({d:+.1f} points{_noise(only, s2, 'accuracy', 100)}).")  # fmt: skip
     return lines or ["- Not enough evaluations in this run to check the targets."]
 
 

@@ -68,6 +68,8 @@ def test_report_table_and_targets_come_from_the_logs(tmp_path):
     # 2 SE of the difference: 2 * sqrt(.6*.4/400 + .66*.34/400) = 2 * 0.03390 = 0.0678 -> ±6.8 points
     assert "+6.0 points, 2 SE ±6.8 (target: at least +5) — met" in text
     assert "| 0.950 | 400 |" in text
+    # 2 * sqrt(.63*.37/400 + .66*.34/400) = 2 * sqrt(.4575/400) = 2 * 0.03382 -> ±6.8
+    assert "PeBR 0.660 vs stage 2 alone 0.630 (+3.0 points, 2 SE ±6.8)" in text
     # 2 * sqrt(.8*.2/400 + .85*.15/400) = 2 * 0.02680 = 0.054
     assert "held-out keyword: 0.800 -> 0.850 (+0.050, 2 SE ±0.054; target: above) — met" in text
     assert "held-out CLIP reward: 0.950 -> 0.950 (+0.000, 2 SE ±0.031; target: above) — NOT met" in text
