@@ -21,6 +21,7 @@ from typing import Any, Iterator, Sequence
 import torch
 from torch import nn
 
+import pebr_lit.attention  # noqa: F401  (registers attn_implementation "sdpa_folded_gqa")
 from pebr_lit.policy_inputs import expand_prompts, images_per_row, mask_after_eos, select_prompt_rows
 from pebr_lit.policy_settings import (
     _DTYPES,
@@ -51,7 +52,7 @@ class PolicyWrapper(nn.Module):
     Args:
         model_name_or_path: Local directory or hub id of a Qwen2-VL / Qwen2.5-VL checkpoint.
         dtype: Weight dtype: auto (as saved), float32, bfloat16 or float16.
-        attn_implementation: Attention kernel: sdpa, eager or flash_attention_2; null = library default.
+        attn_implementation: Attention kernel: sdpa, sdpa_folded_gqa (CPU decoding without KV copies), eager or flash_attention_2; null = library default.
         freeze_vision: Keep the vision tower's weights fixed (the authors' SFT does).
         freeze_projector: Keep the vision-to-language projector (merger) fixed.
         gradient_checkpointing: Recompute activations in backward to save memory.
