@@ -16,8 +16,8 @@ function raises on model output. The conventions, and where they come from:
   ``eval.numbers`` and re-exported here.
 
 Left out on purpose: LLM-judge extraction (MathVista, MathVerse and VLMEvalKit use GPT to pull the
-answer out of free text; here only rules), reading benchmark files (``eval.benchmarks``) and math
-equivalence itself (``grading.grade``).
+answer out of free text; optional, in ``eval.judge``, whose readings are graded here), reading
+benchmark files (``eval.benchmarks``) and math equivalence itself (``grading.grade``).
 """
 
 from __future__ import annotations

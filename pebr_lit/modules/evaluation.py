@@ -8,7 +8,9 @@ adapter, and a running accuracy per benchmark is logged as ``test/<name>/accurac
 ``MeanMetric``, synced across processes, shown on the progress bar). At the end of the run the scored
 rows of every process are gathered, each adapter computes its official numbers and breakdowns, the
 headline metrics are logged as ``test/<name>/<metric>``, and rank 0 writes JSON, JSONL and markdown
-(``eval.results``) to ``output_dir`` or the logger's run directory.
+(``eval.results``) to ``output_dir`` or the logger's run directory. With a ``judge``
+(``eval.judge``), each process first has the judge read its own answers (the rules grade the
+reading); the running accuracy stays the rules' and ``test/<name>/judged_accuracy`` is logged too.
 
 Left out on purpose: reading benchmark files and scoring rules (``eval.benchmarks``), prompt batches
 (``eval.datamodule``), and any training.
@@ -21,11 +23,12 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torchmetrics import MeanMetric
 
 from pebr_lit.checkpoint import check_checkpoint_keys, init_policy_from
-from pebr_lit.eval.benchmarks.base import Benchmark
+from pebr_lit.eval.benchmarks.base import Benchmark, BenchmarkItem
+from pebr_lit.eval.judge import AnswerJudge, judge_rows, judge_stats
 from pebr_lit.eval.results import summary_markdown, write_results
 from pebr_lit.policy import PolicyWrapper, SamplingSettings
 
@@ -39,6 +42,7 @@ class EvalModule(L.LightningModule):
         init_from: Lightning checkpoint of a pebr-lit stage whose policy weights are evaluated; null = the policy as loaded.
         sampling: How answers are generated (one per question); null = greedy, up to 2048 new tokens.
         output_dir: Folder for the result files; null = the logger's run directory.
+        judge: Optional answer extraction by a judge model behind an OpenAI-compatible endpoint (``eval.judge.AnswerJudge``); null = rules only.
     """
 
     def __init__(
@@ -48,6 +52,7 @@ class EvalModule(L.LightningModule):
         init_from: str | None = None,
         sampling: SamplingSettings | None = None,
         output_dir: str | None = None,
+        judge: AnswerJudge | None = None,
     ) -> None:
         super().__init__()
         names = [b.name for b in benchmarks]
@@ -62,11 +67,18 @@ class EvalModule(L.LightningModule):
         self.benchmarks = list(benchmarks)
         self.init_from = init_from
         self.output_dir = output_dir
+        self.judge = judge
+        if judge is not None and judge.benchmarks is not None:
+            if not set(judge.benchmarks) & set(names):
+                raise ValueError(f"judge.benchmarks {judge.benchmarks} names none of this run's benchmarks {names}.")
+            if unknown := sorted(set(judge.benchmarks) - set(names)):
+                rank_zero_warn(f"judge.benchmarks names {unknown}, not in this run ({names}): left out.")
         self.strict_loading = False  # a --ckpt_path stage checkpoint holds trained weights only
         if init_from:
             init_policy_from(self.policy, init_from)
         self.accuracy = torch.nn.ModuleDict({name: MeanMetric() for name in names})
         self._rows: list[list[dict[str, Any]]] = [[] for _ in names]
+        self._items: list[list[BenchmarkItem]] = [[] for _ in names]  # this process's items, beside _rows (for the judge)
         #: Per benchmark, the aggregate of the last test run (metrics and breakdowns), for callers and tests.
         self.results: dict[str, dict[str, Any]] = {}
 
@@ -77,6 +89,7 @@ class EvalModule(L.LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self._rows = [[] for _ in self.benchmarks]
+        self._items = [[] for _ in self.benchmarks]
 
     def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
         bench = self.benchmarks[dataloader_idx]
@@ -90,12 +103,14 @@ class EvalModule(L.LightningModule):
                 "index": item.index, "qid": item.qid, "answer": item.answer, **scored, "response": text,
                 "response_tokens": int(n_tokens), "truncated": bool(cut), "meta": item.meta,
             })
+            self._items[dataloader_idx].append(item)
         metric = self.accuracy[bench.name]
         metric.update(torch.tensor(correct, device=self.device))
         self.log(f"test/{bench.name}/accuracy", metric, on_step=False, on_epoch=True, prog_bar=True,
                  batch_size=len(correct), add_dataloader_idx=False)
 
     def on_test_epoch_end(self) -> None:
+        self._apply_judge()
         rows = self._gather(self._rows)
         self.results, by_name = {}, {}
         for bench, bench_rows in zip(self.benchmarks, rows):
@@ -105,6 +120,10 @@ class EvalModule(L.LightningModule):
             result["metrics"]["truncated"] = sum(r["truncated"] for r in bench_rows) / max(len(bench_rows), 1)
             result["metrics"]["response_tokens_mean"] = round(sum(r["response_tokens"] for r in bench_rows) / max(len(bench_rows), 1))
             result["headline"] = list(bench.headline)
+            if self.judge is not None and self.judge.applies_to(bench.name):
+                result["metrics"].update(judge_stats(bench_rows))
+                self.log(f"test/{bench.name}/judged_accuracy", float(result["metrics"]["accuracy"] or 0.0),
+                         rank_zero_only=True, add_dataloader_idx=False)
             self.results[bench.name], by_name[bench.name] = result, bench_rows
             for key in bench.headline:
                 value = result["metrics"].get(key)
@@ -114,6 +133,17 @@ class EvalModule(L.LightningModule):
             out = self.output_dir or self.trainer.log_dir or self.trainer.default_root_dir
             path = write_results(out, self.results, by_name, self._settings())
             rank_zero_info(f"\n{summary_markdown(self.results)}\nresults written to {path.parent}")
+
+    def _apply_judge(self) -> None:
+        """Each process re-grades its own rows with the judge's readings (``test/<name>/accuracy`` stays the rules')."""
+        if self.judge is None:
+            return
+        self.judge.for_rank(self.trainer.global_rank, self.trainer.world_size)
+        for i, bench in enumerate(self.benchmarks):
+            if not self.judge.applies_to(bench.name):
+                continue
+            rank_zero_info(f"judge {self.judge.model}: reading {bench.name} answers ({self.judge.mode})")
+            judge_rows(self.judge, bench, self._rows[i], self._items[i])
 
     def _gather(self, rows: list[list[dict[str, Any]]]) -> list[list[dict[str, Any]]]:
         """Every process's rows, per benchmark (each question was answered by exactly one process)."""
@@ -127,6 +157,8 @@ class EvalModule(L.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         return {
             "policy": self.policy.describe(), "init_from": self.init_from, "sampling": asdict(self.sampling),
+            "judge": None if self.judge is None else {"model": self.judge.model, "base_url": self.judge.base_url,
+                                                       "mode": self.judge.mode, "benchmarks": self.judge.benchmarks},
             "instruction": getattr(datamodule, "instruction", None), "world_size": self.trainer.world_size,
             "benchmarks": {b.name: {"class": type(b).__name__, "path": b.path, "limit": b.limit} for b in self.benchmarks},
         }

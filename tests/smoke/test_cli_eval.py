@@ -99,3 +99,36 @@ def test_mmmu_interleaved_images_end_to_end(assets, tmp_path):
 def test_missing_benchmark_file_is_a_clear_error(assets, tmp_path):
     with pytest.raises(Exception, match="no such file or directory.*AI4Math/MathVista"):
         main(_args("mathvista.yaml", assets, tmp_path / "runs", f"--model.init_args.benchmarks.init_args.path={tmp_path / 'nope'}"))
+
+
+def test_judge_reads_every_answer_from_config(assets, fixtures, tmp_path):
+    """A judge endpoint from the command line: it reads each response (here: the right answers), the rules grade its reading."""
+    from tests.helpers.judge_server import JudgeServer
+
+    truths = {"question 1?": "B", "question 2?": "1.5", "question 3?": "4"}
+    reply = lambda message: next((a for q, a in truths.items() if q in message), "OK")  # noqa: E731
+    with JudgeServer(reply) as server:
+        judge = json.dumps({"model": "stub-judge", "base_url": server.url, "api_key_env": None, "mode": "always",
+                            "cache": str(tmp_path / "judge.jsonl")})
+        cli = main(_args("mathvista.yaml", assets, tmp_path / "runs", f"--model.init_args.benchmarks.init_args.path={fixtures['mathvista']}",
+                         f"--model.init_args.judge={judge}"))
+    out = Path(cli.trainer.log_dir)
+    rows = [json.loads(line) for line in (out / "mathvista.jsonl").read_text().splitlines()]
+    assert [r["judge_answer"] for r in rows] == ["B", "1.5", "4"] and all(r["correct"] for r in rows)
+    metrics = json.loads((out / "mathvista.json").read_text())["metrics"]
+    assert metrics["accuracy"] == 1.0 and metrics["judged"] == 3 and metrics["judge_failed"] == 0
+    assert metrics["judge_flipped"] == sum(not r["rule_correct"] for r in rows)
+    logged = cli.trainer.logged_metrics
+    assert float(logged["test/mathvista/judged_accuracy"]) == 1.0
+    # The running accuracy stays the rules' verdicts (logged while answers are generated).
+    assert float(logged["test/mathvista/accuracy"]) == pytest.approx(metrics["rule_accuracy"])
+    assert metrics["rule_accuracy"] == pytest.approx(sum(r["rule_correct"] for r in rows) / 3)
+    assert json.loads((out / "results.json").read_text())["settings"]["judge"]["model"] == "stub-judge"
+    assert len((tmp_path / "judge.jsonl").read_text().splitlines()) == 3
+
+
+def test_judge_naming_no_benchmark_of_the_run_is_refused(assets, fixtures, tmp_path):
+    judge = json.dumps({"model": "m", "benchmarks": ["mathvsta"]})  # a typo
+    with pytest.raises(ValueError, match=r"names none of this run's benchmarks \['mathvista'\]"):
+        main(_args("mathvista.yaml", assets, tmp_path / "runs", f"--model.init_args.benchmarks.init_args.path={fixtures['mathvista']}",
+                   f"--model.init_args.judge={judge}"))
