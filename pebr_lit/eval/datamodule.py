@@ -5,6 +5,8 @@ The benchmarks (paths, limits, adapters) are configured once, on the module
 module at ``setup`` (the one coupling point, as in ``SFTDataModule``). Loader ``i`` serves benchmark
 ``i``; batches are ``{"prompts": left-padded inputs, "records": RecordBatch of BenchmarkItem}``.
 Under several processes each question goes to exactly one rank (``data.datamodule.eval_loader``).
+Questions an interrupted run already answered (``EvalModule.answered``) ride along a batch as
+``"answered"`` without a prompt: the module reuses their answers instead of generating.
 
 Left out on purpose: reading benchmark files (the adapters) and scoring (``EvalModule``).
 """
@@ -17,7 +19,8 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader
 
-from pebr_lit.data.datamodule import RecordDataset, collate_prompts, eval_loader
+from pebr_lit.data.datamodule import RecordBatch, RecordDataset, collate_prompts, eval_loader
+from pebr_lit.eval.benchmarks.base import BenchmarkItem
 from pebr_lit.format import INSTRUCTION
 
 
@@ -57,7 +60,17 @@ class EvalDataModule(L.LightningDataModule):
             self.names = [b.name for b in benchmarks]
 
     def test_dataloader(self) -> list[DataLoader]:
-        collate: Any = partial(collate_prompts, processor=self.processor, max_prompt_length=self.max_prompt_length,
-                               instruction=self.instruction)
-        return [eval_loader(ds, self.batch_size, collate, self.num_workers, self.trainer, f"test[{name}]")
-                for ds, name in zip(self.datasets, self.names)]
+        module = self.trainer.lightning_module
+        loaders = []
+        for i, (ds, name) in enumerate(zip(self.datasets, self.names)):
+            collate: Any = partial(collate_unanswered, answered=module.answered(i), processor=self.processor,
+                                   max_prompt_length=self.max_prompt_length, instruction=self.instruction)
+            loaders.append(eval_loader(ds, self.batch_size, collate, self.num_workers, self.trainer, f"test[{name}]"))
+        return loaders
+
+
+def collate_unanswered(items: list[BenchmarkItem], answered: frozenset[int], **kwargs: Any) -> dict[str, Any]:
+    """Prompts for the items not yet answered (``collate_prompts``); the others under ``"answered"``, unencoded."""
+    todo = [item for item in items if item.index not in answered]
+    batch = collate_prompts(todo, **kwargs) if todo else {"prompts": None, "records": RecordBatch([])}
+    return {**batch, "answered": RecordBatch([item for item in items if item.index in answered])}

@@ -18,7 +18,9 @@ Left out on purpose: reading benchmark files and scoring rules (``eval.benchmark
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -27,6 +29,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torchmetrics import MeanMetric
 
 from pebr_lit.checkpoint import check_checkpoint_keys, init_policy_from
+from pebr_lit.eval.answer_log import AnswerLog
 from pebr_lit.eval.benchmarks.base import Benchmark, BenchmarkItem
 from pebr_lit.eval.judge import AnswerJudge, judge_rows, judge_stats
 from pebr_lit.eval.results import summary_markdown, write_results
@@ -43,6 +46,7 @@ class EvalModule(L.LightningModule):
         sampling: How answers are generated (one per question); null = greedy, up to 2048 new tokens.
         output_dir: Folder for the result files; null = the logger's run directory.
         judge: Optional answer extraction by a judge model behind an OpenAI-compatible endpoint (``eval.judge.AnswerJudge``); null = rules only.
+        resume: Reuse the answers an interrupted run left in the output directory (``answers/``) and generate only the rest; false = answer everything again.
     """
 
     def __init__(
@@ -53,6 +57,7 @@ class EvalModule(L.LightningModule):
         sampling: SamplingSettings | None = None,
         output_dir: str | None = None,
         judge: AnswerJudge | None = None,
+        resume: bool = True,
     ) -> None:
         super().__init__()
         names = [b.name for b in benchmarks]
@@ -68,6 +73,9 @@ class EvalModule(L.LightningModule):
         self.init_from = init_from
         self.output_dir = output_dir
         self.judge = judge
+        self.resume = resume
+        self._log: AnswerLog | None = None
+        self._previous: list[dict[int, dict[str, Any]]] = [{} for _ in names]  # index -> row from an earlier run
         if judge is not None and judge.benchmarks is not None:
             if not set(judge.benchmarks) & set(names):
                 raise ValueError(f"judge.benchmarks {judge.benchmarks} names none of this run's benchmarks {names}.")
@@ -87,23 +95,50 @@ class EvalModule(L.LightningModule):
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k.startswith("policy.")}
         check_checkpoint_keys(self, checkpoint)
 
+    def setup(self, stage: str) -> None:
+        if stage != "test":
+            return
+        trainer = self.trainer
+        out = Path(self.output_dir or trainer.log_dir or trainer.default_root_dir)
+        self._log = AnswerLog(out, [b.name for b in self.benchmarks], trainer.global_rank)
+        if not self.resume and trainer.is_global_zero:
+            shutil.rmtree(self._log.dir, ignore_errors=True)
+        trainer.strategy.barrier("pebr_eval_answers_cleared")
+        settings = {k: v for k, v in self._settings().items() if k not in ("world_size", "judge")}
+        self._log.check_settings(settings, write=trainer.is_global_zero)
+        trainer.strategy.barrier("pebr_eval_settings_checked")
+        datasets = getattr(trainer.datamodule, "datasets", None)
+        if self.resume and datasets:
+            self._previous = self._log.load([[item.qid for item in ds.records] for ds in datasets])
+            for bench, previous, ds in zip(self.benchmarks, self._previous, datasets):
+                if previous:
+                    rank_zero_info(f"{bench.name}: {len(previous)} of {len(ds)} answers reused from {self._log.dir}")
+
+    def answered(self, bench: int) -> frozenset[int]:
+        """Positions of benchmark ``bench``'s questions answered by an earlier run (not generated again)."""
+        return frozenset(self._previous[bench])
+
     def on_test_epoch_start(self) -> None:
         self._rows = [[] for _ in self.benchmarks]
         self._items = [[] for _ in self.benchmarks]
 
     def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
         bench = self.benchmarks[dataloader_idx]
-        rollout = self.policy.generate(batch["prompts"], self.sampling)
-        lengths = rollout.response_mask.sum(dim=1).tolist()  # [B] response tokens, end-of-turn included
-        correct = []
-        for item, text, n_tokens, cut in zip(batch["records"], rollout.texts, lengths, rollout.truncated.tolist()):
-            scored = bench.score(text, item)
-            correct.append(float(scored["correct"]))
-            self._rows[dataloader_idx].append({
-                "index": item.index, "qid": item.qid, "answer": item.answer, **scored, "response": text,
-                "response_tokens": int(n_tokens), "truncated": bool(cut), "meta": item.meta,
-            })
-            self._items[dataloader_idx].append(item)
+        rows = []
+        if len(batch["records"]):
+            rollout = self.policy.generate(batch["prompts"], self.sampling)
+            lengths = rollout.response_mask.sum(dim=1).tolist()  # [B] response tokens, end-of-turn included
+            for item, text, n_tokens, cut in zip(batch["records"], rollout.texts, lengths, rollout.truncated.tolist()):
+                rows.append({
+                    "index": item.index, "qid": item.qid, "answer": item.answer, **bench.score(text, item), "response": text,
+                    "response_tokens": int(n_tokens), "truncated": bool(cut), "meta": item.meta,
+                })
+            if self._log is not None:
+                self._log.append(dataloader_idx, rows)
+        rows += [self._previous[dataloader_idx][item.index] for item in batch["answered"]]
+        self._rows[dataloader_idx] += rows
+        self._items[dataloader_idx] += [*batch["records"], *batch["answered"]]
+        correct = [float(r["correct"]) for r in rows]
         metric = self.accuracy[bench.name]
         metric.update(torch.tensor(correct, device=self.device))
         self.log(f"test/{bench.name}/accuracy", metric, on_step=False, on_epoch=True, prog_bar=True,

@@ -132,3 +132,31 @@ def test_judge_naming_no_benchmark_of_the_run_is_refused(assets, fixtures, tmp_p
     with pytest.raises(ValueError, match=r"names none of this run's benchmarks \['mathvista'\]"):
         main(_args("mathvista.yaml", assets, tmp_path / "runs", f"--model.init_args.benchmarks.init_args.path={fixtures['mathvista']}",
                    f"--model.init_args.judge={judge}"))
+
+
+def test_an_interrupted_evaluation_resumes_from_its_answers(assets, fixtures, tmp_path):
+    out = tmp_path / "eval"
+    args = lambda *extra: _args("mathvista.yaml", assets, tmp_path / "runs",  # noqa: E731
+                                f"--model.init_args.benchmarks.init_args.path={fixtures['mathvista']}",
+                                f"--model.init_args.output_dir={out}", *extra)
+    main(args())
+    answers = out / "answers" / "mathvista.rank0.jsonl"
+    first = [json.loads(line) for line in answers.read_text().splitlines()]
+    assert [r["qid"] for r in first] == ["1", "2", "3"] and (out / "answers" / "settings.json").is_file()
+    # A run that died after question 1, while writing question 2: its answer marked so that reuse shows.
+    kept = {**first[0], "response": "REUSED", "correct": True}
+    answers.write_text(json.dumps(kept) + "\n" + json.dumps(first[1])[:20])
+    main(args())
+    rows = [json.loads(line) for line in (out / "mathvista.jsonl").read_text().splitlines()]
+    assert [r["qid"] for r in rows] == ["1", "2", "3"]
+    assert rows[0]["response"] == "REUSED" and [r["response"] for r in rows[1:]] == [r["response"] for r in first[1:]]
+    result = json.loads((out / "mathvista.json").read_text())["metrics"]
+    assert result["accuracy"] == pytest.approx((1 + rows[1]["correct"] + rows[2]["correct"]) / 3)
+    # Everything answered: nothing generated; other sampling settings: refused; resume false: all again.
+    main(args())
+    assert json.loads((out / "mathvista.jsonl").read_text().splitlines()[0])["response"] == "REUSED"
+    with pytest.raises(ValueError, match=r"answers made with other settings \(sampling differ"):
+        main(args("--model.init_args.sampling.max_new_tokens=8"))
+    main(args("--model.init_args.sampling.max_new_tokens=8", "--model.init_args.resume=false"))
+    rows = [json.loads(line) for line in (out / "mathvista.jsonl").read_text().splitlines()]
+    assert "REUSED" not in {r["response"] for r in rows} and max(r["response_tokens"] for r in rows) <= 8
