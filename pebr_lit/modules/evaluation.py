@@ -34,6 +34,7 @@ from pebr_lit.eval.benchmarks.base import Benchmark, BenchmarkItem
 from pebr_lit.eval.judge import AnswerJudge, judge_rows, judge_stats
 from pebr_lit.eval.results import summary_markdown, write_results
 from pebr_lit.policy import PolicyWrapper, SamplingSettings
+from pebr_lit.rollout import HFGenerate, RolloutEngine
 
 
 class EvalModule(L.LightningModule):
@@ -47,6 +48,7 @@ class EvalModule(L.LightningModule):
         output_dir: Folder for the result files; null = the logger's run directory.
         judge: Optional answer extraction by a judge model behind an OpenAI-compatible endpoint (``eval.judge.AnswerJudge``); null = rules only.
         resume: Reuse the answers an interrupted run left in the output directory (``answers/``) and generate only the rest; false = answer everything again.
+        rollout_engine: Where answers are generated; null = HFGenerate() (the policy's own generate). An sglang engine gets the evaluated weights once, at the start.
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class EvalModule(L.LightningModule):
         output_dir: str | None = None,
         judge: AnswerJudge | None = None,
         resume: bool = True,
+        rollout_engine: RolloutEngine | None = None,
     ) -> None:
         super().__init__()
         names = [b.name for b in benchmarks]
@@ -74,6 +77,7 @@ class EvalModule(L.LightningModule):
         self.output_dir = output_dir
         self.judge = judge
         self.resume = resume
+        self.rollout_engine = rollout_engine if rollout_engine is not None else HFGenerate()
         self._log: AnswerLog | None = None
         self._previous: list[dict[int, dict[str, Any]]] = [{} for _ in names]  # index -> row from an earlier run
         if judge is not None and judge.benchmarks is not None:
@@ -118,6 +122,12 @@ class EvalModule(L.LightningModule):
         """Positions of benchmark ``bench``'s questions answered by an earlier run (not generated again)."""
         return frozenset(self._previous[bench])
 
+    def on_test_start(self) -> None:
+        self.rollout_engine.sync_weights(self.policy)  # e.g. an sglang engine: the init_from weights
+
+    def on_test_end(self) -> None:
+        self.rollout_engine.close()
+
     def on_test_epoch_start(self) -> None:
         self._rows = [[] for _ in self.benchmarks]
         self._items = [[] for _ in self.benchmarks]
@@ -126,7 +136,7 @@ class EvalModule(L.LightningModule):
         bench = self.benchmarks[dataloader_idx]
         rows = []
         if len(batch["records"]):
-            rollout = self.policy.generate(batch["prompts"], self.sampling)
+            rollout = self.rollout_engine.generate(self.policy, batch["prompts"], batch["records"].records, self.sampling)
             lengths = rollout.response_mask.sum(dim=1).tolist()  # [B] response tokens, end-of-turn included
             for item, text, n_tokens, cut in zip(batch["records"], rollout.texts, lengths, rollout.truncated.tolist()):
                 rows.append({
