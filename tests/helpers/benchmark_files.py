@@ -75,10 +75,17 @@ def mathvista_row(pid: str, question_type: str, answer: str, choices: list[str] 
     }
 
 
-def hallusion_row(category: str, subcategory: str, set_id: str, figure_id: str, question_id: str, gt: str) -> dict[str, Any]:
-    """One lmms-lab/HallusionBench image-split row (dataset card's ``dataset_info``)."""
+def hallusion_row(category: str, subcategory: str, set_id: str, figure_id: str, question_id: str, gt: str,
+                  visual_input: str | None = None) -> dict[str, Any]:
+    """One HallusionBench row (the official JSON's fields; lmms-lab's parquet adds ``image``).
+
+    ``visual_input`` defaults as the official file mostly pairs it with figure_id: VD figure 0 is the
+    original ("1"), later VD figures are edited ("2"); VS figure 0 has no image ("0"), 1 is original."""
+    if visual_input is None:
+        original = "0" if category == "VD" else "1"
+        visual_input = "0" if (category, figure_id) == ("VS", "0") else "1" if figure_id == original else "2"
     return {
-        "category": category, "subcategory": subcategory, "visual_input": "1" if figure_id in ("0", "1") else "2",
+        "category": category, "subcategory": subcategory, "visual_input": visual_input,
         "set_id": set_id, "figure_id": figure_id, "sample_note": "fixture", "question_id": question_id,
         "question": f"Is statement {question_id} true for this figure?", "gt_answer_details": "details",
         "gt_answer": gt, "filename": f"{category}/{subcategory}/{set_id}_{figure_id}.png",

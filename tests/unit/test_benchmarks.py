@@ -332,7 +332,8 @@ def test_hallusionbench_question_figure_and_all_accuracy(tmp_path):
     assert (m["fAcc"], m["figures"]) == (pytest.approx(3 / 4), 4)
     # questions (over figures): VD q0 wrong on fig1, VD q1 right, VS q0 right -> 2/3
     assert (m["qAcc"], m["questions"]) == (pytest.approx(2 / 3), 3)
-    assert m["easy_qAcc"] == 1.0 and m["hard_qAcc"] == pytest.approx(2 / 3)  # figure 0 only / edited figures only
+    # easy: original figures (VD fig0, VS fig1) all right; hard: edited (VD fig1, VS fig2): VD q0 wrong -> 2/3
+    assert m["easy_qAcc"] == 1.0 and m["hard_qAcc"] == pytest.approx(2 / 3)
     vd = agg["breakdown"]["category"]["VD"]
     assert (vd["aAcc"], vd["fAcc"], vd["qAcc"]) == (pytest.approx(3 / 4), 0.5, 0.5)
 
@@ -402,11 +403,11 @@ def test_logicvista_multi_letter_and_number_answers(tmp_path):
     entry = {"reasoning": "r", "imagesource": "s", "sourcelink": "l"}
     path = write_json(tmp_path / "dataset.json", {
         "v1_0": {"imagename": "v1_0.png", "question": "Which belong to green?", "answer": "A, C",
-                 "skill": ["inductive"], "capability": ["diagram"], **entry},
+                 "skill": ["inductive"], "broad_capability": ["diagram"], "specific_capability": ["rule based pattern"], **entry},
         "v1_1": {"imagename": "v1_1.png", "question": "How many triangles? A) 10 B) 12 C) 14 D) 16", "answer": "C",
-                 "skill": ["inductive", "numerical"], "capability": ["diagram", "ocr"], **entry},
+                 "skill": ["inductive", "numerical"], "broad_capability": ["diagram and ocr"], "specific_capability": ["chart"], **entry},
         "v1_2": {"imagename": "v1_2.png", "question": "Which statement? Select from 1-5", "answer": "3",
-                 "skill": ["deductive"], "capability": ["ocr"], **entry},
+                 "skill": ["deductive"], "broad_capability": ["ocr"], "specific_capability": ["chart"], **entry},
     })
     bench = LogicVista(str(path))
     multi, single, number = bench.items()
@@ -416,6 +417,7 @@ def test_logicvista_multi_letter_and_number_answers(tmp_path):
     _, agg = run(bench, {"v1_0": ANSWER + "A, C", "v1_1": ANSWER + "B", "v1_2": ANSWER + "3"})
     assert agg["breakdown"]["skill"] == {"deductive": {"accuracy": 1.0, "n": 1}, "inductive": {"accuracy": 0.5, "n": 2},
                                          "numerical": {"accuracy": 0.0, "n": 1}}
+    assert agg["breakdown"]["specific_capability"] == {"chart": {"accuracy": 0.5, "n": 2}, "rule based pattern": {"accuracy": 1.0, "n": 1}}
 
 
 # ---------------------------------------------------------------------------------------------- DynaMath

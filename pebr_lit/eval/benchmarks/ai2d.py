@@ -1,7 +1,7 @@
 """AI2D (test): multiple-choice questions on grade-school science diagrams.
 
 Released layouts (schemas from the ``lmms-lab/ai2d`` dataset card and VLMEvalKit's dataset code, NOT
-checked against the real files here — no hub access):
+checked against the real files: no public repository found here carries them):
   - ``lmms-lab/ai2d`` ``data/test-*.parquet`` (3,088 rows): ``question`` str; ``options`` list[str];
     ``answer`` str (the 0-based index of the right option, "0".."3"); ``image`` Image. No id column:
     questions are numbered in file order.

@@ -35,6 +35,7 @@ from pebr_lit.format import extract_answer
 
 CHOICE, FREE_FORM, YES_NO = "choice", "free_form", "yes_no"
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_GLUED_LABEL = re.compile(r"(?<=[:：?？.])(?=[(（]A[)）])")
 
 
 @dataclass(frozen=True)
@@ -180,8 +181,11 @@ class Benchmark:
 
 # ------------------------------------------------------------------------------------------ options
 def inline_options(text: str) -> tuple[str, ...]:
-    """Option texts written inside a question ("Options: A: x, B: y", "Choices:\\nA:2\\nB:4"); () if none."""
-    return tuple(options_from_text(text).values())
+    """Option texts written inside a question ("Options: A: x, B: y", "Choices:\\nA:2\\nB:4"); () if none.
+
+    A first label glued to the text before it ("choice:(A) 2", "stable?(A) A", as in some DynaMath and
+    LogicVista questions) is read too."""
+    return tuple(options_from_text(_GLUED_LABEL.sub(" ", text)).values())
 
 
 def with_choices(question: str, options: Iterable[str]) -> str:

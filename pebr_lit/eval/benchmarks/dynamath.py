@@ -1,14 +1,21 @@
 """DynaMath: 501 seed math questions, each in 10 generated variants; average and worst-case accuracy.
 
-Released layouts (schemas from the ``DynaMath/DynaMath_Sample`` dataset card and VLMEvalKit's dataset code,
-NOT checked against the real files here — no hub access):
-  - ``DynaMath/DynaMath_Sample``: one split per variant, ``data/sample_variant<k>-*.parquet`` (older
+Released layouts:
+  - ``DynaMath/DynaMath_Sample`` (from the dataset card and VLMEvalKit's dataset code, NOT checked
+    against the real files): one split per variant, ``data/sample_variant<k>-*.parquet`` (older
     revisions: ``data/sample<k>-*.parquet``), 501 rows each: ``id`` str (the seed question, shared by
     its variants); ``question`` str (choices, when any, written inside); ``image`` str (path);
     ``decoded_image`` Image; ``ground_truth`` str; ``answer_type`` "float" | "multiple choice" |
     free text; ``subject`` str; ``knowledge_level`` str. The variant number comes from the file name.
-  - VLMEvalKit's ``DynaMath.tsv``: ``index``, ``qid`` (seed), ``varid`` (variant), ``question``,
-    ``answer``, ``answer_type``, ``subject``, ``knowledge_level``, ``image`` (base64).
+  - the seed questions of the DynaMath repository, ``dataset/dataset.json``, checked against the real
+    file (``DynaMath/DynaMath`` at commit 598c3c3d732422d29580e9ecf8f2a7928a068fdd: 501 questions): an
+    object keyed by id with ``question``, ``answer`` (for ``ground_truth``), ``image``
+    ("image/image1.png", from the JSON's folder), ``answer_type`` ("float" 292, "multiple choice"
+    174, "text" 31, "single answer" 2, "int" 2), ``subject``, ``level`` (for ``knowledge_level``);
+    choices are written "Choices: (A) yes (B) no" or "choice:(A) 2 (B) 1". Read as variant 1; these
+    are not the 5,010 generated questions the published numbers use.
+  - VLMEvalKit's ``DynaMath.tsv`` (NOT checked): ``index``, ``qid`` (seed), ``varid`` (variant),
+    ``question``, ``answer``, ``answer_type``, ``subject``, ``knowledge_level``, ``image`` (base64).
 Prompt: the question as published (DynaMath's own prompt asks for a JSON answer, which the PeBR
 format replaces).
 Scoring (DynaMath's rules): floats within an absolute 0.001, multiple choice by letter (or option
@@ -51,7 +58,8 @@ class DynaMath(Benchmark):
     """DynaMath (5,010 questions: 501 seeds x 10 variants).
 
     Args:
-        path: The DynaMath_Sample data folder or one variant's parquet, or VLMEvalKit's ``DynaMath.tsv``.
+        path: The DynaMath_Sample data folder or one variant's parquet, the repository's seed ``dataset.json``,
+            or VLMEvalKit's ``DynaMath.tsv``.
         limit: Evaluate only the first N questions; null = all (worst case needs every variant).
         image_root: Folder that relative image paths start from; null = the data file's folder.
         name: Name in metric keys and result files.
@@ -77,9 +85,9 @@ class DynaMath(Benchmark):
                     truth, images = self.need(row, "answer", source), tuple(tsv_images(self.need(row, "image", source), source))
                 else:
                     seed, variant = str(self.need(row, "id", source)), found.group(1) if found else "1"
-                    truth = self.need(row, "ground_truth", source)
-                    image = row.get("decoded_image") or self.need(row, "image", source)
-                    images = (self.image(image, source, "decoded_image", root),)
+                    truth = self.need(row, "ground_truth" if "ground_truth" in row else "answer", source)
+                    column = "decoded_image" if row.get("decoded_image") else "image"
+                    images = (self.image(self.need(row, column, source), source, column, root),)
                 question = str(self.need(row, "question", source))
                 answer_type = str(self.need(row, "answer_type", source))
                 items.append(BenchmarkItem(
@@ -87,7 +95,7 @@ class DynaMath(Benchmark):
                     kind=CHOICE if answer_type == "multiple choice" else FREE_FORM,
                     options=inline_options(question) if answer_type == "multiple choice" else (), source=source,
                     meta={"seed": seed, "variant": variant, "answer_type": answer_type, "subject": row.get("subject"),
-                          "knowledge_level": row.get("knowledge_level")},
+                          "knowledge_level": row.get("knowledge_level", row.get("level"))},
                 ))
         return items
 

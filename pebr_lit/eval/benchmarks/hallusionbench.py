@@ -1,17 +1,23 @@
 """HallusionBench: yes/no questions on original and edited figures; question-, figure- and all-level accuracy.
 
-Released layouts (schemas from the ``lmms-lab/HallusionBench`` dataset card and the official
-repository's ``HallusionBench.json`` / ``utils.py``, NOT checked against the real files here — no hub access):
-  - ``lmms-lab/HallusionBench`` ``data/image-*.parquet`` (951 rows): ``category`` "VD" | "VS";
-    ``subcategory`` str; ``visual_input`` "0" | "1" | "2"; ``set_id``; ``figure_id``;
-    ``sample_note``; ``question_id``; ``question`` str; ``gt_answer_details`` str; ``gt_answer``
-    "1" (yes) | "0" (no); ``filename`` str; ``image`` Image.
-  - the official ``HallusionBench.json`` (a list with the same fields, images as ``filename`` paths
-    under ``image_root``); it also holds questions without an image (``visual_input`` "0").
-  - VLMEvalKit's ``HallusionBench.tsv`` (image questions only): ``index`` (its 4th, 5th and 6th
-    "_"-separated parts are set_id, figure_id and question_id, as VLMEvalKit's scorer reads them),
-    ``category`` (VD | VS), ``l2-category`` (the subcategory), ``question``, ``answer`` "Yes" | "No",
-    ``image`` (base64; a short cell names the row whose image it repeats).
+Released layouts:
+  - the official ``HallusionBench.json``, checked against the real file (``tianyi-lab/HallusionBench`` at
+    commit 744007c232c292942c7f80eb61edb2465482da31): a list of 1,129 objects, all with ``category`` "VD" |
+    "VS"; ``subcategory`` str (VD: figure, illusion, math, ocr, video; VS: chart, map, ocr, table);
+    ``visual_input`` "0" (no image, 178 VS questions) | "1" (original figure, 447) | "2" (edited
+    figure, 504); ``set_id``, ``figure_id``, ``question_id``: str; ``sample_note``; ``question``;
+    ``gt_answer_details``; ``gt_answer`` "1" (yes) | "0" (no); ``filename`` "./VS/chart/0_1.png" or null
+    (text-only). The images come in ``hallusion_bench.zip`` (not in the repository): set ``image_root``
+    to the unzipped folder holding ``VD/`` and ``VS/``. Read here: 951 image questions over 346 figures.
+    A VS figure_id starts at 1 (VS figure 0 is the text-only context), so figure_id does not tell
+    original from edited; ``visual_input`` does.
+  - ``lmms-lab/HallusionBench`` ``data/image-*.parquet`` (951 rows; the same fields with ``image`` an
+    Image): from the dataset card, NOT checked against the real file.
+  - VLMEvalKit's ``HallusionBench.tsv`` (image questions only), NOT checked against the real file:
+    ``index`` (its 4th, 5th and 6th "_"-separated parts are set_id, figure_id and question_id, as
+    VLMEvalKit's scorer reads them), ``category`` (VD | VS), ``l2-category`` (the subcategory),
+    ``question``, ``answer`` "Yes" | "No", ``image`` (base64; a short cell names the row whose image it
+    repeats). It has no ``visual_input``, so easy/hard qAcc are not computed from it (null).
 Questions without an image are skipped when ``skip_text_only`` (the default; VLMEvalKit evaluates
 the 951 image questions) and counted in the results as ``skipped_text_only``; otherwise they are an error.
 Prompt: the question as published (VLMEvalKit adds nothing).
@@ -22,8 +28,9 @@ Aggregates, as the official ``utils.py`` defines them:
   - fAcc: share of figures (category, subcategory, set_id, figure_id) whose questions are all right
     (VS questions with figure_id 0, which have no figure, are left out);
   - qAcc: share of questions (category, subcategory, set_id, question_id) answered right on every figure;
-  - easy_qAcc / hard_qAcc: qAcc over the original figures (figure_id 0) / the edited ones;
-  each also per category (VD, VS) and per subcategory.
+  - easy_qAcc / hard_qAcc: qAcc over the original figures (``visual_input`` "1") / the edited ones ("2");
+  each also per category (VD, VS) and per subcategory. The official numbers also count the 178
+  text-only questions in aAcc and qAcc; with them skipped, these are VLMEvalKit's image-only figures.
 """
 
 from __future__ import annotations
@@ -55,8 +62,9 @@ def hallusion_scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """aAcc, fAcc, qAcc, easy_qAcc, hard_qAcc and counts over scored rows (``meta`` holds ``KEYS``)."""
     figures = all_correct_by(rows, _figure)
     questions = all_correct_by(rows, _question)
-    easy = all_correct_by([r for r in rows if r["meta"]["figure_id"] == "0"], _question)
-    hard = all_correct_by([r for r in rows if r["meta"]["figure_id"] != "0"], _question)
+    # Original vs edited figure is visual_input "1" vs "2" (the official split); a TSV row has neither.
+    easy = all_correct_by([r for r in rows if r["meta"].get("visual_input") == "1"], _question)
+    hard = all_correct_by([r for r in rows if r["meta"].get("visual_input") == "2"], _question)
     return {
         "aAcc": mean(r["correct"] for r in rows), "fAcc": mean(figures.values()), "qAcc": mean(questions.values()),
         "easy_qAcc": mean(easy.values()), "hard_qAcc": mean(hard.values()),

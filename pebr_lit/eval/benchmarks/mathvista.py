@@ -1,29 +1,36 @@
 """MathVista (testmini): math reasoning in visual contexts; multiple choice by option text, free-form numbers and lists.
 
-Released layouts (schemas from the ``AI4Math/MathVista`` dataset card's ``dataset_info`` and VLMEvalKit's
-scorer, NOT checked against the real files here — no hub access):
-  - ``AI4Math/MathVista`` ``data/testmini-*.parquet``: ``pid`` str; ``question`` str; ``image`` str
-    (relative path "images/<pid>.jpg"); ``decoded_image`` Image ({"bytes", "path"}); ``choices``
-    list[str] or null; ``unit`` str; ``precision`` float or null; ``answer`` str (for multiple
-    choice the *option text*, not a letter); ``question_type`` "multi_choice" | "free_form";
-    ``answer_type`` "text" | "integer" | "float" | "list"; ``metadata`` struct (``category``,
-    ``context``, ``grade``, ``img_height``, ``img_width``, ``language``, ``skills`` list, ``source``,
-    ``split``, ``task``); ``query`` str. A JSON/JSONL file with the same fields (images as paths
-    under ``image_root``) reads the same way.
-  - VLMEvalKit's ``MathVista_MINI.tsv``: ``index``, ``question`` (the prompt), ``answer`` (option
-    text for multiple choice), ``answer_option`` (its letter), ``choices`` (a list string),
+Released layouts:
+  - the MathVista repository's ``data/testmini.json``, checked against the real file
+    (``lupantech/MathVista`` at commit 53d525874bdde205128e6b160b7357a88277d479: 1,000 questions): a JSON
+    object keyed by pid, each value with ``pid``, ``question``, ``image`` ("images/<pid>.jpg", from the
+    JSON's folder; the images are downloaded apart), ``choices``, ``unit``, ``precision``, ``answer``,
+    ``question_type``, ``answer_type``, ``metadata``; no ``query``: the prompts are in ``data/query.json``
+    ({pid: query}, test and testmini), read from beside the data file when its rows have no ``query``.
+  - ``AI4Math/MathVista`` ``data/testmini-*.parquet`` (from the dataset card's ``dataset_info``, NOT
+    checked against the real file): ``pid`` str; ``question`` str; ``image`` str (relative path
+    "images/<pid>.jpg"); ``decoded_image`` Image ({"bytes", "path"}); ``choices`` list[str] or null;
+    ``unit`` str; ``precision`` float or null; ``answer`` str (for multiple choice the *option text*,
+    not a letter); ``question_type`` "multi_choice" | "free_form"; ``answer_type`` "text" | "integer"
+    | "float" | "list"; ``metadata`` struct (``category``, ``context``, ``grade``, ``img_height``,
+    ``img_width``, ``language``, ``skills`` list, ``source``, ``split``, ``task``); ``query`` str.
+    A JSON/JSONL list with the same fields (images as paths under ``image_root``) reads the same way.
+  - VLMEvalKit's ``MathVista_MINI.tsv`` (NOT checked): ``index``, ``question`` (the prompt), ``answer``
+    (option text for multiple choice), ``answer_option`` (its letter), ``choices`` (a list string),
     ``question_type``, ``answer_type``, ``precision``, ``task``, ``skills`` (a list string), other
     metadata as top-level columns, ``image`` (base64).
 The ``test`` split hides its answers, so it is refused with a message.
 
-Prompt: the ``query`` column (the TSV's ``question``), MathVista's own prompt (a "Hint:" naming the
-expected answer form, the question and, for multiple choice, "Choices:" with "(A) ..." lines, added
-when the text lacks them).
+Prompt: the ``query`` column (the TSV's ``question``; ``query.json`` for the repository's file),
+MathVista's own prompt (a "Hint:" naming the expected answer form, the question and, for multiple
+choice, "Choices:" with "(A) ..." lines, added when the text lacks them).
 Scoring (MathVista's rules, without its GPT answer extractor): multiple choice is right when the
 answer names the right option by letter or by text; integers compare as integers, floats after
 rounding to the item's ``precision`` decimals, lists as lists (``eval.answers.match_free_form``);
 a list answer may drop its brackets ("2007, 2008" for "[2007, 2008]"; the official GPT extractor
 adds them back), its entries then compared one by one as numbers or math.
+Two options with the same text (testmini pid 781 lists "18" twice) make that text ambiguous: such an
+item is graded by letter only.
 Aggregates: accuracy overall and by question type, answer type, task, category, context, grade,
 source, language and skill (an item counts under each of its skills), as MathVista reports them.
 
@@ -32,6 +39,7 @@ Left out on purpose: the GPT-based answer extraction of the official scorer.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -48,7 +56,8 @@ class MathVista(Benchmark):
     """MathVista testmini (1,000 questions).
 
     Args:
-        path: ``testmini-*.parquet`` (or a folder holding it, read with ``split``), JSON/JSONL with the same fields, or MathVista_MINI.tsv.
+        path: ``testmini-*.parquet`` (or a folder holding it, read with ``split``), the repository's ``testmini.json``
+            (``query.json`` beside it), JSON/JSONL with the same fields, or MathVista_MINI.tsv.
         limit: Evaluate only the first N questions; null = all.
         image_root: Folder that relative image paths start from; null = the data file's folder.
         name: Name in metric keys and result files.
@@ -58,11 +67,12 @@ class MathVista(Benchmark):
     default_name = "mathvista"
     default_split = "testmini"
     layout = ("AI4Math/MathVista's testmini parquet (pid, query, answer, question_type, answer_type, "
-              "choices, precision, decoded_image/image, metadata) or VLMEvalKit's MathVista_MINI.tsv")
+              "choices, precision, decoded_image/image, metadata), the repository's data/testmini.json with "
+              "data/query.json beside it, or VLMEvalKit's MathVista_MINI.tsv")
     group_by = ("question_type", "answer_type", *META_FIELDS)
 
     def load(self, path: Path) -> list[BenchmarkItem]:
-        root, tsv = self.root(path), is_tsv(path)
+        root, tsv, queries = self.root(path), is_tsv(path), _queries(path)
         items = []
         for source, row in read_table(path, self.split if path.is_dir() else None):
             pid = str(row.get("pid") or self.need(row, "index", source))
@@ -76,6 +86,8 @@ class MathVista(Benchmark):
             meta: dict[str, Any] = {name: meta_in.get(name) for name in META_FIELDS}
             meta["skills"] = [str(s) for s in as_list(meta_in.get("skills"))]
             meta.update(question_type=qtype, answer_type=row.get("answer_type"), unit=row.get("unit") or None)
+            if "query" not in row and pid in queries:
+                row = {**row, "query": queries[pid]}  # the repository keeps the prompts in query.json
             problem = str(self.need(row, "question" if tsv else "query", source))  # the TSV's question is the query
             options: tuple[str, ...] = ()
             kind = FREE_FORM
@@ -106,6 +118,18 @@ class MathVista(Benchmark):
             if got is not None and len(got) == len(gold) and all(match_free_form(a, b) for a, b in zip(got, gold)):
                 return {**scored, "correct": True}
         return scored
+
+
+def _queries(path: Path) -> dict[str, str]:
+    """``{pid: query}`` from the ``query.json`` beside a data file (MathVista's repository layout); {} if none."""
+    file = path.parent / "query.json"
+    if not path.is_file() or path.name == "query.json" or not file.is_file():
+        return {}
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise RecordError(str(file), f"cannot read as JSON ({e})", "Use MathVista's data/query.json as released") from None
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
 def _entries(text: str) -> list[str] | None:

@@ -1,7 +1,8 @@
 """MMMU (validation): college-level multi-discipline questions with up to 7 images; multiple choice and open answers.
 
 Released layouts (schemas from the dataset cards and VLMEvalKit's dataset code, NOT checked against the
-real files here — no hub access):
+real files: they live only on the hub; the ``MMMU-Benchmark/MMMU`` repository holds no question file,
+only an answer key, ``eval/answer_dict_val.json``):
   - Hugging Face ``MMMU/MMMU``: one folder per subject, ``<Subject>/validation-*.parquet``;
     ``lmms-lab/MMMU`` merges them into ``data/validation-*.parquet``. Columns: ``id`` str
     ("validation_<Subject>_<n>"); ``question`` str (with "<image k>" references); ``options`` str (a

@@ -1,7 +1,8 @@
 """MMStar: 1,500 vision-indispensable multiple-choice questions over six core capabilities.
 
 Released layouts (schemas from the ``Lin-Chen/MMStar`` dataset card and VLMEvalKit's dataset code,
-NOT checked against the real files here — no hub access):
+NOT checked against the real files: they live only on the hub, and the ``MMStar-Benchmark/MMStar``
+repository holds none):
   - ``mmstar.parquet``: ``index`` int; ``question`` str with the options written in
     ("...\\nOptions: A: ..., B: ..., C: ..., D: ..."); ``image`` Image ({"bytes", "path"});
     ``answer`` str (a letter); ``category`` str (6 core capabilities); ``l2_category`` str

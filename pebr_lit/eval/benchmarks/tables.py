@@ -1,6 +1,9 @@
 """Released benchmark tables: parquet / JSON / JSONL / ``datasets`` folders and VLMEvalKit TSVs, row by row.
 
-Rows come as ``(source, row)`` with ``source`` = "<file>:row <n>" for error messages. VLMEvalKit TSVs
+Rows come as ``(source, row)`` with ``source`` = "<file>:row <n>" for error messages. A JSON file whose
+top level is an object of objects keyed by question id (MathVista's ``testmini.json``, LogicVista's and
+DynaMath's ``dataset.json`` in their repositories) gives one row per key, with the key as ``id`` unless
+the row has its own, and ``source`` = "<file>:<key>". VLMEvalKit TSVs
 hold every cell as text and each image base64-encoded; an image used by several rows is stored once,
 and the other rows' ``image`` cell holds that row's ``index`` (64 characters or fewer), which is
 resolved here. List and struct cells may arrive as Python-literal strings and are parsed back.
@@ -13,6 +16,7 @@ from __future__ import annotations
 import ast
 import base64
 import binascii
+import json
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -24,10 +28,27 @@ def read_table(path: Path, split: str | None = None) -> Iterator[tuple[str, dict
     if path.is_file() and path.suffix.lower() == ".tsv":
         yield from _rows_tsv(path)
         return
+    if keyed := _keyed_json(path):
+        for key, row in keyed.items():
+            yield f"{path}:{key}", {"id": key, **row}
+        return
     for source, row in read_rows(path, split, None):
         if not isinstance(row, dict):
             raise RecordError(source, f"expected an object, got {type(row).__name__}", "Point to the benchmark's data file")
         yield source, row
+
+
+def _keyed_json(path: Path) -> dict[str, dict[str, Any]] | None:
+    """A JSON file's top-level object when every value is an object (rows keyed by id); None otherwise."""
+    if not (path.is_file() and path.suffix.lower() == ".json"):
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError, RecursionError):
+        return None  # read_rows reports the problem with its own message
+    if isinstance(data, dict) and data and all(isinstance(v, dict) for v in data.values()):
+        return {str(k): v for k, v in data.items()}
+    return None
 
 
 def _rows_tsv(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:

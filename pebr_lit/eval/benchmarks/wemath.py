@@ -1,12 +1,18 @@
 """WeMath (testmini): multiple-choice math split into one-step sub-problems; accuracy plus the four-dimensional metric.
 
-Released layout (Hugging Face ``We-Math/We-Math``: ``testmini.json`` with images under ``image_root``, or a
-parquet with the image embedded; schema from public loaders and VLMEvalKit's scorer, NOT checked against
-the real files here — no hub access):
-  ``ID`` str (shared by a problem's sub-questions); ``split``; ``knowledge concept`` str; ``question``
-  str; ``option`` str ("A. 9cm; B. 12cm; C. ..."); ``answer`` str (a letter); ``image_path`` str (path)
-  or Image ({"bytes", "path"}); ``key`` str: "2steps_1", "2steps_2", "2steps_multi", "3steps_1",
+Released layout, checked against the real ``data/testmini.json`` of the ``We-Math/We-Math`` GitHub
+repository (commit a57a0e83fc40d6ce1448926fe6495e57132e7b80: 1,740 rows, 525 problems, images in
+``data/<image_path>``); the Hugging Face parquet and VLMEvalKit's ``WeMath.tsv`` are NOT checked:
+  a JSON list; ``ID`` str ("2steps_1": shared by a problem's sub-questions); ``split``; ``knowledge
+  concept`` str; ``question`` str; ``option`` str ("A. 9cm; B. 12cm; C. ...; E. No correct answer");
+  ``answer`` str (a letter); ``image_path`` str ("2steps/image/1-1.png", from the JSON's folder) or
+  Image ({"bytes", "path"}); ``key`` str: "2steps_1", "2steps_2", "2steps_multi", "3steps_1",
   "3steps_2", "3steps_3", "3steps_multi"; ``question number`` int; ``knowledge concept description``.
+The ``option`` cell is hand-typed: separators are "; ", ";" or a space ("A. 45° B. 60° ;C. 120°"), a
+label may use a full-width point ("B．②"), a stray ";" sits inside some texts ("around point ;O.") and
+labels may skip ("C. No.; F. No correct answer"); a ";" glued before a capital and a point inside a
+text ("triangle BE;G.") is dropped. ``split_options`` reads labels in rising order and
+the prompt relabels them A, B, C, ... (the answer letter follows its option).
 Prompt: VLMEvalKit's WeMath prompt: "Question: ...", then "Options:" with "A. ..." lines.
 Scoring: by letter or option text.
 Aggregates: accuracy overall and by key; and WeMath's four-dimensional metric over problems (rows
@@ -26,12 +32,27 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from pebr_lit.eval.benchmarks.base import (
-    CHOICE, Benchmark, BenchmarkItem, accuracy_by, inline_options, mcq_prompt, mean,
-)  # fmt: skip
+from pebr_lit.data.sources import RecordError
+from pebr_lit.eval.benchmarks.base import CHOICE, LETTERS, Benchmark, BenchmarkItem, accuracy_by, mcq_prompt, mean
 from pebr_lit.eval.benchmarks.tables import read_table
 
 _KEY_RE = re.compile(r"^([23])steps_(\d|multi)$")
+# An option label: a capital after the start, a space or a ";", then a point, then the option's text
+# (a label followed by ";" is a stray fragment such as "Shape ;C.;", not an option).
+_LABEL_RE = re.compile(r"(?:^|(?<=[\s;；]))([A-H])\s*[.．]\s*(?=[^\s;；])")
+
+
+def split_options(raw: str) -> dict[str, str]:
+    """``{label: text}`` of a WeMath ``option`` cell, labels rising from A; {} when fewer than two are found."""
+    marks: list[re.Match[str]] = []
+    for m in _LABEL_RE.finditer(raw):
+        if (not marks and m.group(1) == "A") or (marks and m.group(1) > marks[-1].group(1)):
+            marks.append(m)
+    out = {}
+    for m, nxt in zip(marks, [*marks[1:], None]):
+        text = raw[m.end() : nxt.start() if nxt else len(raw)]
+        out[m.group(1)] = re.sub(r";(?=[A-Z][.．])", "", text).strip(" \t\n;；")  # "point ;O." -> "point O."
+    return out if len(out) >= 2 else {}
 
 
 def four_dimensional(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -90,18 +111,26 @@ class WeMath(Benchmark):
         items = []
         for source, row in read_table(path, self.split if path.is_dir() else None):
             pid, key = str(self.need(row, "ID", source)), str(self.need(row, "key", source))
-            raw_options = str(self.need(row, "option", source))
-            options = inline_options(raw_options)
-            question = str(self.need(row, "question", source))
-            # WeMath's prompt stops after the options; unsplittable options are shown as written.
-            problem = mcq_prompt(question, options, select_line=False) if options else f"Question: {question}\nOptions: {raw_options}"
+            problem, options, answer = self._choices(row, source)
             items.append(BenchmarkItem(
-                qid=f"{pid}_{key}", problem=problem,
-                answer=str(self.need(row, "answer", source)).strip(), kind=CHOICE, options=options, source=source,
+                qid=f"{pid}_{key}", problem=problem, answer=answer, kind=CHOICE, options=options, source=source,
                 images=(self.image(self.need(row, "image_path", source), source, "image_path", root),),
                 meta={"problem_id": pid, "key": key, "knowledge_concept": row.get("knowledge concept")},
             ))
         return items
+
+    def _choices(self, row: dict[str, Any], source: str) -> tuple[str, tuple[str, ...], str]:
+        """The prompt, the option texts and the answer letter (relabelled with the options)."""
+        raw, question = str(self.need(row, "option", source)), str(self.need(row, "question", source))
+        answer = str(self.need(row, "answer", source)).strip()
+        labelled = split_options(raw)
+        if not labelled:  # WeMath's prompt stops after the options; unsplittable ones are shown as written
+            return f"Question: {question}\nOptions: {raw}", (), answer
+        if answer not in labelled:
+            raise RecordError(source, f"answer {answer!r} is not one of the option labels {list(labelled)} in {raw!r}",
+                              "Check the file is the released one", "answer")
+        options = tuple(labelled.values())
+        return mcq_prompt(question, options, select_line=False), options, LETTERS[list(labelled).index(answer)]
 
     def aggregate(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         metrics = {"accuracy": mean(r["correct"] for r in rows), "n": len(rows), **four_dimensional(rows)}
