@@ -22,7 +22,8 @@ Questions without an image are skipped when ``skip_text_only`` (the default; VLM
 the 951 image questions) and counted in the results as ``skipped_text_only``; otherwise they are an error.
 Prompt: the question as published (VLMEvalKit adds nothing).
 Scoring: yes/no (``eval.answers.match_yes_no``) against ``gt_answer``; the official scorer asks
-GPT-4 whether the response agrees with ``gt_answer_details``.
+GPT-4 whether the response agrees with ``gt_answer_details`` (the optional ``eval.judge`` reads a
+Yes/No out of a free-text response instead, which these rules then grade).
 Aggregates, as the official ``utils.py`` defines them:
   - aAcc: accuracy over all questions;
   - fAcc: share of figures (category, subcategory, set_id, figure_id) whose questions are all right

@@ -27,7 +27,8 @@ Scoring: multiple choice by letter or option text, free-form with the math-aware
 official scorer asks GPT-4 instead; this is its rule-based stand-in).
 Aggregates: accuracy overall and by problem version, subject, subfield and question type.
 
-Left out on purpose: the GPT-4 extraction and judging steps of the official scorer.
+Left out on purpose: the GPT-4 judging step of the official scorer (its extraction step is the optional
+``eval.judge``, whose reading these rules then grade).
 """
 
 from __future__ import annotations

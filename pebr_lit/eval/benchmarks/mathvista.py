@@ -34,7 +34,8 @@ item is graded by letter only.
 Aggregates: accuracy overall and by question type, answer type, task, category, context, grade,
 source, language and skill (an item counts under each of its skills), as MathVista reports them.
 
-Left out on purpose: the GPT-based answer extraction of the official scorer.
+Left out on purpose: the official scorer's own GPT prompt (an optional judge model reading the answer is
+``eval.judge``, whose reading these rules then grade).
 """
 
 from __future__ import annotations
