@@ -160,3 +160,24 @@ def test_an_interrupted_evaluation_resumes_from_its_answers(assets, fixtures, tm
     main(args("--model.init_args.sampling.max_new_tokens=8", "--model.init_args.resume=false"))
     rows = [json.loads(line) for line in (out / "mathvista.jsonl").read_text().splitlines()]
     assert "REUSED" not in {r["response"] for r in rows} and max(r["response_tokens"] for r in rows) <= 8
+
+
+def test_a_stage_checkpoint_is_evaluated_by_init_from_or_ckpt_path(assets, world, fixtures, tmp_path):
+    """The weights a stage trained are the ones evaluated, loaded either way."""
+    sft = main(["fit", "--config", str(CONFIGS.parent / "demo" / "sft.yaml"),
+                f"--model.init_args.policy.init_args.model_name_or_path={assets['vlm']}",
+                f"--data.init_args.train_files=[{world / 'train.jsonl'}]", "--data.init_args.val_files=null",
+                "--data.init_args.batch_size=4", "--trainer.max_steps=2", "--trainer.limit_val_batches=0",
+                "--trainer.enable_progress_bar=false", f"--trainer.logger.init_args.save_dir={tmp_path / 'sft'}",
+                f"--trainer.default_root_dir={tmp_path / 'sft'}"])
+    ckpt = next((tmp_path / "sft").rglob("last.ckpt"))
+    trained = {k: v.clone() for k, v in sft.model.policy.model.state_dict().items()}
+    base = main(_args("mathvista.yaml", assets, tmp_path / "base", f"--model.init_args.benchmarks.init_args.path={fixtures['mathvista']}")[1:],
+                run=False).model.policy.model.state_dict()  # [1:]: no subcommand without run
+    assert any(not torch.equal(base[k], v) for k, v in trained.items()), "SFT changed no weight: nothing to check"
+    data = f"--model.init_args.benchmarks.init_args.path={fixtures['mathvista']}"
+    by_init = main(_args("mathvista.yaml", assets, tmp_path / "a", data, f"--model.init_args.init_from={ckpt}"))
+    by_ckpt = main(_args("mathvista.yaml", assets, tmp_path / "b", data, f"--ckpt_path={ckpt}"))
+    for cli in (by_init, by_ckpt):
+        for name, value in cli.model.policy.model.state_dict().items():
+            torch.testing.assert_close(value, trained[name], msg=f"{name} is not the stage's weight")
