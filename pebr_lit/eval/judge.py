@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
+from tqdm.auto import tqdm
+
 from pebr_lit.eval.benchmarks.base import CHOICE, LETTERS, YES_NO, Benchmark, BenchmarkItem
 from pebr_lit.format import IMAGE_SLOT
 
@@ -134,7 +136,9 @@ class AnswerJudge:
         if todo:
             self._check_endpoint()
             with ThreadPoolExecutor(self.max_workers) as pool:
-                replies = dict(zip(todo, pool.map(self._ask, todo.values())))
+                answers = pool.map(self._ask, todo.values())
+                # disable=None: a bar on a terminal only (not in CI logs or captured output)
+                replies = dict(zip(todo, tqdm(answers, total=len(todo), desc=f"judge {self.model}", disable=None, leave=False)))
             fresh = {k: v for k, v in replies.items() if v is not None}
             known.update(fresh)
             self._append_cache(fresh)

@@ -14,7 +14,7 @@ against a real one (``ZrrSkywalker/MathVerse`` ``data/testmini_text_only.json`` 
 937b090597aeafb8e82b35d310a4bc5b9e2ea29d: 788 rows, ``image`` "", the fields above except
 ``question_for_eval``, ``metadata`` subjects capitalised, "Plane Geometry"); the repository's
 ``testmini.json`` (over 4 MiB) was not available, so the image file is NOT checked. Its multiple-choice
-answers are not always a bare letter ("(C)", "False", "C\nD", "090^\circ T"): each is still graded by
+answers are not always a bare letter ("(C)", "False", "C\\nD", "090^\\circ T"): each is still graded by
 ``eval.answers`` (letter in parentheses, option text, several letters).
 VLMEvalKit's ``MathVerse_MINI*.tsv`` read too: ``index``, ``problem_index``, ``problem_version``,
 ``question``, ``query_cot``, ``question_type``, ``question_for_eval``, ``answer``, ``metadata``
