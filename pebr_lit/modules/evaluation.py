@@ -100,29 +100,39 @@ class EvalModule(L.LightningModule):
         check_checkpoint_keys(self, checkpoint)
 
     def setup(self, stage: str) -> None:
-        if stage != "test":
-            return
+        self._log = None  # opened once the weights are known (after any --ckpt_path restore): see ``answered``
+
+    def _open_answer_log(self) -> AnswerLog:
+        """Check the answers an earlier run left in the output directory and read them back (every process)."""
         trainer = self.trainer
         out = Path(self.output_dir or trainer.log_dir or trainer.default_root_dir)
-        self._log = AnswerLog(out, [b.name for b in self.benchmarks], trainer.global_rank)
+        log = AnswerLog(out, [b.name for b in self.benchmarks], trainer.global_rank)
         if not self.resume and trainer.is_global_zero:
-            shutil.rmtree(self._log.dir, ignore_errors=True)
+            shutil.rmtree(log.dir, ignore_errors=True)
         trainer.strategy.barrier("pebr_eval_answers_cleared")
         settings = {k: v for k, v in self._settings().items() if k not in ("world_size", "judge")}
-        self._log.check_settings(settings, write=trainer.is_global_zero)
+        log.check_settings(settings, write=trainer.is_global_zero)
         trainer.strategy.barrier("pebr_eval_settings_checked")
         datasets = getattr(trainer.datamodule, "datasets", None)
         if self.resume and datasets:
-            self._previous = self._log.load([[item.qid for item in ds.records] for ds in datasets])
+            self._previous = log.load([[item.qid for item in ds.records] for ds in datasets])
             for bench, previous, ds in zip(self.benchmarks, self._previous, datasets):
                 if previous:
-                    rank_zero_info(f"{bench.name}: {len(previous)} of {len(ds)} answers reused from {self._log.dir}")
+                    rank_zero_info(f"{bench.name}: {len(previous)} of {len(ds)} answers reused from {log.dir}")
+        return log
 
     def answered(self, bench: int) -> frozenset[int]:
-        """Positions of benchmark ``bench``'s questions answered by an earlier run (not generated again)."""
+        """Positions of benchmark ``bench``'s questions answered by an earlier run (not generated again).
+
+        The DataModule asks while building its loaders: after setup and any checkpoint restore, so the
+        answers are checked against the weights actually evaluated (``--ckpt_path`` included)."""
+        if self._log is None:
+            self._log = self._open_answer_log()
         return frozenset(self._previous[bench])
 
     def on_test_start(self) -> None:
+        if self._log is None:  # a DataModule that did not ask (see ``answered``)
+            self._log = self._open_answer_log()
         self.rollout_engine.sync_weights(self.policy)  # e.g. an sglang engine: the init_from weights
 
     def on_test_end(self) -> None:
@@ -201,7 +211,8 @@ class EvalModule(L.LightningModule):
     def _settings(self) -> dict[str, Any]:
         datamodule = getattr(self.trainer, "datamodule", None)
         return {
-            "policy": self.policy.describe(), "init_from": self.init_from, "sampling": asdict(self.sampling),
+            "policy": self.policy.describe(), "init_from": self.init_from, "ckpt_path": self.trainer.ckpt_path,
+            "sampling": asdict(self.sampling),
             "judge": None if self.judge is None else {"model": self.judge.model, "base_url": self.judge.base_url,
                                                        "mode": self.judge.mode, "benchmarks": self.judge.benchmarks},
             "instruction": getattr(datamodule, "instruction", None), "world_size": self.trainer.world_size,

@@ -181,3 +181,8 @@ def test_a_stage_checkpoint_is_evaluated_by_init_from_or_ckpt_path(assets, world
     for cli in (by_init, by_ckpt):
         for name, value in cli.model.policy.model.state_dict().items():
             torch.testing.assert_close(value, trained[name], msg=f"{name} is not the stage's weight")
+    # Answers of one checkpoint are never reused for another.
+    out = Path(by_ckpt.trainer.log_dir)
+    assert json.loads((out / "results.json").read_text())["settings"]["ckpt_path"] == str(ckpt)
+    with pytest.raises(ValueError, match=r"other settings \(ckpt_path, init_from differ"):
+        main(_args("mathvista.yaml", assets, tmp_path / "c", data, f"--model.init_args.init_from={ckpt}", f"--model.init_args.output_dir={out}"))
