@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 import pebr_lit.attention  # noqa: F401  (registers attn_implementation "sdpa_folded_gqa")
+from pebr_lit.decode import KV_CACHES, preallocated_cache
 from pebr_lit.policy_inputs import expand_prompts, images_per_row, mask_after_eos, select_prompt_rows
 from pebr_lit.policy_settings import (
     _DTYPES,
@@ -53,6 +54,7 @@ class PolicyWrapper(nn.Module):
         model_name_or_path: Local directory or hub id of a Qwen2-VL / Qwen2.5-VL checkpoint.
         dtype: Weight dtype: auto (as saved), float32, bfloat16 or float16.
         attn_implementation: Attention kernel: sdpa, sdpa_folded_gqa (CPU decoding without KV copies), eager or flash_attention_2; null = library default.
+        kv_cache: KV cache of generate: dynamic (Hugging Face default) or preallocated (written in place, same tokens; falls back to dynamic where unsupported).
         freeze_vision: Keep the vision tower's weights fixed (the authors' SFT does).
         freeze_projector: Keep the vision-to-language projector (merger) fixed.
         gradient_checkpointing: Recompute activations in backward to save memory.
@@ -69,6 +71,7 @@ class PolicyWrapper(nn.Module):
         model_name_or_path: str,
         dtype: str = "auto",
         attn_implementation: str | None = "sdpa",
+        kv_cache: str = "dynamic",
         freeze_vision: bool = True,
         freeze_projector: bool = True,
         gradient_checkpointing: bool = False,
@@ -82,11 +85,14 @@ class PolicyWrapper(nn.Module):
         super().__init__()
         if quantization is not None and lora is None:
             raise ValueError("quantization (QLoRA) needs lora settings too: a 4-bit base model cannot be trained directly.")
+        if kv_cache not in KV_CACHES:
+            raise ValueError(f"kv_cache must be one of {KV_CACHES}, got {kv_cache!r}.")
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         self.source = model_name_or_path
         self.lora_settings = lora
         self.quantization = quantization
+        self.kv_cache = kv_cache
         self._hub_kwargs = {"revision": revision, "trust_remote_code": trust_remote_code}  # the export reloads the same base
         self._check_source(model_name_or_path)
         processor_kwargs: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
@@ -235,6 +241,10 @@ class PolicyWrapper(nn.Module):
                 kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
             if self.suppressed_token_ids:
                 kwargs["suppress_tokens"] = self.suppressed_token_ids
+            if self.kv_cache == "preallocated":  # None: the model needs Hugging Face's own cache
+                cache = preallocated_cache(self.model, prompts["input_ids"].shape[1] + sampling.max_new_tokens)
+                if cache is not None:
+                    kwargs["past_key_values"] = cache
             out = self.model.generate(**prompts, **kwargs)  # [B*n, P+R]
         finally:
             self.model.train(was_training)
