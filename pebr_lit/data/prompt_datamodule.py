@@ -2,8 +2,11 @@
 
 Training draws from a seeded ``PromptStream`` that starts after the rollout batches the module has
 already completed (``rollout_batches`` on the LightningModule, saved in its checkpoints), so a stage
-resumed with ``--ckpt_path`` neither repeats nor skips prompts. Validation and test batches are the
-held-out records in file order; under several processes each record goes to exactly one rank.
+resumed with ``--ckpt_path`` neither repeats nor skips prompts. That position means something only
+for the same stream, so checkpoints also hold the stream's fingerprint (pool size, a hash of its
+qids in order, batch size, seed, epochs) and a resume over another pool or order is refused.
+Validation and test batches are the held-out records in file order; under several processes each
+record goes to exactly one rank.
 
 Left out on purpose: choosing records by difficulty tier (a tier filter is layered on ``records``),
 tokenisation details (``collate``).
@@ -11,6 +14,7 @@ tokenisation details (``collate``).
 
 from __future__ import annotations
 
+import hashlib
 from functools import partial
 from typing import Any
 
@@ -96,6 +100,28 @@ class PromptDataModule(L.LightningDataModule):
                 "fit needs data.train_files with at least one record: for a GRPO stage, point it at the tier "
                 "file written by difficulty sampling (stage 1: easy.jsonl, stage 2: medium.jsonl)."
             )
+
+    def stream_fingerprint(self) -> dict[str, Any]:
+        """What the training stream is a function of (``PromptStream``): resuming its position needs the same."""
+        records = self.records.get("fit", [])
+        qids = hashlib.sha256("\n".join(r.qid for r in records).encode()).hexdigest()[:16]
+        return {"records": len(records), "qids_sha256": qids, "batch_size": self.batch_size, "seed": self.seed,
+                "epochs": self.epochs}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"stream": self.stream_fingerprint()} if self.records.get("fit") else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved, now = state_dict.get("stream"), self.stream_fingerprint()
+        if not saved or not self.records.get("fit"):
+            return  # a checkpoint from before fingerprints, or no training pool in this run
+        changed = [k for k in saved if saved[k] != now.get(k) and k != "epochs"]
+        if changed:
+            diff = ", ".join(f"{k} {saved[k]} -> {now.get(k)}" for k in changed)
+            raise ValueError(
+                f"the checkpoint was saved over another training stream ({diff}): resuming its position would serve "
+                "other prompts. Resume with the same train files, batch_size and seed, or start a new run from its "
+                "weights with --model.init_args.init_from <ckpt>.")
 
     def _collate(self) -> Any:
         return partial(collate_prompts, processor=self.processor, max_prompt_length=self.max_prompt_length, instruction=self.instruction)

@@ -96,3 +96,18 @@ def test_resumed_stage_neither_repeats_nor_skips_prompts(assets, world, tmp_path
     resumed = _fit(assets, world, tmp_path / "crash", interrupted, ckpt_path=str(last))
     assert len(straight) == 3 and interrupted == straight
     assert (resumed.model.rollout_batches, resumed.trainer.global_step) == (3, 3)
+
+
+def test_resume_over_another_training_stream_is_refused(assets, world, tmp_path):
+    seen: list = []
+    _fit(assets, world, tmp_path, seen, crash_after=1)
+    last = tmp_path / "stage2" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["PromptDataModule"]["stream"]["records"] > 0
+    for extra, what in ((f"--data.init_args.train_files=[{world / 'val.jsonl'}]", "records"), ("--data.init_args.seed=7", "seed 0 -> 7")):
+        cli = main(_args("stage2", assets, world, tmp_path, "--trainer.max_steps=3", "--trainer.limit_val_batches=0", extra), run=False)
+        with pytest.raises(ValueError, match=rf"another training stream \(.*{what}.*--model.init_args.init_from"):
+            cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=str(last))
+    # More epochs over the same pool continue the same stream: allowed.
+    cli = main(_args("stage2", assets, world, tmp_path, "--trainer.max_steps=2", "--trainer.limit_val_batches=0", "--data.init_args.epochs=2"), run=False)
+    cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=str(last))
+    assert cli.trainer.global_step == 2
