@@ -129,6 +129,11 @@ class GRPOModule(L.LightningModule):
     # ------------------------------------------------------------------------------------- set-up
     def configure_optimizers(self) -> Any:
         steps = self.trainer.estimated_stepping_batches
+        if self.online_filter is not None and self.scheduler_factory is not None:
+            # The schedule advances per optimizer step, and rounds that only gather groups make none.
+            warnings.warn(f"online_filter with a learning-rate schedule: the schedule is sized for {steps} optimizer "
+                          "steps as if every rollout batch made an update; filtering makes fewer, so it will not reach its "
+                          "end. Set the scheduler's total_steps to the updates you expect, or use a constant rate.")
         return build_optimization(self.policy.parameters(), self.optimizer_factory, self.scheduler_factory, steps)
 
     def on_fit_start(self) -> None:

@@ -129,3 +129,13 @@ def test_several_processes_are_refused_at_fit_start(policy):
     module._trainer = SimpleNamespace(world_size=2, global_rank=0)
     with pytest.raises(ValueError, match="online_filter work on one process only"):
         module.on_fit_start()
+
+
+def test_a_learning_rate_schedule_with_the_filter_is_warned_about(policy):
+    from pebr_lit.schedules import WarmupConstantDecay
+
+    module = GRPOModule(policy, SomeFlatReward(), loss=GRPOLoss(kl_coef=0.0), online_filter=OnlineFilter(),
+                        scheduler=partial(WarmupConstantDecay, warmup_steps=1))
+    module._trainer = SimpleNamespace(world_size=1, global_rank=0, estimated_stepping_batches=40)
+    with pytest.warns(UserWarning, match=r"sized for 40 optimizer steps as if every rollout batch made an update"):
+        module.configure_optimizers()
