@@ -45,8 +45,12 @@ def benchmark_markdown(name: str, result: dict[str, Any]) -> str:
     return "\n".join(parts) + "\n"
 
 
-def summary_markdown(results: dict[str, dict[str, Any]]) -> str:
-    """One row per benchmark (questions, accuracy, its headline metrics) and the mean accuracy over benchmarks."""
+def summary_markdown(results: dict[str, dict[str, Any]], reference: dict[str, float] | None = None) -> str:
+    """One row per benchmark (questions, accuracy, its headline metrics) and the mean accuracy over benchmarks.
+
+    ``reference``: published scores in percent (e.g. the paper's table) keyed by benchmark name (compared
+    with accuracy) or ``"<benchmark>.<metric>"``; each becomes a row below its benchmark with the difference.
+    """
     lines, accuracies = [], []
     for name, result in results.items():
         metrics = result["metrics"]
@@ -54,13 +58,20 @@ def summary_markdown(results: dict[str, dict[str, Any]]) -> str:
         lines.append([name, str(metrics.get("n", "-")), fmt(metrics.get("accuracy")), extra or "-"])
         if metrics.get("accuracy") is not None:
             accuracies.append(metrics["accuracy"])
+        for key, value in (reference or {}).items():
+            bench, _, metric = key.partition(".")
+            if bench == name:
+                ours = metrics.get(metric or "accuracy")
+                diff = f"{100 * ours - value:+.1f} points" if isinstance(ours, (int, float)) else "-"
+                lines.append([f"{name} (reference {metric or 'accuracy'})", "-", f"{value:.1f}" if not metric else "-",
+                              f"{metric} {value:.1f}; this run {diff}" if metric else f"this run {diff}"])
     if len(accuracies) > 1:
         lines.append(["mean over benchmarks", "-", fmt(sum(accuracies) / len(accuracies)), "-"])
     return _table(["benchmark", "questions", "accuracy (%)", "headline metrics (%)"], lines) + "\n"
 
 
 def write_results(out_dir: str | Path, results: dict[str, dict[str, Any]], rows: dict[str, list[dict[str, Any]]],
-                  settings: dict[str, Any]) -> Path:
+                  settings: dict[str, Any], reference: dict[str, float] | None = None) -> Path:
     """Write every file named in the module docstring under ``out_dir``; returns the summary's path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -73,5 +84,5 @@ def write_results(out_dir: str | Path, results: dict[str, dict[str, Any]], rows:
     (out / "results.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     body = "\n".join(benchmark_markdown(name, result) for name, result in results.items())
     path = out / "results.md"
-    path.write_text(f"# Evaluation results\n\n{summary_markdown(results)}\n{body}", encoding="utf-8")
+    path.write_text(f"# Evaluation results\n\n{summary_markdown(results, reference)}\n{body}", encoding="utf-8")
     return path

@@ -49,6 +49,7 @@ class EvalModule(L.LightningModule):
         judge: Optional answer extraction by a judge model behind an OpenAI-compatible endpoint (``eval.judge.AnswerJudge``); null = rules only.
         resume: Reuse the answers an interrupted run left in the output directory (``answers/``) and generate only the rest; false = answer everything again.
         rollout_engine: Where answers are generated; null = HFGenerate() (the policy's own generate). An sglang engine gets the evaluated weights once, at the start.
+        reference_scores: Published scores in percent to print beside this run's (e.g. the paper's table): {benchmark: accuracy} or {"benchmark.metric": value}.
     """
 
     def __init__(
@@ -61,6 +62,7 @@ class EvalModule(L.LightningModule):
         judge: AnswerJudge | None = None,
         resume: bool = True,
         rollout_engine: RolloutEngine | None = None,
+        reference_scores: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
         names = [b.name for b in benchmarks]
@@ -78,6 +80,9 @@ class EvalModule(L.LightningModule):
         self.judge = judge
         self.resume = resume
         self.rollout_engine = rollout_engine if rollout_engine is not None else HFGenerate()
+        self.reference_scores = dict(reference_scores or {})
+        if stray := sorted(k for k in self.reference_scores if k.partition(".")[0] not in names):
+            raise ValueError(f"reference_scores {stray} name no benchmark of this run {names} (keys: <name> or <name>.<metric>).")
         self._log: AnswerLog | None = None
         self._previous: list[dict[int, dict[str, Any]]] = [{} for _ in names]  # index -> row from an earlier run
         if judge is not None and judge.benchmarks is not None:
@@ -110,7 +115,7 @@ class EvalModule(L.LightningModule):
         if not self.resume and trainer.is_global_zero:
             shutil.rmtree(log.dir, ignore_errors=True)
         trainer.strategy.barrier("pebr_eval_answers_cleared")
-        settings = {k: v for k, v in self._settings().items() if k not in ("world_size", "judge")}
+        settings = {k: v for k, v in self._settings().items() if k not in ("world_size", "judge", "reference_scores")}
         log.check_settings(settings, write=trainer.is_global_zero)
         trainer.strategy.barrier("pebr_eval_settings_checked")
         datasets = getattr(trainer.datamodule, "datasets", None)
@@ -186,8 +191,8 @@ class EvalModule(L.LightningModule):
                     self.log(f"test/{bench.name}/{key}", float(value), rank_zero_only=True, add_dataloader_idx=False)
         if self.trainer.is_global_zero:
             out = self.output_dir or self.trainer.log_dir or self.trainer.default_root_dir
-            path = write_results(out, self.results, by_name, self._settings())
-            rank_zero_info(f"\n{summary_markdown(self.results)}\nresults written to {path.parent}")
+            path = write_results(out, self.results, by_name, self._settings(), self.reference_scores)
+            rank_zero_info(f"\n{summary_markdown(self.results, self.reference_scores)}\nresults written to {path.parent}")
 
     def _apply_judge(self) -> None:
         """Each process re-grades its own rows with the judge's readings (``test/<name>/accuracy`` stays the rules')."""
@@ -213,6 +218,7 @@ class EvalModule(L.LightningModule):
         return {
             "policy": self.policy.describe(), "init_from": self.init_from, "ckpt_path": self.trainer.ckpt_path,
             "sampling": asdict(self.sampling),
+            "reference_scores": self.reference_scores,
             "judge": None if self.judge is None else {"model": self.judge.model, "base_url": self.judge.base_url,
                                                        "mode": self.judge.mode, "benchmarks": self.judge.benchmarks},
             "instruction": getattr(datamodule, "instruction", None), "world_size": self.trainer.world_size,

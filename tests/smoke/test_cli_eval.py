@@ -66,7 +66,7 @@ def test_benchmark_list_config(assets, fixtures, tmp_path):
     ])
     out = tmp_path / "results"
     cli = main(_args("all.yaml", assets, tmp_path / "runs", f"--model.init_args.benchmarks={benchmarks}",
-                     f"--model.init_args.output_dir={out}"))
+                     f"--model.init_args.output_dir={out}", '--model.init_args.reference_scores={"hallusionbench.qAcc": 50.0}'))
     logged = cli.trainer.logged_metrics
     expected = {"test/mathvista/accuracy", "test/hallusionbench/accuracy", "test/hallusionbench/qAcc", "test/hallusionbench/fAcc"}
     assert expected <= set(logged)
@@ -75,6 +75,10 @@ def test_benchmark_list_config(assets, fixtures, tmp_path):
     assert results["hallusionbench"]["metrics"]["questions"] == 2 and results["hallusionbench"]["metrics"]["figures"] == 4
     summary = (out / "results.md").read_text()
     assert "| mathvista | 2 |" in summary and "| hallusionbench | 4 |" in summary
+    assert "| hallusionbench (reference qAcc) | - | - | qAcc 50.0; this run" in summary
+    with pytest.raises(ValueError, match=r"reference_scores \['mathvist'\] name no benchmark"):
+        main(_args("all.yaml", assets, tmp_path / "runs", f"--model.init_args.benchmarks={benchmarks}",
+                   '--model.init_args.reference_scores={"mathvist": 50.0}'))
     assert torch.isfinite(torch.tensor(float(logged["test/hallusionbench/accuracy"])))
 
 

@@ -506,6 +506,18 @@ def test_result_files_and_markdown(tmp_path):
     assert {p.name for p in (tmp_path / "out").iterdir()} >= {"results.json", "mathvista.json", "mathvista.md", "hallusionbench.jsonl"}
 
 
+def test_summary_puts_reference_scores_beside_the_run():
+    result = {"metrics": {"accuracy": 0.5, "n": 2}, "headline": ["accuracy"]}
+    hall = {"metrics": {"accuracy": 0.25, "qAcc": 0.125, "n": 4}, "headline": ["qAcc", "aAcc"]}
+    summary = summary_markdown({"mathvista": result, "hallusionbench": hall},
+                               {"mathvista": 63.5, "hallusionbench.qAcc": 20.0, "hallusionbench.fAcc": 10.0})
+    assert "| mathvista (reference accuracy) | - | 63.5 | this run -13.5 points |" in summary  # 50.0 - 63.5
+    assert "| hallusionbench (reference qAcc) | - | - | qAcc 20.0; this run -7.5 points |" in summary  # 12.5 - 20.0
+    assert "| hallusionbench (reference fAcc) | - | - | fAcc 10.0; this run - |" in summary  # no fAcc in this run
+    lines = summary.splitlines()
+    assert lines.index("| mathvista | 2 | 50.0 | - |") + 1 == next(i for i, l in enumerate(lines) if "mathvista (reference" in l)
+
+
 def test_item_load_images_names_the_image():
     item = BenchmarkItem("q", "p", "a", (b"not an image",), source="f.parquet:row 3")
     with pytest.raises(RecordError, match=r"f.parquet:row 3: field 'images\[0\]': cannot decode image"):
