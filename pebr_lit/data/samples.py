@@ -3,7 +3,8 @@
 Difficulty sampling writes one JSON line per question,
 ``{"qid", "n", "n_correct", "pass_rate", "correct": [0/1 per response], "responses"?, "format"?}``.
 While a run is in progress each process appends to its own shard ``<stem>.rank<k><suffix>`` beside
-the results file; ``merge_samples`` folds every shard into the results file and deletes the shards.
+the results file (``data.shards``); ``merge_samples`` folds every shard into the results file and
+deletes the shards.
 
 The rule that makes resuming exact: **a row counts once its terminating newline is on disk.** A last
 line without one (a process killed mid-write) is a torn tail: readers ignore it and ``open_shard``
@@ -18,18 +19,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import uuid
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable, Sequence
+from typing import Any, BinaryIO, Sequence
 
+from pebr_lit.data.shards import append_rows, complete_lines, locked, open_shard, shard_path, shard_paths
 from pebr_lit.data.sources import RecordError
-
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks; one writer per shard is then the user's job
-    fcntl = None  # type: ignore[assignment]
-
 
 def make_row(qid: str, correct: Sequence[float], responses: Sequence[str] | None = None,
              format_ok: Sequence[float] | None = None) -> dict[str, Any]:
@@ -62,42 +57,18 @@ def check_row(row: Any, where: str) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------ files
-def shard_path(path: str | Path, rank: int) -> Path:
-    """The file process ``rank`` appends to: ``<stem>.rank<k><suffix>`` beside ``path``."""
-    path = Path(path)
-    return path.with_name(f"{path.stem}.rank{rank}{path.suffix}")
-
-
-def shard_paths(path: str | Path) -> list[Path]:
-    """Existing shards of ``path``, by rank (a shard of a run with more processes counts too)."""
-    path = Path(path)
-    pattern = re.compile(rf"{re.escape(path.stem)}\.rank(\d+){re.escape(path.suffix)}")
-    if not path.parent.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in path.parent.iterdir() if (m := pattern.fullmatch(p.name))]
-    return [p for _, p in sorted(found)]
-
-
 def read_sample_file(path: str | Path) -> tuple[list[tuple[str, dict[str, Any]]], int]:
     """``([(where, row), ...], torn_bytes)`` of one file; a missing file is empty; the torn tail is not read."""
-    rows, torn = [], 0
-    path = Path(path)
-    if not path.is_file():
-        return rows, torn
-    with open(path, "rb") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.endswith(b"\n"):
-                torn = len(line)  # only the last line can lack its newline
-                break
-            if not line.strip():
-                continue
-            where = f"{path}:row {n}"
-            try:
-                row = json.loads(line)
-            except (UnicodeDecodeError, ValueError) as e:
-                raise RecordError(where, f"complete line that is not JSON ({e})",
-                                  "The file was changed by hand or by another program: fix or delete the line") from None
-            rows.append((where, check_row(row, where)))
+    rows = []
+    lines, torn = complete_lines(path)
+    for n, line in lines:
+        where = f"{path}:row {n}"
+        try:
+            row = json.loads(line)
+        except (UnicodeDecodeError, ValueError) as e:
+            raise RecordError(where, f"complete line that is not JSON ({e})",
+                              "The file was changed by hand or by another program: fix or delete the line") from None
+        rows.append((where, check_row(row, where)))
     return rows, torn
 
 
@@ -125,55 +96,6 @@ def done_qids(path: str | Path) -> set[str]:
     return set(load_samples(path))
 
 
-def open_shard(path: str | Path) -> tuple[BinaryIO, int]:
-    """Open a shard for appending: lock it (one writer per shard), cut a torn tail; ``(handle, bytes cut)``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = _locked(path, "ab")
-    keep = _complete_length(path)
-    cut = os.fstat(handle.fileno()).st_size - keep
-    if cut:
-        os.truncate(handle.fileno(), keep)  # O_APPEND: the next write lands at the new end
-        os.fsync(handle.fileno())
-    return handle, cut
-
-
-def append_rows(handle: BinaryIO, rows: Iterable[dict[str, Any]]) -> None:
-    """Append rows as JSON lines in one write, then flush and fsync: they are durable on return."""
-    data = b"".join(json.dumps(row, ensure_ascii=False, allow_nan=False).encode("utf-8") + b"\n" for row in rows)
-    handle.write(data)
-    handle.flush()
-    os.fsync(handle.fileno())
-
-
-def _locked(path: Path, mode: str) -> BinaryIO:
-    """``open(path, mode)`` holding an exclusive lock, released on close (also by kill -9)."""
-    handle = open(path, mode)
-    if fcntl is not None:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            raise RuntimeError(f"{path}: another process is writing this shard. Wait for it to finish, "
-                               "or give this run another output_path.") from None
-    return handle
-
-
-def _complete_length(path: Path, chunk: int = 1 << 16) -> int:
-    """Bytes up to and including the last newline (0 when there is none)."""
-    with open(path, "rb") as f:
-        end = f.seek(0, os.SEEK_END)
-        while end > 0:
-            start = max(0, end - chunk)
-            f.seek(start)
-            block = f.read(end - start)
-            i = block.rfind(b"\n")
-            if i >= 0:
-                return start + i + 1
-            end = start
-    return 0
-
-
 def merge_samples(path: str | Path, order: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
     """Fold every shard into ``path`` (atomically), delete the shards, return the rows by qid.
 
@@ -187,7 +109,7 @@ def merge_samples(path: str | Path, order: Sequence[str] | None = None) -> dict[
     locks: list[BinaryIO] = []
     try:
         for shard in shards:  # a live writer's shard must not vanish under it
-            locks.append(_locked(shard, "rb"))
+            locks.append(locked(shard, "rb"))
         return _merge_locked(path, shards, order)
     finally:
         for lock in locks:

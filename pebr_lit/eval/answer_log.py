@@ -7,7 +7,8 @@ with the same output directory reads them back, and only the questions without a
 generated again. ``settings.json`` beside them records what produced the answers (policy, weights,
 sampling, instruction, benchmark files); a rerun with other settings is refused, naming the
 differences, so that answers of two policies are never mixed. A row is matched by its position in
-the benchmark file *and* its qid; a cut last line (a crash mid-write) is dropped and re-answered.
+the benchmark file *and* its qid; the files are ``data.shards`` shards, so a torn last line (a crash
+mid-write) is dropped and re-answered.
 
 Left out on purpose: generation and scoring (``modules.evaluation``), aggregation (the adapters).
 """
@@ -18,6 +19,8 @@ import json
 import os
 from pathlib import Path
 from typing import Any, Sequence
+
+from pebr_lit.data.shards import append_rows, complete_lines, open_shard, shard_path, shard_paths
 
 ANSWERS_DIR = "answers"
 
@@ -61,8 +64,12 @@ class AnswerLog:
         """Per benchmark, ``{index: row}`` of the answers on disk; ``qids[i][index]`` must match each row's qid."""
         out: list[dict[int, dict[str, Any]]] = [{} for _ in self.names]
         for i, name in enumerate(self.names):
-            for path in sorted(self.dir.glob(f"{name}.rank*.jsonl")):
-                for n, row in _rows(path):
+            for path in shard_paths(self.dir / f"{name}.jsonl"):
+                for n, line in complete_lines(path)[0]:  # a torn last line is re-answered
+                    try:
+                        row = json.loads(line)
+                    except ValueError:
+                        raise ValueError(f"{path}:{n}: not a JSON answer row; delete the file to re-answer its questions.") from None
                     index = row.get("index")
                     if not isinstance(index, int) or index >= len(qids[i]):
                         continue  # beyond this run's limit: not asked this time
@@ -73,39 +80,9 @@ class AnswerLog:
         return out
 
     def append(self, bench: int, rows: Sequence[dict[str, Any]]) -> None:
-        """Append scored rows to this process's file for benchmark ``bench`` (flushed, one JSON line each)."""
+        """Append scored rows to this process's shard for benchmark ``bench`` (durable on return)."""
         if not rows:
             return
-        self.dir.mkdir(parents=True, exist_ok=True)
-        path = self.dir / f"{self.names[bench]}.rank{self.rank}.jsonl"
-        _drop_cut_line(path)
-        with open(path, "a", encoding="utf-8") as f:
-            f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-            f.flush()
-            os.fsync(f.fileno())
-
-
-def _drop_cut_line(path: Path) -> None:
-    """Cut a crashed run's unfinished last line off the file (only its own process appends to it)."""
-    if not path.is_file() or path.stat().st_size == 0:
-        return
-    data = path.read_bytes()
-    if not data.endswith(b"\n"):
-        with open(path, "r+b") as f:
-            f.truncate(data.rfind(b"\n") + 1)
-
-
-def _rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """``(line number, row)`` of a JSONL file; a cut last line is dropped, a bad inner line is an error."""
-    lines = path.read_text(encoding="utf-8").split("\n")
-    out = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            out.append((n, json.loads(line)))
-        except ValueError:
-            if n == len(lines):  # no newline after it: written when the run died
-                continue
-            raise ValueError(f"{path}:{n}: not a JSON answer row; delete the file to re-answer its questions.") from None
-    return out
+        handle, _ = open_shard(shard_path(self.dir / f"{self.names[bench]}.jsonl", self.rank))  # cuts a torn tail
+        with handle:
+            append_rows(handle, rows, allow_nan=True)  # meta may hold a NaN from a benchmark table

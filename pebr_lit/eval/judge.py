@@ -34,6 +34,7 @@ from typing import Any, Literal, Sequence
 
 from tqdm.auto import tqdm
 
+from pebr_lit.data.shards import append_rows, complete_lines, open_shard, shard_path, shard_paths
 from pebr_lit.eval.benchmarks.base import CHOICE, LETTERS, YES_NO, Benchmark, BenchmarkItem
 from pebr_lit.format import IMAGE_SLOT
 
@@ -130,9 +131,10 @@ class AnswerJudge:
     # ------------------------------------------------------------------------------------- requests
     def extract(self, requests: Sequence[JudgeRequest]) -> list[str | None]:
         """The judge's answer per request: a string, ``NO_ANSWER`` when it found none, None when the request failed."""
-        keys = [self._key(r) for r in requests]
+        messages = [judge_messages(r, self.max_response_chars) for r in requests]
+        keys = [self._key(m) for m in messages]
         known = self._load_cache()
-        todo = {k: r for k, r in zip(keys, requests) if k not in known}
+        todo = {k: m for k, m in zip(keys, messages) if k not in known}
         if todo:
             self._check_endpoint()
             with ThreadPoolExecutor(self.max_workers) as pool:
@@ -144,8 +146,8 @@ class AnswerJudge:
             self._append_cache(fresh)
         return [known.get(k) for k in keys]
 
-    def _key(self, request: JudgeRequest) -> str:
-        payload = json.dumps([self.model, judge_messages(request, self.max_response_chars)], sort_keys=True)
+    def _key(self, messages: list[dict[str, str]]) -> str:
+        payload = json.dumps([self.model, messages], sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()
 
     def _post(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -173,8 +175,8 @@ class AnswerJudge:
             raise JudgeUnavailable(f"judge endpoint {self.base_url} unreachable ({e}). Start the judge server or fix "
                                    "judge.base_url; remove `judge` to score with the rules only.") from None
 
-    def _ask(self, request: JudgeRequest) -> str | None:
-        body = self._body(judge_messages(request, self.max_response_chars))
+    def _ask(self, messages: list[dict[str, str]]) -> str | None:
+        body = self._body(messages)
         for attempt in range(self.retries + 1):
             try:
                 reply = self._post(body)
@@ -188,34 +190,23 @@ class AnswerJudge:
     def _load_cache(self) -> dict[str, str]:
         if self._memory is None:
             self._memory = {}
-            for path in self._cache_files():
-                with open(path, encoding="utf-8") as f:
-                    for n, line in enumerate(f, 1):
-                        try:
-                            entry = json.loads(line)
-                            self._memory[entry["key"]] = str(entry["answer"])
-                        except (ValueError, KeyError, TypeError):
-                            if line.endswith("\n"):  # a cut last line is a crash mid-write: re-ask it
-                                raise ValueError(f"{path}:{n}: not a judge cache line; delete the file to start over.") from None
+            base = Path(self.cache) if self.cache else None
+            for path in [base, *shard_paths(base)] if base else []:
+                for n, line in complete_lines(path)[0]:  # a torn last line (a crash mid-write) is asked again
+                    try:
+                        entry = json.loads(line)
+                        self._memory[entry["key"]] = str(entry["answer"])
+                    except (ValueError, KeyError, TypeError):
+                        raise ValueError(f"{path}:{n}: not a judge cache line; delete the file to start over.") from None
         return self._memory
-
-    def _cache_files(self) -> list[Path]:
-        if not self.cache:
-            return []
-        base = Path(self.cache)
-        return [p for p in [base, *sorted(base.parent.glob(f"{base.stem}.rank*{base.suffix}"))] if p.is_file()]
-
-    def _cache_path(self) -> Path:
-        base = Path(str(self.cache))
-        return base.with_name(f"{base.stem}.rank{self._rank}{base.suffix}") if self._rank else base
 
     def _append_cache(self, entries: dict[str, str]) -> None:
         if not self.cache or not entries:
             return
-        path = self._cache_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8") as f:
-            f.writelines(json.dumps({"key": k, "answer": v}) + "\n" for k, v in entries.items())
+        base = Path(self.cache)  # process 0 appends to the file itself, the others to their shards
+        handle, _ = open_shard(shard_path(base, self._rank) if self._rank else base)  # cuts a torn tail
+        with handle:
+            append_rows(handle, ({"key": k, "answer": v} for k, v in entries.items()))
 
 
 def _reply_text(reply: dict[str, Any]) -> str:

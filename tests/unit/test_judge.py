@@ -111,6 +111,12 @@ def test_cache_answers_a_rerun_without_requests_and_survives_a_cut_last_line(tmp
         judge_rows(AnswerJudge(model="stub", base_url=server.url, api_key_env=None, cache=str(cache)), bench, rows, items)
         assert server.requests == []                         # every answer came from the cache, no endpoint check either
     assert [r["judge_answer"] for r in rows] == ["4", "8"]
+    with JudgeServer(stub_reply) as server:  # a new reply is appended after the torn line is cut off
+        assert AnswerJudge(model="stub", base_url=server.url, api_key_env=None, cache=str(cache)).extract(
+            [JudgeRequest("q", "three", FREE_FORM)]) == ["3"]
+    assert len(cache.read_text().splitlines()) == 3 and cache.read_text().endswith("\n")
+    again = AnswerJudge(model="stub", cache=str(cache))  # no server: every answer must come from the file
+    assert again.extract([JudgeRequest("q", "three", FREE_FORM), JudgeRequest("question 1", "It is four.", FREE_FORM)]) == ["3", "4"]
     cache.write_text("not json\n")
     with pytest.raises(ValueError, match=r"judge.jsonl:1: not a judge cache line"):
         AnswerJudge(model="stub", cache=str(cache)).extract([JudgeRequest("q", "r", FREE_FORM)])
