@@ -7,6 +7,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
+from tests.helpers.http_json import send_json
+
 
 class JudgeServer:
     """Serves ``reply(last_user_message) -> str | int`` (an int is an HTTP error status) on localhost.
@@ -24,19 +26,11 @@ class JudgeServer:
                 server.requests.append(body)
                 server.headers.append(dict(self.headers))
                 if self.path != "/v1/chat/completions":
-                    return self._send(404, {"error": "not found"})
+                    return send_json(self, 404, {"error": "not found"})
                 out = server.reply(body["messages"][-1]["content"])
                 if isinstance(out, int):
-                    return self._send(out, {"error": "stub error"})
-                self._send(200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": out}}]})
-
-            def _send(self, status: int, payload: dict) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                    return send_json(self, out, {"error": "stub error"})
+                send_json(self, 200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": out}}]})
 
             def log_message(self, *args) -> None:
                 pass

@@ -35,6 +35,7 @@ from pebr_lit.rollout import EngineRollout, SGLangOffline, SGLangServer, logprob
 from pebr_lit.rollout import sglang_io
 from pebr_lit.rollout.sglang_io import build_generate_request, encode_image, parse_generate_outputs
 from pebr_lit.rollout.weights import engine_weights
+from tests.helpers.http_json import send_json
 
 EOS, PAD = 2, 0  # the tiny tokenizer's <|im_end|> and <|endoftext|>
 
@@ -68,12 +69,7 @@ class FakeSGLang:
                     status, answer = (200 if ok else 400), {"success": ok, "message": message, "num_paused_requests": 0}
                 else:
                     status, answer = 404, {"error": f"no route {self.path}"}
-                data = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, status, answer)
 
             def log_message(self, *args: Any) -> None:
                 pass
