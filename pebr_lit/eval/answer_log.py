@@ -35,7 +35,8 @@ class AnswerLog:
     """
 
     def __init__(self, out_dir: str | Path, names: Sequence[str], rank: int = 0) -> None:
-        self.dir = Path(out_dir) / ANSWERS_DIR
+        self.out_dir = Path(out_dir)
+        self.dir = self.out_dir / ANSWERS_DIR
         self.names = list(names)
         self.rank = rank
 

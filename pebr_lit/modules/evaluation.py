@@ -110,6 +110,7 @@ class EvalModule(L.LightningModule):
     def _open_answer_log(self) -> AnswerLog:
         """Check the answers an earlier run left in the output directory and read them back (every process)."""
         trainer = self.trainer
+        # trainer.log_dir is a collective (a broadcast from rank 0): resolved here, on every process, once.
         out = Path(self.output_dir or trainer.log_dir or trainer.default_root_dir)
         log = AnswerLog(out, [b.name for b in self.benchmarks], trainer.global_rank)
         if not self.resume and trainer.is_global_zero:
@@ -190,8 +191,8 @@ class EvalModule(L.LightningModule):
                 if key != "accuracy" and isinstance(value, (int, float)):  # accuracy is the running metric's
                     self.log(f"test/{bench.name}/{key}", float(value), rank_zero_only=True, add_dataloader_idx=False)
         if self.trainer.is_global_zero:
-            out = self.output_dir or self.trainer.log_dir or self.trainer.default_root_dir
-            path = write_results(out, self.results, by_name, self._settings(), self.reference_scores)
+            assert self._log is not None  # opened by answered() or on_test_start
+            path = write_results(self._log.out_dir, self.results, by_name, self._settings(), self.reference_scores)
             rank_zero_info(f"\n{summary_markdown(self.results, self.reference_scores)}\nresults written to {path.parent}")
 
     def _apply_judge(self) -> None:
