@@ -25,7 +25,7 @@ demo-steps: venv
 	$(PY) -m pebr_lit.demo --list
 
 report: venv
-	$(PY) -m pebr_lit.report --run runs/demo
+	$(PY) -m pebr_lit.demo.report --run runs/demo
 
 # The full CPU suite (GPU tests skip themselves without CUDA). test-fast leaves out `slow` tests.
 test: venv

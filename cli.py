@@ -11,7 +11,6 @@ Left out on purpose: anything that is not argument wiring (it lives in ``pebr_li
 from __future__ import annotations
 
 import os
-
 import warnings
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # DataLoader workers fork after tokenising
@@ -19,12 +18,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # DataLoader workers f
 # optimizer step. That is the state a resumed stage needs (the step's rollout batch counts as done).
 warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
 
+# Imported so that short class names resolve in configs and --help lists them.
 from lightning.pytorch import LightningDataModule, LightningModule  # noqa: E402
 from lightning.pytorch.cli import LightningCLI  # noqa: E402
 
-# Imported so that short class names resolve in configs and --help lists them.
-import pebr_lit.data.datamodule  # noqa: E402,F401
 import pebr_lit.data.prompt_datamodule  # noqa: E402,F401
+import pebr_lit.data.sft_datamodule  # noqa: E402,F401
 import pebr_lit.data.tiered_datamodule  # noqa: E402,F401
 import pebr_lit.eval.benchmarks  # noqa: E402,F401
 import pebr_lit.eval.datamodule  # noqa: E402,F401

@@ -28,18 +28,20 @@ IMPLEMENTATIONS = ("sdpa", "sdpa_folded_gqa")
 
 
 def run(model: str, data: str, prompts: int, samples: int, new_tokens: int, repeats: int) -> None:
-    from pebr_lit.data.datamodule import collate_prompts
+    from pebr_lit.data.collate import collate_prompts
     from pebr_lit.data.records import load_records
-    from pebr_lit.format import INSTRUCTION
-    from pebr_lit.policy import PolicyWrapper
-    from pebr_lit.policy_settings import SamplingSettings
+    from pebr_lit.format.response import INSTRUCTION
+    from pebr_lit.policy.settings import SamplingSettings
+    from pebr_lit.policy.wrapper import PolicyWrapper
 
     records = load_records(data, limit=prompts)
     policies = {impl: PolicyWrapper(model, dtype="float32", attn_implementation=impl) for impl in IMPLEMENTATIONS}
     batch = collate_prompts(records, policies["sdpa"].processor, None, INSTRUCTION)["prompts"]
     settings = {
         "greedy": SamplingSettings(do_sample=False, max_new_tokens=new_tokens),
-        f"sampled x{samples}": SamplingSettings(num_samples=samples, temperature=1.0, top_p=1.0, max_new_tokens=new_tokens),
+        f"sampled x{samples}": SamplingSettings(
+            num_samples=samples, temperature=1.0, top_p=1.0, max_new_tokens=new_tokens
+        ),
     }
     for label, sampling in settings.items():
         times: dict[str, list[float]] = {impl: [] for impl in IMPLEMENTATIONS}
@@ -60,7 +62,9 @@ def run(model: str, data: str, prompts: int, samples: int, new_tokens: int, repe
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="policy directory (default: build the tiny model into a temp dir)")
+    parser.add_argument(
+        "--model", default=None, help="policy directory (default: build the tiny model into a temp dir)"
+    )
     parser.add_argument("--data", default=None, help="record file for the prompts (default: a small synthetic world)")
     parser.add_argument("--prompts", type=int, default=64)
     parser.add_argument("--samples", type=int, default=4, help="responses per prompt in the sampled run")
@@ -74,14 +78,17 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model, data = args.model, args.data
         if model is None:
-            from pebr_lit.tiny import build_assets
+            from pebr_lit.demo.tiny import build_assets
 
             model = str(build_assets(Path(tmp) / "assets", seed=args.seed)["vlm"])
         if data is None:
-            from pebr_lit.data.synthetic import generate
+            from pebr_lit.demo.synthetic import generate
 
             data = str(generate(Path(tmp) / "world", args.prompts, seed=args.seed, split="test"))
-        print(f"model {model}, {args.prompts} prompts, {args.new_tokens} new tokens, torch threads {torch.get_num_threads()}")
+        print(
+            f"model {model}, {args.prompts} prompts, {args.new_tokens} new tokens, "
+            f"torch threads {torch.get_num_threads()}"
+        )
         run(model, data, args.prompts, args.samples, args.new_tokens, args.repeats)
 
 

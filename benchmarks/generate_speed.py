@@ -39,15 +39,24 @@ SETTINGS = {
 }
 
 
-def run(model: str, data: str, init_from: str | None, new_tokens: int, repeats: int, settings: dict[str, tuple[int, int, float]]) -> None:
-    from pebr_lit.checkpoint import init_policy_from
-    from pebr_lit.data.datamodule import collate_prompts
+def run(
+    model: str,
+    data: str,
+    init_from: str | None,
+    new_tokens: int,
+    repeats: int,
+    settings: dict[str, tuple[int, int, float]],
+) -> None:
+    from pebr_lit.data.collate import collate_prompts
     from pebr_lit.data.records import load_records
-    from pebr_lit.format import INSTRUCTION
-    from pebr_lit.policy import PolicyWrapper
-    from pebr_lit.policy_settings import SamplingSettings
+    from pebr_lit.format.response import INSTRUCTION
+    from pebr_lit.policy.checkpoint import init_policy_from
+    from pebr_lit.policy.settings import SamplingSettings
+    from pebr_lit.policy.wrapper import PolicyWrapper
 
-    policies = {c: PolicyWrapper(model, dtype="float32", attn_implementation="sdpa_folded_gqa", kv_cache=c) for c in CACHES}
+    policies = {
+        c: PolicyWrapper(model, dtype="float32", attn_implementation="sdpa_folded_gqa", kv_cache=c) for c in CACHES
+    }
     if init_from:
         for policy in policies.values():
             init_policy_from(policy, init_from)
@@ -74,8 +83,12 @@ def run(model: str, data: str, init_from: str | None, new_tokens: int, repeats: 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="policy directory (default: build the tiny model into a temp dir)")
-    parser.add_argument("--init-from", default=None, help="stage checkpoint to load into the policy (e.g. the demo's SFT)")
+    parser.add_argument(
+        "--model", default=None, help="policy directory (default: build the tiny model into a temp dir)"
+    )
+    parser.add_argument(
+        "--init-from", default=None, help="stage checkpoint to load into the policy (e.g. the demo's SFT)"
+    )
     parser.add_argument("--data", default=None, help="record file for the prompts (default: a small synthetic world)")
     parser.add_argument("--new-tokens", type=int, default=192)
     parser.add_argument("--repeats", type=int, default=3)
@@ -89,14 +102,17 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model, data = args.model, args.data
         if model is None:
-            from pebr_lit.tiny import build_assets
+            from pebr_lit.demo.tiny import build_assets
 
             model = str(build_assets(Path(tmp) / "assets", seed=args.seed)["vlm"])
         if data is None:
-            from pebr_lit.data.synthetic import generate
+            from pebr_lit.demo.synthetic import generate
 
             data = str(generate(Path(tmp) / "world", 64, seed=args.seed, split="test"))
-        print(f"model {model}, <= {args.new_tokens} new tokens, x{args.repeats} alternating, torch threads {torch.get_num_threads()}")
+        print(
+            f"model {model}, <= {args.new_tokens} new tokens, x{args.repeats} alternating, "
+            f"torch threads {torch.get_num_threads()}"
+        )
         run(model, data, args.init_from, args.new_tokens, args.repeats, settings)
 
 

@@ -24,8 +24,9 @@ import os
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -106,12 +107,12 @@ class _CallableProxy:
 def run(args: argparse.Namespace, model_path: str, data_file: str, clip_path: str | None, reuse: bool) -> PhaseTimer:
     """One training run of ``warmup + steps`` rollout batches; returns its per-step timings."""
     from callbacks.reference import ReferencePolicy
-    from pebr_lit.clip_score import ClipScorer
+    from pebr_lit.clip.scorers import ClipScorer
     from pebr_lit.data.prompt_datamodule import PromptDataModule
-    from pebr_lit.grpo_losses import GRPOLoss
+    from pebr_lit.grpo.losses import GRPOLoss
     from pebr_lit.modules.grpo import GRPOModule
-    from pebr_lit.policy import PolicyWrapper, SamplingSettings
-    from pebr_lit.rewards import PerceptionReward, ReasoningReward
+    from pebr_lit.policy.wrapper import PolicyWrapper, SamplingSettings
+    from pebr_lit.rewards.stages import PerceptionReward, ReasoningReward
 
     L.seed_everything(args.seed, verbose=False)
     policy = PolicyWrapper(model_path, dtype=args.dtype, freeze_vision=False, freeze_projector=False)
@@ -123,7 +124,9 @@ def run(args: argparse.Namespace, model_path: str, data_file: str, clip_path: st
         reward=PerceptionReward(length=0.0) if perception else ReasoningReward(),
         clip_scorer=ClipScorer(model=clip_path) if perception else None,
         loss=GRPOLoss(kl_coef=args.kl_coef),
-        sampling=SamplingSettings(num_samples=args.group, temperature=1.0, top_p=1.0, max_new_tokens=args.max_new_tokens),
+        sampling=SamplingSettings(
+            num_samples=args.group, temperature=1.0, top_p=1.0, max_new_tokens=args.max_new_tokens
+        ),
         optimizer=functools.partial(torch.optim.AdamW, lr=1e-5),
         mini_batches=args.mini_batches,
         micro_batch_size=args.micro_batch_size,
@@ -133,10 +136,18 @@ def run(args: argparse.Namespace, model_path: str, data_file: str, clip_path: st
     timer = PhaseTimer()
     callbacks: list[L.Callback] = [timer] + ([ReferencePolicy()] if args.kl_coef > 0 else [])
     trainer = L.Trainer(
-        accelerator=args.accelerator, devices=1, precision="32-true", max_steps=steps * args.mini_batches,
-        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        num_sanity_val_steps=0, limit_val_batches=0, callbacks=callbacks,
-    )  # fmt: skip
+        accelerator=args.accelerator,
+        devices=1,
+        precision="32-true",
+        max_steps=steps * args.mini_batches,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        callbacks=callbacks,
+    )
     trainer.fit(module, data)
     if len(timer.steps) != steps:
         raise RuntimeError(f"expected {steps} training steps, timed {len(timer.steps)}; is the data file large enough?")
@@ -174,16 +185,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", help="policy checkpoint directory; default: tiny assets built into a temp dir")
     parser.add_argument("--data", help="record file with prompts (JSONL...); default: a synthetic world in a temp dir")
     parser.add_argument("--clip", help="open_clip model dir for --reward perception; default: the tiny CLIP")
-    parser.add_argument("--reward", choices=("reasoning", "perception"), default="reasoning",
-                        help="stage-2 reward (accuracy + format) or stage-1 (CLIP + keyword + format)")
+    parser.add_argument(
+        "--reward",
+        choices=("reasoning", "perception"),
+        default="reasoning",
+        help="stage-2 reward (accuracy + format) or stage-1 (CLIP + keyword + format)",
+    )
     parser.add_argument("--prompts", type=int, default=4, help="prompts per rollout batch (B)")
     parser.add_argument("--group", type=int, default=8, help="responses per prompt (G)")
     parser.add_argument("--max-new-tokens", type=int, default=64, help="longest response in tokens")
     parser.add_argument("--micro-batch-size", type=int, default=32, help="rollouts per forward/backward pass")
-    parser.add_argument("--mini-batches", type=int, default=1, help="optimizer steps per rollout batch; > 1 adds old log-probs")
-    parser.add_argument("--kl-coef", type=float, default=0.01, help="KL weight; > 0 adds the reference pass, 0 skips it")
-    parser.add_argument("--reuse", choices=("on", "off", "both"), default="both",
-                        help="share each image's vision features across its G rollouts (on), not (off), or compare")
+    parser.add_argument(
+        "--mini-batches", type=int, default=1, help="optimizer steps per rollout batch; > 1 adds old log-probs"
+    )
+    parser.add_argument(
+        "--kl-coef", type=float, default=0.01, help="KL weight; > 0 adds the reference pass, 0 skips it"
+    )
+    parser.add_argument(
+        "--reuse",
+        choices=("on", "off", "both"),
+        default="both",
+        help="share each image's vision features across its G rollouts (on), not (off), or compare",
+    )
     parser.add_argument("--steps", type=int, default=5, help="timed steps")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--repeats", type=int, default=1, help="runs per setting (alternating with --reuse both)")
@@ -204,17 +227,18 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="grpo_bench_") as tmp:
         model, clip = args.model, args.clip
         if model is None or (args.reward == "perception" and clip is None):
-            from pebr_lit.tiny import build_assets
+            from pebr_lit.demo.tiny import build_assets
 
             assets = build_assets(Path(tmp) / "assets", seed=args.seed)
             model, clip = model or str(assets["vlm"]), clip or str(assets["clip"])
         data = args.data
         if data is None:
-            from pebr_lit.data.synthetic import generate
+            from pebr_lit.demo.synthetic import generate
 
             data = str(generate(Path(tmp) / "world", 64, seed=args.seed, split="train"))
         print(
-            f"GRPO step on {model}: {args.prompts} prompts x {args.group} rollouts, <= {args.max_new_tokens} new tokens, "
+            f"GRPO step on {model}: {args.prompts} prompts x {args.group} rollouts, "
+            f"<= {args.max_new_tokens} new tokens, "
             f"micro-batch {args.micro_batch_size}, mini-batches {args.mini_batches}, kl_coef {args.kl_coef}, "
             f"reward {args.reward}, {args.accelerator}, torch threads {torch.get_num_threads()}; "
             f"{args.steps} timed steps after {args.warmup} warm-up, x{args.repeats} runs"
@@ -235,7 +259,10 @@ def main(argv: list[str] | None = None) -> None:
             print("\nwithout / with reuse_image_features (time ratio)")
             print(f"  {'phase':<14}{'mean':>8}{'min':>8}")
             for phase in ("old_logprobs", "ref_logprobs", "forward", "backward", "total"):
-                ratios = [results[False][k][phase] / results[True][k][phase] if results[True][k][phase] > 0 else None for k in ("mean", "min")]
+                ratios = [
+                    results[False][k][phase] / results[True][k][phase] if results[True][k][phase] > 0 else None
+                    for k in ("mean", "min")
+                ]
                 print(f"  {phase:<14}" + "".join(f"{r:>7.2f}x" if r is not None else f"{'n/a':>8}" for r in ratios))
 
 

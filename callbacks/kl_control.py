@@ -27,7 +27,14 @@ class KLController(Callback):
         max_coef: Upper bound of the adaptive coefficient.
     """
 
-    def __init__(self, coef: float = 0.01, target: float | None = None, horizon: int = 100, min_coef: float = 1e-5, max_coef: float = 10.0) -> None:
+    def __init__(
+        self,
+        coef: float = 0.01,
+        target: float | None = None,
+        horizon: int = 100,
+        min_coef: float = 1e-5,
+        max_coef: float = 10.0,
+    ) -> None:
         if coef < 0:
             raise ValueError(f"coef must be >= 0, got {coef}.")
         if target is not None and target <= 0:
@@ -51,7 +58,9 @@ class KLController(Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         pl_module.loss.kl_coef = self.coef
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         kl = pl_module.last_stats.get("kl")
         if self.target is not None and kl is not None:
             self.coef = min(max(self.next_coef(self.coef, kl, self.target, self.horizon), self.min_coef), self.max_coef)

@@ -5,17 +5,17 @@ Adds a reward component ``length`` = 1 if a response has at most ``target_tokens
 every callback that has ``name``, ``weight`` and ``reward_values`` (its ``RewardTerm`` hook).
 Removing this callback from the config removes the penalty and nothing else.
 
-Left out on purpose: the reward formula itself (``pebr_lit.rewards.length_reward``).
+Left out on purpose: the reward formula itself (``pebr_lit.rewards.components.length_reward``).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from pebr_lit.rewards import length_reward
+from pebr_lit.rewards.components import length_reward
 
 
 class LengthPenalty(Callback):

@@ -42,7 +42,9 @@ class JsonlPredictionWriter(BasePredictionWriter):
         path.parent.mkdir(parents=True, exist_ok=True)
         self._handle = path.open("w" if self.overwrite else "a", encoding="utf-8")
 
-    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx) -> None:
+    def write_on_batch_end(
+        self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx
+    ) -> None:
         for row in prediction:
             self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
         self._handle.flush()

@@ -20,13 +20,21 @@ Left out on purpose: the KL coefficient (``KLController``) and the KL estimator 
 from __future__ import annotations
 
 import copy
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from pebr_lit.parallel import Sharding, data_parallel_mesh, full_tensor, reshard_all, shard_like, shard_model
+from pebr_lit.policy.fsdp import (
+    Sharding,
+    data_parallel_mesh,
+    full_tensor,
+    reshard_all,
+    shard_like,
+    shard_model,
+)
 
 REFERENCE_ADAPTER = "reference"
 
@@ -40,7 +48,9 @@ class ReferencePolicy(Callback):
         device: Device for a full-model reference copy (e.g. ``cpu`` to save GPU memory); null = the policy's.
     """
 
-    def __init__(self, sync_every: int | None = None, ema_decay: float | None = None, device: str | None = None) -> None:
+    def __init__(
+        self, sync_every: int | None = None, ema_decay: float | None = None, device: str | None = None
+    ) -> None:
         if sync_every is not None and sync_every < 1:
             raise ValueError(f"sync_every must be >= 1 or null, got {sync_every}.")
         if ema_decay is not None and not 0.0 <= ema_decay < 1.0:
@@ -80,7 +90,9 @@ class ReferencePolicy(Callback):
 
         if REFERENCE_ADAPTER not in model.peft_config:
             model.add_adapter(REFERENCE_ADAPTER, copy.deepcopy(model.peft_config["default"]))
-        set_peft_model_state_dict(model, get_peft_model_state_dict(model, adapter_name="default"), adapter_name=REFERENCE_ADAPTER)
+        set_peft_model_state_dict(
+            model, get_peft_model_state_dict(model, adapter_name="default"), adapter_name=REFERENCE_ADAPTER
+        )
         model.set_adapter("default")  # the trainable one stays active
         for name, param in model.named_parameters():
             if f".{REFERENCE_ADAPTER}." in name:
@@ -92,12 +104,22 @@ class ReferencePolicy(Callback):
             assert self.copy is not None
             return list(zip(self.copy.parameters(), policy.model.parameters()))
         params = dict(policy.model.named_parameters())
-        return [(p, params[n.replace(f".{REFERENCE_ADAPTER}.", ".default.")]) for n, p in params.items() if f".{REFERENCE_ADAPTER}." in n]
+        return [
+            (p, params[n.replace(f".{REFERENCE_ADAPTER}.", ".default.")])
+            for n, p in params.items()
+            if f".{REFERENCE_ADAPTER}." in n
+        ]
 
     # ----------------------------------------------------------------------------------- hook
     @torch.no_grad()
-    def logprobs(self, policy: Any, prompts: dict[str, torch.Tensor], response_ids: torch.Tensor,
-                 response_mask: torch.Tensor, prompt_rows: Sequence[int]) -> torch.Tensor:
+    def logprobs(
+        self,
+        policy: Any,
+        prompts: dict[str, torch.Tensor],
+        response_ids: torch.Tensor,
+        response_mask: torch.Tensor,
+        prompt_rows: Sequence[int],
+    ) -> torch.Tensor:
         """Reference per-token log-probs [N, R] of the responses."""
         if self.mode == "disabled_adapter":
             with policy.reference():
@@ -116,12 +138,16 @@ class ReferencePolicy(Callback):
         assert self.copy is not None
         device = next(self.copy.parameters()).device
         moved = {k: v.to(device) if torch.is_tensor(v) else v for k, v in prompts.items()}
-        out = policy.token_logprobs(moved, response_ids.to(device), response_mask.to(device), prompt_rows=prompt_rows, model=self.copy)[0]
+        out = policy.token_logprobs(
+            moved, response_ids.to(device), response_mask.to(device), prompt_rows=prompt_rows, model=self.copy
+        )[0]
         return out.to(response_ids.device)
 
     # ------------------------------------------------------------------------------ schedules
     @torch.no_grad()
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if self.ema_decay is not None:
             for ref, live in self._pairs(pl_module.policy):
                 ref.lerp_(live.to(ref.device), 1.0 - self.ema_decay)
@@ -140,7 +166,10 @@ class ReferencePolicy(Callback):
         if self.sync_every is None and self.ema_decay is None:
             return {}
         # full_tensor: whole tensors under FSDP2 (every rank calls state_dict), so any layout can resume.
-        return {"mode": self.mode, "reference": [full_tensor(ref.detach()).cpu() for ref, _ in self._pairs(self._module.policy)]}
+        return {
+            "mode": self.mode,
+            "reference": [full_tensor(ref.detach()).cpu() for ref, _ in self._pairs(self._module.policy)],
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._restored = state_dict.get("reference")
@@ -150,8 +179,9 @@ class ReferencePolicy(Callback):
         if self.copy is not None and mesh is not None:  # setup ran before configure_model sharded the policy
             if self.device is not None:
                 raise ValueError(
-                    f"ReferencePolicy(device={self.device!r}) does not combine with FSDP: the reference copy is sharded "
-                    "like the policy. Remove `device`, or offload both with FSDP2Strategy(sharding: {cpu_offload: true})."
+                    f"ReferencePolicy(device={self.device!r}) does not combine with FSDP: "
+                    "the reference copy is sharded like the policy. Remove `device`, "
+                    "or offload both with FSDP2Strategy(sharding: {cpu_offload: true})."
                 )
             shard_model(self.copy, mesh, getattr(trainer.strategy, "sharding", None) or Sharding())
         elif self.copy is not None and self.device is None:  # setup ran before Lightning moved the policy

@@ -27,7 +27,14 @@ import lightning as L
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from pebr_lit.data.samples import append_rows, load_samples, make_row, merge_samples, open_shard, shard_path
+from pebr_lit.data.samples import (
+    append_rows,
+    load_samples,
+    make_row,
+    merge_samples,
+    open_shard,
+    shard_path,
+)
 
 
 class SamplingWriter(BasePredictionWriter):
@@ -52,43 +59,62 @@ class SamplingWriter(BasePredictionWriter):
             return
         datamodule = trainer.datamodule
         if datamodule is None or not hasattr(datamodule, "predict_skip_qids"):
-            raise TypeError("SamplingWriter needs a DataModule with predict_skip_qids/predict_qids "
-                            "(pebr_lit.data.datamodule.SFTDataModule) to skip finished questions.")
+            raise TypeError(
+                "SamplingWriter needs a DataModule with predict_skip_qids/predict_qids "
+                "(pebr_lit.data.sft_datamodule.SFTDataModule) to skip finished questions."
+            )
         self._qids = datamodule.predict_qids
         rows = load_samples(self.output_path)
         unknown = rows.keys() - set(self._qids)
         if unknown:
-            raise ValueError(f"{self.output_path}: {len(unknown)} sampled qids are not in data.predict_files "
-                             f"(e.g. {sorted(unknown)[:3]}): the file belongs to another question set. "
-                             "Give another trainer.callbacks output_path or delete the old results.")
+            raise ValueError(
+                f"{self.output_path}: {len(unknown)} sampled qids are not in data.predict_files "
+                f"(e.g. {sorted(unknown)[:3]}): the file belongs to another question set. "
+                "Give another trainer.callbacks output_path or delete the old results."
+            )
         self._written = set(rows)
         self._sizes = {row["n"] for row in rows.values()}
         datamodule.predict_skip_qids = frozenset(self._written)
         # The rows live on disk; Lightning's in-memory copy would grow with the data set.
         trainer.predict_loop.return_predictions = False
         left = len(self._qids) - len(self._written)
-        rank_zero_info(f"SamplingWriter: {len(self._written)} of {len(self._qids)} questions already in "
-                       f"{self.output_path} (and shards); sampling the remaining {left}.")
+        rank_zero_info(
+            f"SamplingWriter: {len(self._written)} of {len(self._qids)} questions already in "
+            f"{self.output_path} (and shards); sampling the remaining {left}."
+        )
 
     def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         path = shard_path(self.output_path, trainer.global_rank)
         self._handle, cut = open_shard(path)
         if cut:  # on any rank: each process repairs its own shard
-            warnings.warn(f"SamplingWriter: cut a torn last line ({cut} bytes of an interrupted write) from {path}; "
-                          "its question is sampled again.", stacklevel=1)
+            warnings.warn(
+                f"SamplingWriter: cut a torn last line ({cut} bytes of an interrupted write) from {path}; "
+                "its question is sampled again.",
+                stacklevel=1,
+            )
 
-    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx) -> None:
+    def write_on_batch_end(
+        self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx
+    ) -> None:
         rows = []
         for item in prediction:
             qid = item["qid"]
             if qid in self._written:  # the DataModule filters these out; reaching here is a bug
-                raise RuntimeError(f"SamplingWriter: qid {qid!r} is already in {self.output_path}; refusing to write it twice.")
-            row = make_row(qid, item["correct"], item["responses"] if self.keep_responses else None,
-                           item["format"] if self.keep_responses else None)
+                raise RuntimeError(
+                    f"SamplingWriter: qid {qid!r} is already in {self.output_path}; refusing to write it twice."
+                )
+            row = make_row(
+                qid,
+                item["correct"],
+                item["responses"] if self.keep_responses else None,
+                item["format"] if self.keep_responses else None,
+            )
             if self._sizes and row["n"] not in self._sizes:
-                raise ValueError(f"{self.output_path}: rows on disk have n={sorted(self._sizes)} responses per "
-                                 f"question, this run samples n={row['n']}; pass rates would not be comparable. "
-                                 "Sample as many as before, or give another output_path.")
+                raise ValueError(
+                    f"{self.output_path}: rows on disk have n={sorted(self._sizes)} responses per "
+                    f"question, this run samples n={row['n']}; pass rates would not be comparable. "
+                    "Sample as many as before, or give another output_path."
+                )
             rows.append(row)
         append_rows(self._handle, rows)
         self._written.update(row["qid"] for row in rows)
@@ -119,8 +145,10 @@ class SamplingWriter(BasePredictionWriter):
         rows = merge_samples(self.output_path, order=self._qids)
         missing = len(self._qids) - len(rows)
         if missing:
-            rank_zero_warn(f"SamplingWriter: {missing} of {len(self._qids)} questions are not sampled yet "
-                           f"(a limited run); rerun the same command to finish {self.output_path}.")
+            rank_zero_warn(
+                f"SamplingWriter: {missing} of {len(self._qids)} questions are not sampled yet "
+                f"(a limited run); rerun the same command to finish {self.output_path}."
+            )
         else:
             rank_zero_info(f"SamplingWriter: all {len(rows)} questions sampled -> {self.output_path}")
 

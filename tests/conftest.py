@@ -25,7 +25,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Tiny Qwen2.5-VL (+ processor) and tiny open_clip, saved to disk by the real build path."""
-    from pebr_lit.tiny import build_assets
+    from pebr_lit.demo.tiny import build_assets
 
     return build_assets(tmp_path_factory.mktemp("assets"), seed=0, num_texts=600)
 
@@ -33,7 +33,7 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic world: train/val/test JSONL + PNGs."""
-    from pebr_lit.data.synthetic import generate
+    from pebr_lit.demo.synthetic import generate
 
     out = tmp_path_factory.mktemp("world")
     generate(out, 64, seed=0, split="train")
@@ -45,7 +45,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def policy(assets: dict[str, Path]):
     """A full-weight tiny policy (fp32, vision trainable)."""
-    from pebr_lit.policy import PolicyWrapper
+    from pebr_lit.policy.wrapper import PolicyWrapper
 
     torch.manual_seed(0)
     return PolicyWrapper(str(assets["vlm"]), dtype="float32", freeze_vision=False, freeze_projector=False)

@@ -10,11 +10,14 @@ Left out on purpose: reading files (``records``) and batching policy (``datamodu
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
-from pebr_lit.format import INSTRUCTION, build_messages
+from pebr_lit.data.batches import RecordBatch
+from pebr_lit.data.records import Record
+from pebr_lit.format.response import INSTRUCTION, build_messages
 
 IGNORE_INDEX = -100
 
@@ -29,7 +32,9 @@ def end_of_turn(tokenizer: Any) -> str:
     return tokenizer.eos_token
 
 
-def prompt_texts(processor: Any, problems: Sequence[str], image_counts: Sequence[int], instruction: str = INSTRUCTION) -> list[str]:
+def prompt_texts(
+    processor: Any, problems: Sequence[str], image_counts: Sequence[int], instruction: str = INSTRUCTION
+) -> list[str]:
     """Chat-template strings that end where the assistant's answer begins."""
     return [
         processor.apply_chat_template(build_messages(p, k, instruction), tokenize=False, add_generation_prompt=True)
@@ -77,7 +82,9 @@ def encode_sft(
     token is then lost, which is counted in ``num_truncated``); a prompt alone longer than
     ``max_length`` is an error, since cutting it would cut image tokens.
     """
-    prompts = encode_prompts(processor, problems, images, instruction, max_prompt_length=max_length - 1, sources=sources)
+    prompts = encode_prompts(
+        processor, problems, images, instruction, max_prompt_length=max_length - 1, sources=sources
+    )
     tok = processor.tokenizer
     eot = end_of_turn(tok)
     targets = tok([r + eot for r in responses], add_special_tokens=False)["input_ids"]
@@ -110,3 +117,31 @@ def encode_sft(
         if key in prompts:
             batch[key] = prompts[key]
     return batch
+
+
+def collate_sft(records: list[Record], processor: Any, max_length: int, instruction: str) -> dict[str, Any]:
+    """Records with targets -> an SFT batch (see ``collate.encode_sft``)."""
+    return encode_sft(
+        processor,
+        [r.problem for r in records],
+        [r.load_images() for r in records],
+        [r.response or "" for r in records],
+        max_length=max_length,
+        instruction=instruction,
+        sources=[r.source for r in records],
+    )
+
+
+def collate_prompts(
+    records: list[Record], processor: Any, max_prompt_length: int | None, instruction: str
+) -> dict[str, Any]:
+    """Records -> ``{"prompts": left-padded inputs, "records": RecordBatch}``."""
+    prompts = encode_prompts(
+        processor,
+        [r.problem for r in records],
+        [r.load_images() for r in records],
+        instruction=instruction,
+        max_prompt_length=max_prompt_length,
+        sources=[r.source for r in records],
+    )
+    return {"prompts": prompts, "records": RecordBatch(records)}

@@ -18,11 +18,11 @@ import binascii
 import io
 import re
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from PIL import Image
 
-ImageRef = Union[str, bytes, Image.Image]
+ImageRef = str | bytes | Image.Image
 
 _DATA_URL_RE = re.compile(r"^data:image/[A-Za-z0-9.+-]+;base64,", re.IGNORECASE)
 
@@ -48,7 +48,7 @@ def decode_data_url(text: str) -> bytes:
     match = _DATA_URL_RE.match(text)
     if match is None:
         raise ValueError("not a 'data:image/<type>;base64,' URL. Write the prefix exactly like that")
-    payload = "".join(text[match.end():].split())  # line-wrapped base64 is common in hand-made files
+    payload = "".join(text[match.end() :].split())  # line-wrapped base64 is common in hand-made files
     try:
         data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as e:

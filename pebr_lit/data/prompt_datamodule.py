@@ -21,10 +21,12 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader
 
-from pebr_lit.data.datamodule import RecordDataset, collate_prompts, eval_loader, load_files
+from pebr_lit.data.batches import RecordDataset
+from pebr_lit.data.collate import collate_prompts
+from pebr_lit.data.loaders import eval_loader
 from pebr_lit.data.prompt_stream import PromptStream
-from pebr_lit.data.records import check_images
-from pebr_lit.format import INSTRUCTION
+from pebr_lit.data.records import check_images, load_files
+from pebr_lit.format.response import INSTRUCTION
 
 
 class PromptDataModule(L.LightningDataModule):
@@ -86,7 +88,9 @@ class PromptDataModule(L.LightningDataModule):
         if self.processor is None and self.trainer is not None:
             self.processor = self.trainer.lightning_module.policy.processor
         if self.processor is None:
-            raise RuntimeError("PromptDataModule has no processor: attach it to a Trainer with a pebr-lit module, or set .processor.")
+            raise RuntimeError(
+                "PromptDataModule has no processor: attach it to a Trainer with a pebr-lit module, or set .processor."
+            )
         wanted = {"fit": ("fit", "validate"), "validate": ("validate",), "test": ("test",)}.get(stage, ())
         for split in wanted:
             if split in self.records or not self.files[split]:
@@ -105,8 +109,13 @@ class PromptDataModule(L.LightningDataModule):
         """What the training stream is a function of (``PromptStream``): resuming its position needs the same."""
         records = self.records.get("fit", [])
         qids = hashlib.sha256("\n".join(r.qid for r in records).encode()).hexdigest()[:16]
-        return {"records": len(records), "qids_sha256": qids, "batch_size": self.batch_size, "seed": self.seed,
-                "epochs": self.epochs}
+        return {
+            "records": len(records),
+            "qids_sha256": qids,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            "epochs": self.epochs,
+        }
 
     def state_dict(self) -> dict[str, Any]:
         return {"stream": self.stream_fingerprint()} if self.records.get("fit") else {}
@@ -121,17 +130,29 @@ class PromptDataModule(L.LightningDataModule):
             raise ValueError(
                 f"the checkpoint was saved over another training stream ({diff}): resuming its position would serve "
                 "other prompts. Resume with the same train files, batch_size and seed, or start a new run from its "
-                "weights with --model.init_args.init_from <ckpt>.")
+                "weights with --model.init_args.init_from <ckpt>."
+            )
 
     def _collate(self) -> Any:
-        return partial(collate_prompts, processor=self.processor, max_prompt_length=self.max_prompt_length, instruction=self.instruction)
+        return partial(
+            collate_prompts,
+            processor=self.processor,
+            max_prompt_length=self.max_prompt_length,
+            instruction=self.instruction,
+        )
 
     def train_stream(self, start_batch: int, rank: int = 0, world_size: int = 1) -> PromptStream:
         """The training stream from global batch ``start_batch`` on, this rank's slice."""
         return PromptStream(
-            self.records["fit"], self.batch_size, self.seed, self.epochs, self._collate(),
-            start_batch=start_batch, rank=rank, world_size=world_size,
-        )  # fmt: skip
+            self.records["fit"],
+            self.batch_size,
+            self.seed,
+            self.epochs,
+            self._collate(),
+            start_batch=start_batch,
+            rank=rank,
+            world_size=world_size,
+        )
 
     def train_dataloader(self) -> DataLoader:
         module = self.trainer.lightning_module
@@ -142,7 +163,14 @@ class PromptDataModule(L.LightningDataModule):
     def _eval_loader(self, split: str) -> DataLoader | list:
         if split not in self.records:
             return []
-        return eval_loader(RecordDataset(self.records[split]), self.eval_batch_size, self._collate(), self.num_workers, self.trainer, split)
+        return eval_loader(
+            RecordDataset(self.records[split]),
+            self.eval_batch_size,
+            self._collate(),
+            self.num_workers,
+            self.trainer,
+            split,
+        )
 
     def val_dataloader(self) -> DataLoader | list:
         return self._eval_loader("validate")

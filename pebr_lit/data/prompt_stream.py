@@ -15,7 +15,8 @@ Left out on purpose: tokenisation (the collate function) and which records are i
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 from torch.utils.data import IterableDataset, get_worker_info

@@ -24,14 +24,21 @@ import json
 import math
 import os
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from PIL import Image
 
-from pebr_lit.data.images import ImageRef, encode_data_url, normalise_ref, open_rgb, png_bytes
-from pebr_lit.data.sources import DATA_SUFFIXES, RecordError, read_rows  # noqa: F401  (DATA_SUFFIXES: re-export)
+from pebr_lit.data.images import (
+    ImageRef,
+    encode_data_url,
+    normalise_ref,
+    open_rgb,
+    png_bytes,
+)
+from pebr_lit.data.sources import RecordError, read_rows
 
 ALIASES = {"image": "images", "question": "problem", "id": "qid", "keywords": "key_words"}
 FIELDS = ("qid", "problem", "answer", "images", "key_words", "description", "response", "meta")
@@ -81,8 +88,9 @@ def _load_one(record: Any, i: int) -> Image.Image:
     try:
         return open_rgb(record.images[i])
     except FileNotFoundError as e:
-        raise RecordError(where, f"image file not found: {e}", "Check the path and the image_root it is relative to",
-                          name) from None
+        raise RecordError(
+            where, f"image file not found: {e}", "Check the path and the image_root it is relative to", name
+        ) from None
     except ValueError as e:
         raise RecordError(where, *problem_and_fix(e, "Replace the image"), name) from None
 
@@ -124,8 +132,9 @@ def _json_ok(value: Any, source: str, name: str) -> None:
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as e:
-        raise RecordError(source, f"not JSON-serialisable ({e})", "Keep only strings, numbers, lists and dicts",
-                          name) from None
+        raise RecordError(
+            source, f"not JSON-serialisable ({e})", "Keep only strings, numbers, lists and dicts", name
+        ) from None
 
 
 def record_from_dict(row: Any, source: str = "<dict>", image_root: str | Path | None = None) -> Record:
@@ -167,8 +176,12 @@ def record_from_dict(row: Any, source: str = "<dict>", image_root: str | Path | 
     elif isinstance(raw_words, str):
         raw_words = [w for w in (part.strip() for part in raw_words.split(",")) if w]
     elif not isinstance(raw_words, (list, tuple)):
-        raise RecordError(source, f"expected a list of strings, got {type(raw_words).__name__}",
-                          "Write key_words as a list of strings or one comma-separated string", "key_words")
+        raise RecordError(
+            source,
+            f"expected a list of strings, got {type(raw_words).__name__}",
+            "Write key_words as a list of strings or one comma-separated string",
+            "key_words",
+        )
     # An empty keyword would match every description and inflate the keyword reward, so it is an error.
     key_words = tuple(_text(w, source, f"key_words[{i}]", numbers=True).strip() for i, w in enumerate(raw_words))
 
@@ -178,8 +191,9 @@ def record_from_dict(row: Any, source: str = "<dict>", image_root: str | Path | 
     if meta is None:
         meta = {}
     if not isinstance(meta, dict):
-        raise RecordError(source, f"expected an object, got {type(meta).__name__}", "Write meta as a JSON object",
-                          "meta")
+        raise RecordError(
+            source, f"expected an object, got {type(meta).__name__}", "Write meta as a JSON object", "meta"
+        )
     meta = dict(meta)
     for name, value in row.items():  # unknown fields are kept, not dropped
         if name in meta:
@@ -208,8 +222,16 @@ def record_to_dict(record: Record, relative_to: str | Path | None = None) -> dic
         if root is not None and path.is_absolute() and path.is_relative_to(root):
             ref = path.relative_to(root).as_posix()
         images.append(ref)
-    values = (record.qid, record.problem, record.answer, images, list(record.key_words),
-              record.description, record.response, dict(record.meta))
+    values = (
+        record.qid,
+        record.problem,
+        record.answer,
+        images,
+        list(record.key_words),
+        record.description,
+        record.response,
+        dict(record.meta),
+    )
     return dict(zip(FIELDS, values))
 
 
@@ -238,8 +260,12 @@ def load_records(
         for source, row in rows if limit != 0 else ():
             record = record_from_dict(row, source, root)
             if record.qid in first_seen:
-                raise RecordError(source, f"duplicate qid {record.qid!r} (first at {first_seen[record.qid]})",
-                                  "Give every record a unique qid", "qid")
+                raise RecordError(
+                    source,
+                    f"duplicate qid {record.qid!r} (first at {first_seen[record.qid]})",
+                    "Give every record a unique qid",
+                    "qid",
+                )
             first_seen[record.qid] = source
             records.append(record)
             if len(records) == limit:
@@ -262,8 +288,12 @@ def write_records(records: Iterable[Record | dict[str, Any]], path: str | Path) 
         source = f"{path} (input):row {n}"
         record = item if isinstance(item, Record) else record_from_dict(item, source)
         if record.qid in first_seen:
-            raise RecordError(source, f"duplicate qid {record.qid!r} (first at row {first_seen[record.qid]})",
-                              "Give every record a unique qid", "qid")
+            raise RecordError(
+                source,
+                f"duplicate qid {record.qid!r} (first at row {first_seen[record.qid]})",
+                "Give every record a unique qid",
+                "qid",
+            )
         first_seen[record.qid] = n
         try:
             line = json.dumps(record_to_dict(record, path.parent), ensure_ascii=False, allow_nan=False) + "\n"
@@ -284,3 +314,21 @@ def write_records(records: Iterable[Record | dict[str, Any]], path: str | Path) 
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def load_files(files: Sequence[str], image_root: str | None, limit: int | None = None) -> list[Record]:
+    """Load and concatenate record files; a qid seen in two files is an error naming both."""
+    records: list[Record] = []
+    seen: dict[str, str] = {}
+    for f in files:
+        for r in load_records(f, image_root=image_root):
+            if r.qid in seen:
+                raise RecordError(
+                    r.source,
+                    f"duplicate qid {r.qid!r}, first seen at {seen[r.qid]}",
+                    "Give every question a unique qid across files.",
+                    "qid",
+                )
+            seen[r.qid] = r.source
+            records.append(r)
+    return records[:limit] if limit is not None else records

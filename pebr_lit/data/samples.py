@@ -20,20 +20,35 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, Sequence
+from typing import Any, BinaryIO
 
-from pebr_lit.data.shards import append_rows, complete_lines, locked, open_shard, shard_path, shard_paths
+from pebr_lit.data.shards import (
+    append_rows,
+    complete_lines,
+    locked,
+    open_shard,
+    shard_path,
+    shard_paths,
+)
 from pebr_lit.data.sources import RecordError
 
-def make_row(qid: str, correct: Sequence[float], responses: Sequence[str] | None = None,
-             format_ok: Sequence[float] | None = None) -> dict[str, Any]:
+
+def make_row(
+    qid: str, correct: Sequence[float], responses: Sequence[str] | None = None, format_ok: Sequence[float] | None = None
+) -> dict[str, Any]:
     """One question's row from its per-response correctness (1.0/0.0); texts and format flags optional."""
     flags = [int(c) for c in correct]
     if not flags:
         raise ValueError(f"qid {qid!r}: no responses to count.")
-    row: dict[str, Any] = {"qid": qid, "n": len(flags), "n_correct": sum(flags),
-                           "pass_rate": sum(flags) / len(flags), "correct": flags}
+    row: dict[str, Any] = {
+        "qid": qid,
+        "n": len(flags),
+        "n_correct": sum(flags),
+        "pass_rate": sum(flags) / len(flags),
+        "correct": flags,
+    }
     if responses is not None:
         row["responses"] = list(responses)
     if format_ok is not None:
@@ -66,8 +81,11 @@ def read_sample_file(path: str | Path) -> tuple[list[tuple[str, dict[str, Any]]]
         try:
             row = json.loads(line)
         except (UnicodeDecodeError, ValueError) as e:
-            raise RecordError(where, f"complete line that is not JSON ({e})",
-                              "The file was changed by hand or by another program: fix or delete the line") from None
+            raise RecordError(
+                where,
+                f"complete line that is not JSON ({e})",
+                "The file was changed by hand or by another program: fix or delete the line",
+            ) from None
         rows.append((where, check_row(row, where)))
     return rows, torn
 
@@ -86,8 +104,12 @@ def load_samples(path: str | Path) -> dict[str, dict[str, Any]]:
             if qid not in rows:
                 rows[qid], first_seen[qid] = row, where
             elif rows[qid] != row:
-                raise RecordError(where, f"qid {qid!r} was already sampled with a different result at {first_seen[qid]}",
-                                  "Two runs wrote the same output; delete one of the two lines and rerun", "qid")
+                raise RecordError(
+                    where,
+                    f"qid {qid!r} was already sampled with a different result at {first_seen[qid]}",
+                    "Two runs wrote the same output; delete one of the two lines and rerun",
+                    "qid",
+                )
     return rows
 
 
@@ -135,5 +157,15 @@ def _merge_locked(path: Path, shards: list[Path], order: Sequence[str] | None) -
     return rows
 
 
-__all__ = ["make_row", "check_row", "shard_path", "shard_paths", "read_sample_file", "load_samples",
-           "done_qids", "open_shard", "append_rows", "merge_samples"]
+__all__ = [
+    "make_row",
+    "check_row",
+    "shard_path",
+    "shard_paths",
+    "read_sample_file",
+    "load_samples",
+    "done_qids",
+    "open_shard",
+    "append_rows",
+    "merge_samples",
+]

@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable
+from typing import Any, BinaryIO
 
 try:
     import fcntl
@@ -88,8 +89,10 @@ def locked(path: Path, mode: str) -> BinaryIO:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             handle.close()
-            raise RuntimeError(f"{path}: another process is writing this shard. Wait for it to finish, "
-                               "or give this run another output file or folder.") from None
+            raise RuntimeError(
+                f"{path}: another process is writing this shard. Wait for it to finish, "
+                "or give this run another output file or folder."
+            ) from None
     return handle
 
 

@@ -11,8 +11,9 @@ image paths; a row may be any JSON value here.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet")
 
@@ -37,8 +38,9 @@ def _rows_jsonl(path: Path) -> Iterator[tuple[str, Any]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                raise RecordError(f"{path}:row {n}", f"invalid JSON ({e.msg} at column {e.colno})",
-                                  "Fix or delete the line") from None
+                raise RecordError(
+                    f"{path}:row {n}", f"invalid JSON ({e.msg} at column {e.colno})", "Fix or delete the line"
+                ) from None
             except (ValueError, RecursionError) as e:  # integers over 4300 digits, absurd nesting
                 raise RecordError(f"{path}:row {n}", f"unreadable JSON ({e})", "Fix or delete the line") from None
             yield f"{path}:row {n}", row
@@ -56,8 +58,9 @@ def _rows_json(path: Path) -> Iterator[tuple[str, Any]]:
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
     if not isinstance(data, list):
-        raise RecordError(str(path), f"top level is a {type(data).__name__}",
-                          'Write a list of objects or {"data": [...]}')
+        raise RecordError(
+            str(path), f"top level is a {type(data).__name__}", 'Write a list of objects or {"data": [...]}'
+        )
     for n, row in enumerate(data, start=1):
         yield f"{path}:row {n}", row
 
@@ -74,8 +77,9 @@ def _rows_parquet(path: Path) -> Iterator[tuple[str, Any]]:
                 n += 1
                 yield f"{path}:row {n}", row
     except (pa.ArrowException, OSError) as e:
-        raise RecordError(f"{path}:row {n + 1}", f"cannot read Parquet ({e})",
-                          "Check that the file is complete Parquet") from None
+        raise RecordError(
+            f"{path}:row {n + 1}", f"cannot read Parquet ({e})", "Check that the file is complete Parquet"
+        ) from None
 
 
 def _rows_hf(path: Path, split: str | None, limit: int | None) -> Iterator[tuple[str, Any]]:
@@ -84,8 +88,11 @@ def _rows_hf(path: Path, split: str | None, limit: int | None) -> Iterator[tuple
     try:
         ds = datasets.load_from_disk(str(path))
     except Exception as e:  # datasets raises many types (FileNotFoundError, KeyError, ArrowInvalid, ...)
-        raise RecordError(str(path), f"cannot load with datasets.load_from_disk ({type(e).__name__}: {e})",
-                          "Re-save it with Dataset.save_to_disk") from None
+        raise RecordError(
+            str(path),
+            f"cannot load with datasets.load_from_disk ({type(e).__name__}: {e})",
+            "Re-save it with Dataset.save_to_disk",
+        ) from None
     name = str(path)
     if isinstance(ds, datasets.DatasetDict):
         split = split or "train"
@@ -93,14 +100,15 @@ def _rows_hf(path: Path, split: str | None, limit: int | None) -> Iterator[tuple
             raise RecordError(name, f"no split '{split}' (available: {', '.join(ds)})", "Pass split= one of those")
         ds, name = ds[split], f"{path}[{split}]"
     elif split is not None and ds.split is not None and str(ds.split) != split:
-        raise RecordError(name, f"holds split '{ds.split}', not '{split}'",
-                          "Pass that split or point to the right folder")
+        raise RecordError(
+            name, f"holds split '{ds.split}', not '{split}'", "Pass that split or point to the right folder"
+        )
     if limit is not None:
         ds = ds.select(range(min(limit, len(ds))))
     # Arrow format hands out Image columns as raw {"bytes", "path"} dicts instead of decoding them all.
     ds = ds.with_format("arrow")
     for start in range(0, len(ds), 256):
-        for i, row in enumerate(ds[start:start + 256].to_pylist(), start=start + 1):
+        for i, row in enumerate(ds[start : start + 256].to_pylist(), start=start + 1):
             yield f"{name}:row {i}", row
 
 
@@ -111,8 +119,11 @@ def _data_files(path: Path, split: str | None) -> list[Path]:
         files = [p for p in files if p.stem == split or p.stem.startswith((f"{split}-", f"{split}_", f"{split}."))]
     if not files:
         wanted = f"files for split '{split}'" if split else "data files"
-        raise RecordError(str(path), f"no {wanted} ({'/'.join(DATA_SUFFIXES)}) and no datasets metadata",
-                          "Point to a data file or a folder made by save_to_disk")
+        raise RecordError(
+            str(path),
+            f"no {wanted} ({'/'.join(DATA_SUFFIXES)}) and no datasets metadata",
+            "Point to a data file or a folder made by save_to_disk",
+        )
     return files
 
 
@@ -127,8 +138,11 @@ def read_rows(path: Path, split: str | None, limit: int | None) -> Iterator[tupl
         return
     readers = {".jsonl": _rows_jsonl, ".json": _rows_json, ".parquet": _rows_parquet}
     if path.suffix not in readers:
-        raise RecordError(str(path), f"unsupported file type '{path.suffix}'",
-                          "Use .json, .jsonl, .parquet or a datasets folder made by save_to_disk")
+        raise RecordError(
+            str(path),
+            f"unsupported file type '{path.suffix}'",
+            "Use .json, .jsonl, .parquet or a datasets folder made by save_to_disk",
+        )
     try:
         yield from readers[path.suffix](path)
     except UnicodeDecodeError as e:

@@ -19,9 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from pebr_lit.data.datamodule import load_files
 from pebr_lit.data.prompt_datamodule import PromptDataModule
-from pebr_lit.data.records import check_images
+from pebr_lit.data.records import check_images, load_files
 from pebr_lit.data.tiers import TIERS
 
 #: Extra seed words of the hold-out draw: three words, so it never equals the stream's ``[seed, epoch]``.
@@ -40,7 +39,8 @@ class TieredDataModule(PromptDataModule):
 
     Args:
         tiers_dir: Folder written by ``python -m pebr_lit.data.tiers`` (holds ``<tier>.jsonl``).
-        tiers: Tiers whose questions are the training pool, among easy/medium/hard; null = the stage's default (stage 1: [easy], stage 2: [medium]).
+        tiers: Tiers whose questions are the training pool, among easy/medium/hard; null = the stage's default
+            (stage 1: [easy], stage 2: [medium]).
         val_size: Hold out this many pool questions for validation (needs no val_files); null = none.
         val_fraction: Hold out this share of the pool for validation, rounded up (needs no val_files); null = none.
         **kwargs: The other arguments of ``PromptDataModule`` (all but ``train_files``).
@@ -66,7 +66,9 @@ class TieredDataModule(PromptDataModule):
         if val_fraction is not None and not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}.")
         if (val_size is not None or val_fraction is not None) and self.files["validate"]:
-            raise ValueError("val_files and a held-out split (val_size/val_fraction) both give validation records: keep one.")
+            raise ValueError(
+                "val_files and a held-out split (val_size/val_fraction) both give validation records: keep one."
+            )
         self.tiers_dir = tiers_dir
         self.tiers = list(tiers) if tiers is not None else None
         self.val_size = val_size
@@ -88,7 +90,10 @@ class TieredDataModule(PromptDataModule):
         module = self.trainer.lightning_module if self.trainer is not None else None
         default = list(getattr(module, "default_tiers", ()))
         if not default:
-            raise ValueError(f"{type(module).__name__ if module else 'no module'} has no default tier: set data.init_args.tiers (e.g. [medium]).")
+            raise ValueError(
+                f"{type(module).__name__ if module else 'no module'} has no default tier: "
+                "set data.init_args.tiers (e.g. [medium])."
+            )
         return default
 
     def setup(self, stage: str) -> None:
@@ -108,8 +113,9 @@ class TieredDataModule(PromptDataModule):
             records = load_files([str(path)], self.image_root)
             if not records:
                 raise ValueError(
-                    f"{path}: tier {tier!r} holds no questions (see {Path(self.tiers_dir) / 'summary.md'}). Pick another "
-                    "tier in data.init_args.tiers, re-tier with other --easy-min-pass-rate/--hard-max-pass-rate, or "
+                    f"{path}: tier {tier!r} holds no questions (see {Path(self.tiers_dir) / 'summary.md'}). "
+                    "Pick another tier in data.init_args.tiers, re-tier with other "
+                    "--easy-min-pass-rate/--hard-max-pass-rate, or "
                     "sample more questions."
                 )
             pool += records
@@ -117,8 +123,10 @@ class TieredDataModule(PromptDataModule):
         if self.holds_out:
             size = self.val_size if self.val_size is not None else math.ceil(self.val_fraction * len(pool))
             if size >= len(pool):
-                raise ValueError(f"holding out {size} of the {len(pool)} questions of tiers {self.selected_tiers()} "
-                                 "leaves none to train on: lower data.init_args.val_size/val_fraction.")
+                raise ValueError(
+                    f"holding out {size} of the {len(pool)} questions of tiers {self.selected_tiers()} "
+                    "leaves none to train on: lower data.init_args.val_size/val_fraction."
+                )
             train, held = holdout_split(len(pool), self.seed, size)
             held_records = [pool[i] for i in held]
             self.records["validate"] = held_records[: self.val_limit] if self.val_limit is not None else held_records

@@ -20,10 +20,11 @@ import argparse
 import json
 import math
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from pebr_lit.data.records import Record, write_records
 from pebr_lit.data.samples import load_samples
@@ -34,12 +35,14 @@ TIERS = ("easy", "medium", "hard")
 def check_thresholds(easy_min_pass_rate: float = 1.0, hard_max_pass_rate: float = 0.0) -> None:
     """Raise ``ValueError`` unless ``0 <= hard_max_pass_rate < easy_min_pass_rate <= 1`` (tiers must not overlap)."""
     if not (0.0 <= hard_max_pass_rate < easy_min_pass_rate <= 1.0):
-        raise ValueError(f"tier thresholds need 0 <= hard_max_pass_rate < easy_min_pass_rate <= 1, got "
-                         f"hard_max_pass_rate={hard_max_pass_rate}, easy_min_pass_rate={easy_min_pass_rate}.")
+        raise ValueError(
+            f"tier thresholds need 0 <= hard_max_pass_rate < easy_min_pass_rate <= 1, got "
+            f"hard_max_pass_rate={hard_max_pass_rate}, easy_min_pass_rate={easy_min_pass_rate}."
+        )
 
 
 def tier_of(pass_rate: float, easy_min_pass_rate: float = 1.0, hard_max_pass_rate: float = 0.0) -> str:
-    """"easy", "medium" or "hard" for one question's pass rate (fraction of correct answers).
+    """ "easy", "medium" or "hard" for one question's pass rate (fraction of correct answers).
 
     A pass rate computed as ``k / n`` compares exactly with a threshold written as the same fraction
     (7/10 and 0.7 round to the same double), so "7 of 10 correct" meets ``easy_min_pass_rate: 0.7``.
@@ -69,12 +72,16 @@ def split_tiers(
     qids = {r.qid for r in records}
     missing = [r.qid for r in records if r.qid not in samples]
     if missing:
-        raise ValueError(f"{samples_name}: sampling is incomplete, {len(missing)} of {len(records)} questions have "
-                         f"no row (e.g. {missing[:3]}). Rerun the sampling command; it resumes where it stopped.")
+        raise ValueError(
+            f"{samples_name}: sampling is incomplete, {len(missing)} of {len(records)} questions have "
+            f"no row (e.g. {missing[:3]}). Rerun the sampling command; it resumes where it stopped."
+        )
     unknown = [qid for qid in samples if qid not in qids]
     if unknown:
-        raise ValueError(f"{samples_name}: {len(unknown)} sampled qids are not in the records (e.g. {unknown[:3]}). "
-                         "Pass the record files that were sampled.")
+        raise ValueError(
+            f"{samples_name}: {len(unknown)} sampled qids are not in the records (e.g. {unknown[:3]}). "
+            "Pass the record files that were sampled."
+        )
     tiers: dict[str, list[Record]] = {name: [] for name in TIERS}
     for record in records:
         row = samples[record.qid]
@@ -101,20 +108,32 @@ def summarize(samples: Mapping[str, Mapping[str, Any]], tiers: Mapping[str, Sequ
 
 def summary_markdown(summary: Mapping[str, Any]) -> str:
     """The summary ``write_tiers`` returns as a short markdown report (tier table, histogram with bars)."""
-    lines = ["# Difficulty tiers", "", f"{summary['questions']} questions, mean pass rate "
-             f"{summary['mean_pass_rate']:.3f} (easy: pass rate >= {summary['easy_min_pass_rate']}, "
-             f"hard: <= {summary['hard_max_pass_rate']}).", "", "| tier | questions | share |", "|---|---:|---:|"]
+    lines = [
+        "# Difficulty tiers",
+        "",
+        f"{summary['questions']} questions, mean pass rate "
+        f"{summary['mean_pass_rate']:.3f} (easy: pass rate >= {summary['easy_min_pass_rate']}, "
+        f"hard: <= {summary['hard_max_pass_rate']}).",
+        "",
+        "| tier | questions | share |",
+        "|---|---:|---:|",
+    ]
     lines += [f"| {name} | {summary['counts'][name]} | {summary['shares'][name]:.1%} |" for name in TIERS]
     lines += ["", "| correct | questions | |", "|---|---:|---|"]
     peak = max(summary["histogram"].values(), default=1)
-    lines += [f"| {label} | {count} | {'#' * max(1, round(30 * count / peak))} |" for label, count in summary["histogram"].items()]
+    lines += [
+        f"| {label} | {count} | {'#' * max(1, round(30 * count / peak))} |"
+        for label, count in summary["histogram"].items()
+    ]
     return "\n".join(lines) + "\n"
 
 
 def _relocated(record: Record, out_dir: Path) -> Record:
-    """The record with absolute image paths made relative to ``out_dir`` (``..`` allowed), so the run folder can move."""
-    images = tuple(os.path.relpath(ref, out_dir) if isinstance(ref, str) and os.path.isabs(ref) else ref
-                   for ref in record.images)
+    """The record with absolute image paths made relative to ``out_dir`` (``..`` allowed), so the run folder
+    can move."""
+    images = tuple(
+        os.path.relpath(ref, out_dir) if isinstance(ref, str) and os.path.isabs(ref) else ref for ref in record.images
+    )
     return replace(record, images=images)
 
 
@@ -127,7 +146,7 @@ def write_tiers(
     image_root: str | None = None,
 ) -> dict[str, Any]:
     """Write the tier files and summaries into ``out_dir``; return the summary."""
-    from pebr_lit.data.datamodule import load_files  # the cross-file duplicate-qid check lives there
+    from pebr_lit.data.records import load_files
 
     check_thresholds(easy_min_pass_rate, hard_max_pass_rate)
     records = load_files([str(f) for f in record_files], image_root)
@@ -137,9 +156,13 @@ def write_tiers(
     out.mkdir(parents=True, exist_ok=True)
     for name in TIERS:
         write_records([_relocated(r, out) for r in tiers[name]], out / f"{name}.jsonl")
-    summary = {"samples": str(samples_path), "records": [str(f) for f in record_files],
-               "easy_min_pass_rate": easy_min_pass_rate, "hard_max_pass_rate": hard_max_pass_rate,
-               **summarize(samples, tiers)}
+    summary = {
+        "samples": str(samples_path),
+        "records": [str(f) for f in record_files],
+        "easy_min_pass_rate": easy_min_pass_rate,
+        "hard_max_pass_rate": hard_max_pass_rate,
+        **summarize(samples, tiers),
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     (out / "summary.md").write_text(summary_markdown(summary), encoding="utf-8")
     return summary
@@ -153,15 +176,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="folder for easy/medium/hard.jsonl and summary.json/.md")
     parser.add_argument("--easy-min-pass-rate", type=float, default=1.0, help="Easy: pass rate >= this (default 1.0)")
     parser.add_argument("--hard-max-pass-rate", type=float, default=0.0, help="Hard: pass rate <= this (default 0.0)")
-    parser.add_argument("--image-root", default=None, help="folder relative image paths start from (default: each file's)")
+    parser.add_argument(
+        "--image-root", default=None, help="folder relative image paths start from (default: each file's)"
+    )
     args = parser.parse_args(argv)
     try:
-        summary = write_tiers(args.samples, args.records, args.out, args.easy_min_pass_rate,
-                              args.hard_max_pass_rate, args.image_root)
+        summary = write_tiers(
+            args.samples, args.records, args.out, args.easy_min_pass_rate, args.hard_max_pass_rate, args.image_root
+        )
     except ValueError as e:  # RecordError included: the message says where and what to do
         raise SystemExit(f"error: {e}") from None
     counts = " ".join(f"{name}={summary['counts'][name]}" for name in TIERS)
-    print(f"tiers: {summary['questions']} questions -> {args.out} | {counts} | mean pass rate {summary['mean_pass_rate']:.3f}")
+    print(
+        f"tiers: {summary['questions']} questions -> {args.out} | {counts} | "
+        f"mean pass rate {summary['mean_pass_rate']:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -17,10 +17,17 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from pebr_lit.data.shards import append_rows, complete_lines, open_shard, shard_path, shard_paths
+from pebr_lit.data.shards import (
+    append_rows,
+    complete_lines,
+    open_shard,
+    shard_path,
+    shard_paths,
+)
 
 ANSWERS_DIR = "answers"
 
@@ -46,15 +53,20 @@ class AnswerLog:
         settings = json.loads(json.dumps(settings, default=str))  # as it reads back from JSON
         if path.is_file():
             before = json.loads(path.read_text(encoding="utf-8"))
-            changed = sorted(k for k in set(before) | set(settings) if k != "benchmarks" and before.get(k) != settings.get(k))
+            changed = sorted(
+                k for k in set(before) | set(settings) if k != "benchmarks" and before.get(k) != settings.get(k)
+            )
             for name, now in settings.get("benchmarks", {}).items():
                 then = before.get("benchmarks", {}).get(name)
-                if then is not None and {k: then.get(k) for k in ("class", "path")} != {k: now.get(k) for k in ("class", "path")}:
+                if then is not None and {k: then.get(k) for k in ("class", "path")} != {
+                    k: now.get(k) for k in ("class", "path")
+                }:
                     changed.append(f"benchmarks.{name}")
             if changed:
                 raise ValueError(
                     f"{self.dir} holds answers made with other settings ({', '.join(changed)} differ; see {path}). "
-                    "Evaluate into another output_dir, or delete that folder to start over.")
+                    "Evaluate into another output_dir, or delete that folder to start over."
+                )
         if write:
             self.dir.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".json.tmp")
@@ -70,13 +82,18 @@ class AnswerLog:
                     try:
                         row = json.loads(line)
                     except ValueError:
-                        raise ValueError(f"{path}:{n}: not a JSON answer row; delete the file to re-answer its questions.") from None
+                        raise ValueError(
+                            f"{path}:{n}: not a JSON answer row; delete the file to re-answer its questions."
+                        ) from None
                     index = row.get("index")
                     if not isinstance(index, int) or index >= len(qids[i]):
                         continue  # beyond this run's limit: not asked this time
                     if row.get("qid") != qids[i][index]:
-                        raise ValueError(f"{path}:{n}: answer for qid {row.get('qid')!r} at position {index}, where the "
-                                         f"benchmark file now has {qids[i][index]!r}: the file changed. Delete {self.dir} to start over.")
+                        raise ValueError(
+                            f"{path}:{n}: answer for qid {row.get('qid')!r} at position {index}, where the "
+                            f"benchmark file now has {qids[i][index]!r}: the file changed. "
+                            f"Delete {self.dir} to start over."
+                        )
                     out[i][index] = row
         return out
 

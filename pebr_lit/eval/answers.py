@@ -1,7 +1,7 @@
 """Benchmark answer matching: option letters, yes/no and free-form numbers, by published rules.
 
 Benchmark adapters call these with a model's response. A response may be a whole PeBR response (its
-final-answer section is used, ``format.extract_answer``) or just an answer. Pure, no I/O, and no
+final-answer section is used, ``format.response.extract_answer``) or just an answer. Pure, no I/O, and no
 function raises on model output. The conventions, and where they come from:
 
 - Multiple choice (MMMU, MMStar, AI2D, MathVerse, MathVision, WeMath, LogicVista, DynaMath, MathVista):
@@ -12,12 +12,12 @@ function raises on model output. The conventions, and where they come from:
 - Yes/no (HallusionBench, truth "1"/"0"): ``extract_yes_no``; VLMEvalKit's rule plus a leading word.
 - Free form (MathVista, MathVerse, MathVision, DynaMath, MMMU open questions): ``match_free_form``;
   numbers are compared exactly as fractions, rounded (MathVista ``precision``) or within an absolute
-  tolerance (DynaMath: 0.001); the rest goes to ``grading.grade`` (mathruler). Implemented in
+  tolerance (DynaMath: 0.001); the rest goes to ``rewards.grading.grade`` (mathruler). Implemented in
   ``eval.numbers`` and re-exported here.
 
 Left out on purpose: LLM-judge extraction (MathVista, MathVerse and VLMEvalKit use GPT to pull the
 answer out of free text; optional, in ``eval.judge``, whose readings are graded here), reading
-benchmark files (``eval.benchmarks``) and math equivalence itself (``grading.grade``).
+benchmark files (``eval.benchmarks``) and math equivalence itself (``rewards.grading.grade``).
 """
 
 from __future__ import annotations
@@ -27,10 +27,13 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from string import ascii_uppercase
 
-from pebr_lit.eval.grading import grade, normalize
-from pebr_lit.eval.numbers import ANSWER_MARK, clean_answer, normalized_answer
-from pebr_lit.eval.numbers import free_form_candidates, match_free_form, parse_number  # noqa: F401  (re-exported)
-from pebr_lit.format import extract_answer
+from pebr_lit.eval.numbers import (
+    ANSWER_MARK,
+    clean_answer,
+    normalized_answer,
+)
+from pebr_lit.format.response import extract_answer
+from pebr_lit.rewards.grading import grade
 
 Options = Mapping[str, object] | Sequence[object] | str | None
 """``{"A": "12 cm", ...}``; a list of option texts (letters A, B, ... in order); a string of allowed
@@ -249,7 +252,7 @@ def match_choice(response: object, options: Options, truth_letter: object) -> bo
 
 
 def extract_yes_no(response: object) -> str | None:
-    """"yes", "no" or None. Precedence: the answer's first word if yes/no ("No, the sign says yes" ->
+    """ "yes", "no" or None. Precedence: the answer's first word if yes/no ("No, the sign says yes" ->
     no); else the first word after the last answer marker ("The answer is yes"); else the one of yes/no
     that appears as a word, if only one does (VLMEvalKit's HallusionBench rule); both or neither -> None."""
     text = _answer_text(response).lower()
@@ -274,16 +277,3 @@ def match_yes_no(response: object, truth: object) -> bool:
 
 
 # --- the accuracy reward's letter rule ---------------------------------------------------------------------
-
-_CHOICE_TRUTH_RE = re.compile(r"\(?([a-z])\)?")
-# A leading option letter: "(B)" followed by anything, or "B" alone or followed by ".", ")" or ":"
-# and a space; "A large red circle" is not option A.
-_CHOICE_PRED_RE = re.compile(r"\s*(?:\(([A-Za-z])\)|([A-Za-z])(?:[.):](?:\s|$)|\s*$))")
-
-
-def choice_letter_match(prediction: str, truth: str) -> bool:
-    """True when ``truth`` is a single option letter and ``prediction`` starts with that option
-    (the accuracy reward's rule: no options known, so no text matching)."""
-    gold = _CHOICE_TRUTH_RE.fullmatch(normalize(truth))
-    pred = _CHOICE_PRED_RE.match(prediction.replace("*", ""))
-    return bool(gold and pred and (pred.group(1) or pred.group(2)).lower() == gold.group(1))

@@ -19,9 +19,11 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader
 
-from pebr_lit.data.datamodule import RecordBatch, RecordDataset, collate_prompts, eval_loader
+from pebr_lit.data.batches import RecordBatch, RecordDataset
+from pebr_lit.data.collate import collate_prompts
+from pebr_lit.data.loaders import eval_loader
 from pebr_lit.eval.benchmarks.base import BenchmarkItem
-from pebr_lit.format import INSTRUCTION
+from pebr_lit.format.response import INSTRUCTION
 
 
 class EvalDataModule(L.LightningDataModule):
@@ -34,8 +36,13 @@ class EvalDataModule(L.LightningDataModule):
         instruction: Format instruction placed before each benchmark prompt ("" for none).
     """
 
-    def __init__(self, batch_size: int = 16, max_prompt_length: int | None = None, num_workers: int = 0,
-                 instruction: str = INSTRUCTION) -> None:
+    def __init__(
+        self,
+        batch_size: int = 16,
+        max_prompt_length: int | None = None,
+        num_workers: int = 0,
+        instruction: str = INSTRUCTION,
+    ) -> None:
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
@@ -48,12 +55,16 @@ class EvalDataModule(L.LightningDataModule):
 
     def setup(self, stage: str) -> None:
         if stage != "test":
-            raise ValueError(f"EvalDataModule serves benchmark prompts for `test` only, not `{stage}`: "
-                             "run `python cli.py test --config configs/eval/<benchmark>.yaml`.")
+            raise ValueError(
+                f"EvalDataModule serves benchmark prompts for `test` only, not `{stage}`: "
+                "run `python cli.py test --config configs/eval/<benchmark>.yaml`."
+            )
         module = self.trainer.lightning_module if self.trainer is not None else None
         benchmarks = getattr(module, "benchmarks", None)
         if not benchmarks:
-            raise ValueError("EvalDataModule needs a module with `benchmarks` (pebr_lit.modules.evaluation.EvalModule).")
+            raise ValueError(
+                "EvalDataModule needs a module with `benchmarks` (pebr_lit.modules.evaluation.EvalModule)."
+            )
         self.processor = module.policy.processor
         if not self.datasets:
             self.datasets = [RecordDataset(b.items()) for b in benchmarks]
@@ -63,8 +74,13 @@ class EvalDataModule(L.LightningDataModule):
         module = self.trainer.lightning_module
         loaders = []
         for i, (ds, name) in enumerate(zip(self.datasets, self.names)):
-            collate: Any = partial(collate_unanswered, answered=module.answered(i), processor=self.processor,
-                                   max_prompt_length=self.max_prompt_length, instruction=self.instruction)
+            collate: Any = partial(
+                collate_unanswered,
+                answered=module.answered(i),
+                processor=self.processor,
+                max_prompt_length=self.max_prompt_length,
+                instruction=self.instruction,
+            )
             loaders.append(eval_loader(ds, self.batch_size, collate, self.num_workers, self.trainer, f"test[{name}]"))
         return loaders
 

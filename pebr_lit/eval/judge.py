@@ -27,21 +27,36 @@ import os
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
-from pebr_lit.data.shards import append_rows, complete_lines, open_shard, shard_path, shard_paths
-from pebr_lit.eval.benchmarks.base import CHOICE, LETTERS, YES_NO, Benchmark, BenchmarkItem
-from pebr_lit.format import IMAGE_SLOT
+from pebr_lit.data.shards import (
+    append_rows,
+    complete_lines,
+    open_shard,
+    shard_path,
+    shard_paths,
+)
+from pebr_lit.eval.benchmarks.base import (
+    CHOICE,
+    LETTERS,
+    YES_NO,
+    Benchmark,
+    BenchmarkItem,
+)
+from pebr_lit.format.response import IMAGE_SLOT
 
 NO_ANSWER = "NONE"
 
-_SYSTEM = ("You grade nothing. You read a model's response to a question and copy out the final answer that the "
-           "response commits to, in the form asked for, with no explanation.")
+_SYSTEM = (
+    "You grade nothing. You read a model's response to a question and copy out the final answer that the "
+    "response commits to, in the form asked for, with no explanation."
+)
 _FORMS = {
     CHOICE: "the letter of the option it chooses (A, B, C, ...)",
     YES_NO: "Yes or No",
@@ -49,10 +64,18 @@ _FORMS = {
 }
 # Two worked examples of the task (written for this project), so that small judge models keep the form.
 _EXAMPLES = (
-    ("What is the perimeter of the square?", "free_form",
-     "Each side is 3 cm, and a square has four sides, so 4 x 3 = 12. So the perimeter is 12 cm.", "12"),
-    ("Which shape is largest?\n(A) circle\n(B) square", CHOICE,
-     "Comparing them, the square covers more area than the circle, so B is my pick.", "B"),
+    (
+        "What is the perimeter of the square?",
+        "free_form",
+        "Each side is 3 cm, and a square has four sides, so 4 x 3 = 12. So the perimeter is 12 cm.",
+        "12",
+    ),
+    (
+        "Which shape is largest?\n(A) circle\n(B) square",
+        CHOICE,
+        "Comparing them, the square covers more area than the circle, so B is my pick.",
+        "B",
+    ),
 )
 
 
@@ -70,9 +93,13 @@ class JudgeRequest:
 
 def judge_messages(request: JudgeRequest, max_response_chars: int) -> list[dict[str, str]]:
     """The chat messages for one request; a long response keeps its end, where the answer is."""
+
     def task(question: str, kind: str, response: str) -> str:
-        return (f"Question:\n{question.replace(IMAGE_SLOT, '').strip()}\n\nResponse:\n{response.strip()}\n\n"
-                f"Reply with {_FORMS.get(kind, _FORMS['free_form'])} only; reply {NO_ANSWER} if the response gives no final answer.")
+        return (
+            f"Question:\n{question.replace(IMAGE_SLOT, '').strip()}\n\nResponse:\n{response.strip()}\n\n"
+            f"Reply with {_FORMS.get(kind, _FORMS['free_form'])} only; "
+            f"reply {NO_ANSWER} if the response gives no final answer."
+        )
 
     response = request.response
     if len(response) > max_response_chars:
@@ -92,9 +119,11 @@ class AnswerJudge:
 
     Args:
         model: Model name sent to the endpoint (e.g. ``gpt-4o-mini``, or the name a local server gives its model).
-        base_url: The endpoint's base URL, up to and including ``/v1`` (``http://localhost:30000/v1`` for a local server).
+        base_url: The endpoint's base URL, up to and including ``/v1`` (``http://localhost:30000/v1`` for a
+            local server).
         api_key_env: Environment variable holding the API key (sent as a Bearer token); null or unset = no key.
-        mode: ``fallback`` = judge only answers the rules scored wrong; ``always`` = the judge's reading decides every answer.
+        mode: ``fallback`` = judge only answers the rules scored wrong; ``always`` = the judge's reading decides
+            every answer.
         benchmarks: Benchmark names to judge; null = every benchmark of the run.
         cache: JSONL file of earlier judge replies (read, then appended to); null = no cache.
         max_workers: Requests in flight at once.
@@ -104,10 +133,20 @@ class AnswerJudge:
         max_response_chars: Longer responses are cut to their last this many characters.
     """
 
-    def __init__(self, model: str, base_url: str = "https://api.openai.com/v1", api_key_env: str | None = "OPENAI_API_KEY",
-                 mode: Literal["fallback", "always"] = "fallback", benchmarks: list[str] | None = None,
-                 cache: str | None = None, max_workers: int = 8, timeout_s: float = 60.0, retries: int = 3,
-                 max_tokens: int = 32, max_response_chars: int = 12000) -> None:
+    def __init__(
+        self,
+        model: str,
+        base_url: str = "https://api.openai.com/v1",
+        api_key_env: str | None = "OPENAI_API_KEY",
+        mode: Literal["fallback", "always"] = "fallback",
+        benchmarks: list[str] | None = None,
+        cache: str | None = None,
+        max_workers: int = 8,
+        timeout_s: float = 60.0,
+        retries: int = 3,
+        max_tokens: int = 32,
+        max_response_chars: int = 12000,
+    ) -> None:
         if mode not in ("fallback", "always"):
             raise ValueError(f"AnswerJudge.mode must be 'fallback' or 'always', got {mode!r}.")
         if max_workers < 1 or retries < 0 or timeout_s <= 0:
@@ -140,7 +179,9 @@ class AnswerJudge:
             with ThreadPoolExecutor(self.max_workers) as pool:
                 answers = pool.map(self._ask, todo.values())
                 # disable=None: a bar on a terminal only (not in CI logs or captured output)
-                replies = dict(zip(todo, tqdm(answers, total=len(todo), desc=f"judge {self.model}", disable=None, leave=False)))
+                replies = dict(
+                    zip(todo, tqdm(answers, total=len(todo), desc=f"judge {self.model}", disable=None, leave=False))
+                )
             fresh = {k: v for k, v in replies.items() if v is not None}
             known.update(fresh)
             self._append_cache(fresh)
@@ -170,10 +211,13 @@ class AnswerJudge:
             if e.code in (400, 401, 403, 404):
                 raise JudgeUnavailable(
                     f"judge endpoint {self.base_url}/chat/completions refused model {self.model!r}: HTTP {e.code} "
-                    f"{e.reason}. Check judge.base_url, judge.model and the key in ${self.api_key_env}.") from None
+                    f"{e.reason}. Check judge.base_url, judge.model and the key in ${self.api_key_env}."
+                ) from None
         except (urllib.error.URLError, OSError) as e:
-            raise JudgeUnavailable(f"judge endpoint {self.base_url} unreachable ({e}). Start the judge server or fix "
-                                   "judge.base_url; remove `judge` to score with the rules only.") from None
+            raise JudgeUnavailable(
+                f"judge endpoint {self.base_url} unreachable ({e}). Start the judge server or fix "
+                "judge.base_url; remove `judge` to score with the rules only."
+            ) from None
 
     def _ask(self, messages: list[dict[str, str]]) -> str | None:
         body = self._body(messages)
@@ -197,7 +241,9 @@ class AnswerJudge:
                         entry = json.loads(line)
                         self._memory[entry["key"]] = str(entry["answer"])
                     except (ValueError, KeyError, TypeError):
-                        raise ValueError(f"{path}:{n}: not a judge cache line; delete the file to start over.") from None
+                        raise ValueError(
+                            f"{path}:{n}: not a judge cache line; delete the file to start over."
+                        ) from None
         return self._memory
 
     def _append_cache(self, entries: dict[str, str]) -> None:
@@ -246,7 +292,9 @@ def judge_stats(rows: list[dict[str, Any]]) -> dict[str, int]:
         "rule_accuracy": sum(map(bool, rule)) / len(rule) if rule else None,
         "judged": len(judged),
         "judge_failed": sum(r["judge_answer"] is None for r in judged),
-        "judge_no_answer": sum(r["judge_answer"] is not None and r["judge_answer"].upper() == NO_ANSWER for r in judged),
+        "judge_no_answer": sum(
+            r["judge_answer"] is not None and r["judge_answer"].upper() == NO_ANSWER for r in judged
+        ),
         "judge_flipped": sum(bool(r["correct"]) != r["rule_correct"] for r in judged),
     }
 

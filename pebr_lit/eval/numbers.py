@@ -4,7 +4,7 @@
 ``pebr_lit.eval.answers`` for the conventions and the multiple-choice and yes/no rules. Pure, no I/O,
 never raises on model output.
 
-Left out on purpose: option letters and yes/no (``answers``); math equivalence itself (``grading``).
+Left out on purpose: option letters and yes/no (``answers``); math equivalence itself (``rewards.grading``).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import re
 from fractions import Fraction
 from typing import NamedTuple
 
-from pebr_lit.eval.grading import grade, normalize
-from pebr_lit.format import extract_answer
+from pebr_lit.format.response import extract_answer
+from pebr_lit.rewards.grading import grade, normalize
 
 _WRAPPERS = re.compile(r"\\(?:text|textbf|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}")
 #: "answer is", "Answer:", "\\boxed{": where a stated final answer begins inside free text.
@@ -28,7 +28,7 @@ def clean_answer(text: str) -> str:
 
 
 def normalized_answer(text: object) -> str:
-    """``clean_answer`` then ``grading.normalize``; "" for a non-string."""
+    """``clean_answer`` then ``rewards.grading.normalize``; "" for a non-string."""
     return normalize(clean_answer(text)) if isinstance(text, str) else ""
 
 
@@ -162,7 +162,7 @@ def match_free_form(
 
     Numbers (decimals, thousands separators, ``a/b``, ``\\frac{a}{b}``, percents, units) are compared
     exactly as fractions ("2/4" == "0.5", unlike mathruler's rule for unreduced fractions); anything
-    else, or a side that is no plain number ("\\sqrt{2}", "3 million"), goes to ``grading.grade``.
+    else, or a side that is no plain number ("\\sqrt{2}", "3 million"), goes to ``rewards.grading.grade``.
     """
     places, tol = _finite(precision), _finite(tolerance)
     digits = None if places is None else max(-30, min(30, int(places)))  # 10**big would never finish

@@ -13,8 +13,9 @@ processes (``modules.evaluation``).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 
 def fmt(value: Any) -> str:
@@ -34,14 +35,26 @@ def _table(header: list[str], lines: Iterable[list[str]]) -> str:
 
 def benchmark_markdown(name: str, result: dict[str, Any]) -> str:
     """One benchmark: its metrics, then a table per breakdown (value -> metrics)."""
-    parts = [f"## {name}", "", "Rates in percent; counts (n, ...) as numbers.", "",
-             _table(["metric", "value"], ([k, fmt(v)] for k, v in result["metrics"].items()))]
+    parts = [
+        f"## {name}",
+        "",
+        "Rates in percent; counts (n, ...) as numbers.",
+        "",
+        _table(["metric", "value"], ([k, fmt(v)] for k, v in result["metrics"].items())),
+    ]
     for field, groups in result.get("breakdown", {}).items():
         if not groups:
             continue
         columns = list(next(iter(groups.values())))
-        parts += ["", f"### {name} by {field}", "",
-                  _table([field, *columns], ([str(value), *(fmt(stats.get(c)) for c in columns)] for value, stats in groups.items()))]
+        parts += [
+            "",
+            f"### {name} by {field}",
+            "",
+            _table(
+                [field, *columns],
+                ([str(value), *(fmt(stats.get(c)) for c in columns)] for value, stats in groups.items()),
+            ),
+        ]
     return "\n".join(parts) + "\n"
 
 
@@ -63,15 +76,26 @@ def summary_markdown(results: dict[str, dict[str, Any]], reference: dict[str, fl
             if bench == name:
                 ours = metrics.get(metric or "accuracy")
                 diff = f"{100 * ours - value:+.1f} points" if isinstance(ours, (int, float)) else "-"
-                lines.append([f"{name} (reference {metric or 'accuracy'})", "-", f"{value:.1f}" if not metric else "-",
-                              f"{metric} {value:.1f}; this run {diff}" if metric else f"this run {diff}"])
+                lines.append(
+                    [
+                        f"{name} (reference {metric or 'accuracy'})",
+                        "-",
+                        f"{value:.1f}" if not metric else "-",
+                        f"{metric} {value:.1f}; this run {diff}" if metric else f"this run {diff}",
+                    ]
+                )
     if len(accuracies) > 1:
         lines.append(["mean over benchmarks", "-", fmt(sum(accuracies) / len(accuracies)), "-"])
     return _table(["benchmark", "questions", "accuracy (%)", "headline metrics (%)"], lines) + "\n"
 
 
-def write_results(out_dir: str | Path, results: dict[str, dict[str, Any]], rows: dict[str, list[dict[str, Any]]],
-                  settings: dict[str, Any], reference: dict[str, float] | None = None) -> Path:
+def write_results(
+    out_dir: str | Path,
+    results: dict[str, dict[str, Any]],
+    rows: dict[str, list[dict[str, Any]]],
+    settings: dict[str, Any],
+    reference: dict[str, float] | None = None,
+) -> Path:
     """Write every file named in the module docstring under ``out_dir``; returns the summary's path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -28,12 +28,12 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torchmetrics import MeanMetric
 
-from pebr_lit.checkpoint import check_checkpoint_keys, init_policy_from
 from pebr_lit.eval.answer_log import AnswerLog
 from pebr_lit.eval.benchmarks.base import Benchmark, BenchmarkItem
 from pebr_lit.eval.judge import AnswerJudge, judge_rows, judge_stats
 from pebr_lit.eval.results import summary_markdown, write_results
-from pebr_lit.policy import PolicyWrapper, SamplingSettings
+from pebr_lit.policy.checkpoint import check_checkpoint_keys, init_policy_from
+from pebr_lit.policy.wrapper import PolicyWrapper, SamplingSettings
 from pebr_lit.rollout import HFGenerate, RolloutEngine
 
 
@@ -43,13 +43,18 @@ class EvalModule(L.LightningModule):
     Args:
         policy: The policy to evaluate; its LoRA settings must match the checkpoint's when ``init_from`` has an adapter.
         benchmarks: Benchmark adapters to run, in order (``pebr_lit.eval.benchmarks.*``); names must differ.
-        init_from: Lightning checkpoint of a pebr-lit stage whose policy weights are evaluated; null = the policy as loaded.
+        init_from: Lightning checkpoint of a pebr-lit stage whose policy weights are evaluated; null = the policy
+            as loaded.
         sampling: How answers are generated (one per question); null = greedy, up to 2048 new tokens.
         output_dir: Folder for the result files; null = the logger's run directory.
-        judge: Optional answer extraction by a judge model behind an OpenAI-compatible endpoint (``eval.judge.AnswerJudge``); null = rules only.
-        resume: Reuse the answers an interrupted run left in the output directory (``answers/``) and generate only the rest; false = answer everything again.
-        rollout_engine: Where answers are generated; null = HFGenerate() (the policy's own generate). An sglang engine gets the evaluated weights once, at the start.
-        reference_scores: Published scores in percent to print beside this run's (e.g. the paper's table): {benchmark: accuracy} or {"benchmark.metric": value}.
+        judge: Optional answer extraction by a judge model behind an OpenAI-compatible endpoint
+            (``eval.judge.AnswerJudge``); null = rules only.
+        resume: Reuse the answers an interrupted run left in the output directory (``answers/``) and generate
+            only the rest; false = answer everything again.
+        rollout_engine: Where answers are generated; null = HFGenerate() (the policy's own generate). An sglang
+            engine gets the evaluated weights once, at the start.
+        reference_scores: Published scores in percent to print beside this run's (e.g. the paper's table):
+            {benchmark: accuracy} or {"benchmark.metric": value}.
     """
 
     def __init__(
@@ -82,7 +87,9 @@ class EvalModule(L.LightningModule):
         self.rollout_engine = rollout_engine if rollout_engine is not None else HFGenerate()
         self.reference_scores = dict(reference_scores or {})
         if stray := sorted(k for k in self.reference_scores if k.partition(".")[0] not in names):
-            raise ValueError(f"reference_scores {stray} name no benchmark of this run {names} (keys: <name> or <name>.<metric>).")
+            raise ValueError(
+                f"reference_scores {stray} name no benchmark of this run {names} (keys: <name> or <name>.<metric>)."
+            )
         self._log: AnswerLog | None = None
         self._previous: list[dict[int, dict[str, Any]]] = [{} for _ in names]  # index -> row from an earlier run
         if judge is not None and judge.benchmarks is not None:
@@ -95,7 +102,9 @@ class EvalModule(L.LightningModule):
             init_policy_from(self.policy, init_from)
         self.accuracy = torch.nn.ModuleDict({name: MeanMetric() for name in names})
         self._rows: list[list[dict[str, Any]]] = [[] for _ in names]
-        self._items: list[list[BenchmarkItem]] = [[] for _ in names]  # this process's items, beside _rows (for the judge)
+        self._items: list[list[BenchmarkItem]] = [
+            [] for _ in names
+        ]  # this process's items, beside _rows (for the judge)
         #: Per benchmark, the aggregate of the last test run (metrics and breakdowns), for callers and tests.
         self.results: dict[str, dict[str, Any]] = {}
 
@@ -152,13 +161,23 @@ class EvalModule(L.LightningModule):
         bench = self.benchmarks[dataloader_idx]
         rows = []
         if len(batch["records"]):
-            rollout = self.rollout_engine.generate(self.policy, batch["prompts"], batch["records"].records, self.sampling)
+            rollout = self.rollout_engine.generate(
+                self.policy, batch["prompts"], batch["records"].records, self.sampling
+            )
             lengths = rollout.response_mask.sum(dim=1).tolist()  # [B] response tokens, end-of-turn included
             for item, text, n_tokens, cut in zip(batch["records"], rollout.texts, lengths, rollout.truncated.tolist()):
-                rows.append({
-                    "index": item.index, "qid": item.qid, "answer": item.answer, **bench.score(text, item), "response": text,
-                    "response_tokens": int(n_tokens), "truncated": bool(cut), "meta": item.meta,
-                })
+                rows.append(
+                    {
+                        "index": item.index,
+                        "qid": item.qid,
+                        "answer": item.answer,
+                        **bench.score(text, item),
+                        "response": text,
+                        "response_tokens": int(n_tokens),
+                        "truncated": bool(cut),
+                        "meta": item.meta,
+                    }
+                )
             if self._log is not None:
                 self._log.append(dataloader_idx, rows)
         rows += [self._previous[dataloader_idx][item.index] for item in batch["answered"]]
@@ -167,8 +186,15 @@ class EvalModule(L.LightningModule):
         correct = [float(r["correct"]) for r in rows]
         metric = self.accuracy[bench.name]
         metric.update(torch.tensor(correct, device=self.device))
-        self.log(f"test/{bench.name}/accuracy", metric, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=len(correct), add_dataloader_idx=False)
+        self.log(
+            f"test/{bench.name}/accuracy",
+            metric,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(correct),
+            add_dataloader_idx=False,
+        )
 
     def on_test_epoch_end(self) -> None:
         self._apply_judge()
@@ -179,12 +205,18 @@ class EvalModule(L.LightningModule):
             result = bench.aggregate(bench_rows)
             # Cut-off answers usually lack the final-answer section: a high rate means max_new_tokens is too low.
             result["metrics"]["truncated"] = sum(r["truncated"] for r in bench_rows) / max(len(bench_rows), 1)
-            result["metrics"]["response_tokens_mean"] = round(sum(r["response_tokens"] for r in bench_rows) / max(len(bench_rows), 1))
+            result["metrics"]["response_tokens_mean"] = round(
+                sum(r["response_tokens"] for r in bench_rows) / max(len(bench_rows), 1)
+            )
             result["headline"] = list(bench.headline)
             if self.judge is not None and self.judge.applies_to(bench.name):
                 result["metrics"].update(judge_stats(bench_rows))
-                self.log(f"test/{bench.name}/judged_accuracy", float(result["metrics"]["accuracy"] or 0.0),
-                         rank_zero_only=True, add_dataloader_idx=False)
+                self.log(
+                    f"test/{bench.name}/judged_accuracy",
+                    float(result["metrics"]["accuracy"] or 0.0),
+                    rank_zero_only=True,
+                    add_dataloader_idx=False,
+                )
             self.results[bench.name], by_name[bench.name] = result, bench_rows
             for key in bench.headline:
                 value = result["metrics"].get(key)
@@ -193,7 +225,9 @@ class EvalModule(L.LightningModule):
         if self.trainer.is_global_zero:
             assert self._log is not None  # opened by answered() or on_test_start
             path = write_results(self._log.out_dir, self.results, by_name, self._settings(), self.reference_scores)
-            rank_zero_info(f"\n{summary_markdown(self.results, self.reference_scores)}\nresults written to {path.parent}")
+            rank_zero_info(
+                f"\n{summary_markdown(self.results, self.reference_scores)}\nresults written to {path.parent}"
+            )
 
     def _apply_judge(self) -> None:
         """Each process re-grades its own rows with the judge's readings (``test/<name>/accuracy`` stays the rules')."""
@@ -217,11 +251,22 @@ class EvalModule(L.LightningModule):
     def _settings(self) -> dict[str, Any]:
         datamodule = getattr(self.trainer, "datamodule", None)
         return {
-            "policy": self.policy.describe(), "init_from": self.init_from, "ckpt_path": self.trainer.ckpt_path,
+            "policy": self.policy.describe(),
+            "init_from": self.init_from,
+            "ckpt_path": self.trainer.ckpt_path,
             "sampling": asdict(self.sampling),
             "reference_scores": self.reference_scores,
-            "judge": None if self.judge is None else {"model": self.judge.model, "base_url": self.judge.base_url,
-                                                       "mode": self.judge.mode, "benchmarks": self.judge.benchmarks},
-            "instruction": getattr(datamodule, "instruction", None), "world_size": self.trainer.world_size,
-            "benchmarks": {b.name: {"class": type(b).__name__, "path": b.path, "limit": b.limit} for b in self.benchmarks},
+            "judge": None
+            if self.judge is None
+            else {
+                "model": self.judge.model,
+                "base_url": self.judge.base_url,
+                "mode": self.judge.mode,
+                "benchmarks": self.judge.benchmarks,
+            },
+            "instruction": getattr(datamodule, "instruction", None),
+            "world_size": self.trainer.world_size,
+            "benchmarks": {
+                b.name: {"class": type(b).__name__, "path": b.path, "limit": b.limit} for b in self.benchmarks
+            },
         }

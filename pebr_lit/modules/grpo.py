@@ -11,11 +11,11 @@ from the ``ReferencePolicy`` callback through ``self.reference``; the KL coeffic
 ``self.loss.kl_coef``. Rollouts come from ``self.rollout_engine`` (default: the policy's own HF
 generate), which receives the policy's weights after each rollout batch's optimizer steps; when it
 returns its own log-probs, their gap to the trainer's is logged as ``train/engine_logprob_diff/*``.
-With ``online_filter`` a step that leaves fewer than B groups with unequal rewards only gathers them;
-the update runs over several rollout batches (``pebr_lit.online_filter``).
+With ``grpo.online_filter`` a step that leaves fewer than B groups with unequal rewards only gathers them;
+the update runs over several rollout batches (``pebr_lit.grpo.online_filter``).
 
 Left out on purpose: the reward definitions (``pebr_lit.rewards``), the loss maths (``grpo``,
-``grpo_losses``), reference snapshots, KL schedules and the length penalty (``callbacks/``), the
+``grpo.losses``), reference snapshots, KL schedules and the length penalty (``callbacks/``), the
 rollout engines (``pebr_lit.rollout``).
 """
 
@@ -28,17 +28,26 @@ import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
-from pebr_lit.checkpoint import check_checkpoint_keys, init_policy_from, slim_checkpoint
-from pebr_lit.clip_score import SimilarityScorer
-from pebr_lit.grpo import AdvantageNormalizer, GroupMeanStd, zero_variance_groups
-from pebr_lit.grpo_losses import GRPOLoss
+from pebr_lit.clip.scorers import SimilarityScorer
+from pebr_lit.grpo.advantages import (
+    AdvantageNormalizer,
+    GroupMeanStd,
+    zero_variance_groups,
+)
+from pebr_lit.grpo.losses import GRPOLoss
+from pebr_lit.grpo.online_filter import FilterBuffer, OnlineFilter
+from pebr_lit.grpo.rounds import RolloutRound, group_rows, set_advantages, update_rows
 from pebr_lit.modules.grpo_hooks import ReferenceProvider, RewardTerm
-from pebr_lit.online_filter import FilterBuffer, OnlineFilter, RolloutRound, group_rows, set_advantages, update_rows
-from pebr_lit.policy import PolicyWrapper, SamplingSettings
+from pebr_lit.modules.schedules import build_optimization
+from pebr_lit.policy.checkpoint import (
+    check_checkpoint_keys,
+    init_policy_from,
+    slim_checkpoint,
+)
+from pebr_lit.policy.wrapper import PolicyWrapper, SamplingSettings
+from pebr_lit.rewards.components import clip_text, extract_keywords, format_reward
+from pebr_lit.rewards.stages import StageReward
 from pebr_lit.rollout import HFGenerate, RolloutEngine, logprob_gap
-from pebr_lit.schedules import build_optimization
-from pebr_lit.rewards import StageReward, clip_text, extract_keywords, format_reward
-
 
 #: Key of the raw CLIP cosine in ``score``'s output: logged as ``<split>/clip_similarity``, never rewarded.
 SIMILARITY = "clip_similarity"
@@ -91,7 +100,10 @@ class GRPOModule(L.LightningModule):
     ) -> None:
         super().__init__()
         if getattr(reward, "needs_clip", False) and clip_scorer is None:
-            raise ValueError(f"{type(reward).__name__} has a CLIP component: set model.init_args.clip_scorer (e.g. pebr_lit.clip_score.ClipScorer).")
+            raise ValueError(
+                f"{type(reward).__name__} has a CLIP component: "
+                "set model.init_args.clip_scorer (e.g. pebr_lit.clip.scorers.ClipScorer)."
+            )
         if mini_batches < 1 or micro_batch_size < 1:
             raise ValueError("mini_batches and micro_batch_size must be >= 1.")
         self.policy = policy
@@ -112,7 +124,8 @@ class GRPOModule(L.LightningModule):
         self._filter_buffer = FilterBuffer(online_filter, self.sampling.num_samples) if online_filter else None
         self.gradient_clip_val = gradient_clip_val
         self.rollout_engine = rollout_engine if rollout_engine is not None else HFGenerate()
-        #: False until the engine holds the policy's weights (it starts from its own copy; init_from and resume change ours).
+        #: False until the engine holds the policy's weights (it starts from its own copy; init_from and resume
+        #: change ours).
         self._engine_synced = False
         self.automatic_optimization = False
         self.strict_loading = False  # slim checkpoints: see check_checkpoint_keys
@@ -131,9 +144,12 @@ class GRPOModule(L.LightningModule):
         steps = self.trainer.estimated_stepping_batches
         if self.online_filter is not None and self.scheduler_factory is not None:
             # The schedule advances per optimizer step, and rounds that only gather groups make none.
-            warnings.warn(f"online_filter with a learning-rate schedule: the schedule is sized for {steps} optimizer "
-                          "steps as if every rollout batch made an update; filtering makes fewer, so it will not reach its "
-                          "end. Set the scheduler's total_steps to the updates you expect, or use a constant rate.")
+            warnings.warn(
+                f"online_filter with a learning-rate schedule: the schedule is sized for {steps} optimizer "
+                "steps as if every rollout batch made an update; filtering makes fewer, so it will not reach its "
+                "end. Set the scheduler's total_steps to the updates you expect, or use a constant rate.",
+                stacklevel=2,
+            )
         return build_optimization(self.policy.parameters(), self.optimizer_factory, self.scheduler_factory, steps)
 
     def on_fit_start(self) -> None:
@@ -145,7 +161,10 @@ class GRPOModule(L.LightningModule):
         if (self.mask_zero_variance or self.online_filter) and self.trainer.world_size > 1:
             # Dropped groups differ per rank, so ranks would run different numbers of backward passes
             # and DDP's gradient all-reduce would wait forever for the rank that ran fewer.
-            raise ValueError("mask_zero_variance and online_filter work on one process only: turn them off or set trainer.devices: 1.")
+            raise ValueError(
+                "mask_zero_variance and online_filter work on one process only: "
+                "turn them off or set trainer.devices: 1."
+            )
         if self.trainer.world_size > 1:
             # seed_everything gives every rank the same seed, so all ranks would draw the same sampling
             # noise (identical rollouts wherever their prompts look alike). The weights are already
@@ -161,8 +180,8 @@ class GRPOModule(L.LightningModule):
         self.rollout_batches = int(checkpoint.get("rollout_batches", 0))
 
     def configure_model(self) -> None:
-        """Shard the policy with FSDP2 under a ``ModelParallelStrategy`` (``pebr_lit.parallel``); no-op otherwise."""
-        from pebr_lit.parallel import shard_for_strategy
+        """Shard the policy with FSDP2 under a ``ModelParallelStrategy`` (``pebr_lit.policy.fsdp``); no-op otherwise."""
+        from pebr_lit.policy.fsdp import shard_for_strategy
 
         shard_for_strategy(self.policy.model, self.trainer.strategy)
 
@@ -183,7 +202,9 @@ class GRPOModule(L.LightningModule):
             inputs["clip_similarity"] = self.clip_scorer.similarity(images, descriptions)
             self.last_stats["clip_failures"] = float(self.clip_scorer.failures - before)
         rewards = dict(self.reward(texts, **inputs))
-        if "clip_similarity" in inputs:  # the raw cosine, logged beside the thresholded reward (not summed); 0 where scoring failed
+        if (
+            "clip_similarity" in inputs
+        ):  # the raw cosine, logged beside the thresholded reward (not summed); 0 where scoring failed
             rewards[SIMILARITY] = torch.nan_to_num(inputs["clip_similarity"].float().cpu(), nan=0.0)
         for term in self._reward_terms():
             values = term.reward_values(texts, num_tokens.cpu()).float()  # [N]
@@ -196,7 +217,9 @@ class GRPOModule(L.LightningModule):
         return [cb for cb in callbacks if isinstance(cb, RewardTerm)]
 
     # ----------------------------------------------------------------------------------- training
-    def _logprobs(self, prompts: dict[str, torch.Tensor], ids: torch.Tensor, mask: torch.Tensor, rows: list[int], **kw: Any):
+    def _logprobs(
+        self, prompts: dict[str, torch.Tensor], ids: torch.Tensor, mask: torch.Tensor, rows: list[int], **kw: Any
+    ):
         group = self.sampling.num_samples
         return self.policy.token_logprobs(prompts, ids[rows], mask[rows], prompt_rows=[r // group for r in rows], **kw)
 
@@ -208,7 +231,9 @@ class GRPOModule(L.LightningModule):
             chunk = rows[start : start + self.micro_batch_size]
             if reference:
                 assert self.reference is not None
-                out[chunk] = self.reference.logprobs(self.policy, prompts, ids[chunk], mask[chunk], [r // group for r in chunk])
+                out[chunk] = self.reference.logprobs(
+                    self.policy, prompts, ids[chunk], mask[chunk], [r // group for r in chunk]
+                )
             else:
                 out[chunk] = self._logprobs(prompts, ids, mask, chunk)[0]
         return out
@@ -225,7 +250,9 @@ class GRPOModule(L.LightningModule):
         lengths = mask.sum(dim=1)  # [N]
         rewards = self.score(rollout.texts, [r for r in records for _ in range(group)], lengths)
         flat = zero_variance_groups(rewards["total"], group)  # [B]
-        current = RolloutRound(prompts, ids, mask, total=rewards["total"], rows=[], engine_logprobs=getattr(rollout, "logprobs", None))
+        current = RolloutRound(
+            prompts, ids, mask, total=rewards["total"], rows=[], engine_logprobs=getattr(rollout, "logprobs", None)
+        )
         filter_stats: dict[str, float] = {}
         if self._filter_buffer is None:
             current.rows = group_rows([g for g in range(len(flat)) if not (self.mask_zero_variance and flat[g])], group)
@@ -240,12 +267,22 @@ class GRPOModule(L.LightningModule):
         stats: dict[str, float] = {}
         if rounds:
             for r in rounds:
-                r.old = self._frozen_logprobs(r.prompts, r.ids, r.mask, r.rows, reference=False) if self.mini_batches > 1 else None
-                r.ref = self._frozen_logprobs(r.prompts, r.ids, r.mask, r.rows, reference=True) if self.reference is not None else None
+                r.old = (
+                    self._frozen_logprobs(r.prompts, r.ids, r.mask, r.rows, reference=False)
+                    if self.mini_batches > 1
+                    else None
+                )
+                r.ref = (
+                    self._frozen_logprobs(r.prompts, r.ids, r.mask, r.rows, reference=True)
+                    if self.reference is not None
+                    else None
+                )
             gap = self._engine_gap(rounds) if current.engine_logprobs is not None else {}
             stats = {**self._update(rounds), **gap}
         self.rollout_batches += done
-        self._log_step(rewards, lengths, rollout.truncated, flat, sum(len(r.rows) for r in rounds), {**stats, **filter_stats})
+        self._log_step(
+            rewards, lengths, rollout.truncated, flat, sum(len(r.rows) for r in rounds), {**stats, **filter_stats}
+        )
 
     def _update(self, rounds: list[RolloutRound]) -> dict[str, float]:
         optimizer = self.optimizers()
@@ -269,9 +306,13 @@ class GRPOModule(L.LightningModule):
                     micro = rows[start : start + self.micro_batch_size]
                     logp, entropy = self._logprobs(r.prompts, r.ids, r.mask, micro, with_entropy=True)  # [m, R] x2
                     loss, step_stats = self.loss(
-                        logp, r.old[micro] if r.old is not None else logp.detach(), r.ref[micro] if r.ref is not None else None,
-                        r.advantages[micro], r.mask[micro], entropy,
-                    )  # fmt: skip
+                        logp,
+                        r.old[micro] if r.old is not None else logp.detach(),
+                        r.ref[micro] if r.ref is not None else None,
+                        r.advantages[micro],
+                        r.mask[micro],
+                        entropy,
+                    )
                     share = self.loss.aggregation.weight(r.mask[micro].bool()) / mini_weight
                     self.manual_backward(loss * share)
                     for name, value in step_stats.items():
@@ -286,8 +327,15 @@ class GRPOModule(L.LightningModule):
 
     def _engine_gap(self, rounds: list[RolloutRound]) -> dict[str, float]:
         """|engine - trainer| log-prob gap on the update's rollouts, before the update, as loggable stats."""
-        trainer = [r.old if r.old is not None else self._frozen_logprobs(r.prompts, r.ids, r.mask, r.rows, reference=False) for r in rounds]
-        gap = logprob_gap(update_rows(rounds, [r.engine_logprobs for r in rounds]), update_rows(rounds, trainer), update_rows(rounds, [r.mask for r in rounds]))
+        trainer = [
+            r.old if r.old is not None else self._frozen_logprobs(r.prompts, r.ids, r.mask, r.rows, reference=False)
+            for r in rounds
+        ]
+        gap = logprob_gap(
+            update_rows(rounds, [r.engine_logprobs for r in rounds]),
+            update_rows(rounds, trainer),
+            update_rows(rounds, [r.mask for r in rounds]),
+        )
         if gap.get("mean", 0.0) > self.rollout_engine.logprob_tolerance:
             warnings.warn(
                 f"rollout engine log-probs differ from the trainer's by more than logprob_tolerance="
@@ -338,12 +386,21 @@ class GRPOModule(L.LightningModule):
         # float: Lightning 2.6 mean-syncs an integer batch-size sum and floors it when ranks saw
         # different numbers of records (Lightning issue #21859); a float sum stays exact.
         size = float(len(expanded))
-        self.log(f"{split}/format_rate", torch.tensor([format_reward(t) for t in rollout.texts]).mean(), batch_size=size, sync_dist=True)
+        self.log(
+            f"{split}/format_rate",
+            torch.tensor([format_reward(t) for t in rollout.texts]).mean(),
+            batch_size=size,
+            sync_dist=True,
+        )
         if "accuracy" in rewards:
-            self.log(f"{split}/accuracy", rewards["accuracy"].float().mean(), batch_size=size, sync_dist=True, prog_bar=True)
+            self.log(
+                f"{split}/accuracy", rewards["accuracy"].float().mean(), batch_size=size, sync_dist=True, prog_bar=True
+            )
         for name, values in rewards.items():
             self.log(_metric(split, name), values.float().mean(), batch_size=size, sync_dist=True)
-        self.log(f"{split}/response_length", rollout.response_mask.sum(dim=1).float().mean(), batch_size=size, sync_dist=True)
+        self.log(
+            f"{split}/response_length", rollout.response_mask.sum(dim=1).float().mean(), batch_size=size, sync_dist=True
+        )
         self.log(f"{split}/questions", float(len(records)), reduce_fx="sum", batch_size=1, sync_dist=True)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:

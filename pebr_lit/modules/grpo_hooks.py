@@ -5,11 +5,12 @@ Left out on purpose: the callbacks themselves (``callbacks.length_penalty``, ``c
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence, runtime_checkable
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 import torch
 
-from pebr_lit.policy import PolicyWrapper
+from pebr_lit.policy.wrapper import PolicyWrapper
 
 
 @runtime_checkable
@@ -27,6 +28,12 @@ class RewardTerm(Protocol):
 class ReferenceProvider(Protocol):
     """What ``GRPOModule.reference`` must offer (set by the ``ReferencePolicy`` callback)."""
 
-    def logprobs(self, policy: PolicyWrapper, prompts: dict[str, torch.Tensor], response_ids: torch.Tensor,
-                 response_mask: torch.Tensor, prompt_rows: Sequence[int]) -> torch.Tensor:
+    def logprobs(
+        self,
+        policy: PolicyWrapper,
+        prompts: dict[str, torch.Tensor],
+        response_ids: torch.Tensor,
+        response_mask: torch.Tensor,
+        prompt_rows: Sequence[int],
+    ) -> torch.Tensor:
         """Reference per-token log-probs [N, R] (no grad)."""

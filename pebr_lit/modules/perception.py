@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pebr_lit.clip_score import SimilarityScorer
+from pebr_lit.clip.scorers import SimilarityScorer
 from pebr_lit.modules.grpo import GRPOModule
-from pebr_lit.policy import PolicyWrapper
-from pebr_lit.rewards import PerceptionReward, StageReward
+from pebr_lit.policy.wrapper import PolicyWrapper
+from pebr_lit.rewards.stages import PerceptionReward, StageReward
 
 
 class PerceptionGRPO(GRPOModule):
@@ -24,5 +24,9 @@ class PerceptionGRPO(GRPOModule):
     #: Tier(s) a ``TieredDataModule`` serves this stage when its ``tiers`` is null.
     default_tiers = ("easy",)
 
-    def __init__(self, policy: PolicyWrapper, clip_scorer: SimilarityScorer, reward: StageReward | None = None, **kwargs: Any) -> None:
-        super().__init__(policy=policy, reward=reward or PerceptionReward(length=0.0), clip_scorer=clip_scorer, **kwargs)
+    def __init__(
+        self, policy: PolicyWrapper, clip_scorer: SimilarityScorer, reward: StageReward | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(
+            policy=policy, reward=reward or PerceptionReward(length=0.0), clip_scorer=clip_scorer, **kwargs
+        )

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from pebr_lit.modules.grpo import GRPOModule
-from pebr_lit.policy import PolicyWrapper
-from pebr_lit.rewards import ReasoningReward, StageReward
+from pebr_lit.policy.wrapper import PolicyWrapper
+from pebr_lit.rewards.stages import ReasoningReward, StageReward
 
 
 class ReasoningGRPO(GRPOModule):

@@ -5,7 +5,7 @@ answer per held-out question and log ``val/format_rate`` (all four sections pres
 ``val/accuracy`` (final answer graded against the ground truth); ``predict`` writes responses.
 
 Left out on purpose: data loading (``SFTDataModule``), moving weights between stages
-(``pebr_lit.checkpoint``), and any RL.
+(``pebr_lit.policy.checkpoint``), and any RL.
 """
 
 from __future__ import annotations
@@ -17,12 +17,16 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torchmetrics import MeanMetric
 
-from pebr_lit.checkpoint import check_checkpoint_keys, init_policy_from, slim_checkpoint
-from pebr_lit.data.datamodule import batch_size_of
-from pebr_lit.parallel import shard_for_strategy
-from pebr_lit.policy import PolicyWrapper, SamplingSettings
-from pebr_lit.rewards import accuracy_reward, format_reward
-from pebr_lit.schedules import build_optimization
+from pebr_lit.data.batches import batch_size_of
+from pebr_lit.modules.schedules import build_optimization
+from pebr_lit.policy.checkpoint import (
+    check_checkpoint_keys,
+    init_policy_from,
+    slim_checkpoint,
+)
+from pebr_lit.policy.fsdp import shard_for_strategy
+from pebr_lit.policy.wrapper import PolicyWrapper, SamplingSettings
+from pebr_lit.rewards.components import accuracy_reward, format_reward
 
 
 def score_responses(texts: list[str], records: Any) -> dict[str, list[float]]:
@@ -63,7 +67,11 @@ class SFTModule(L.LightningModule):
         if init_from:  # at construction, so a later --ckpt_path resume overrides it
             init_policy_from(self.policy, init_from)
         self.metrics = torch.nn.ModuleDict(
-            {f"{split}_{name}": MeanMetric() for split in ("val", "test") for name in ("format_rate", "accuracy", "response_tokens")}
+            {
+                f"{split}_{name}": MeanMetric()
+                for split in ("val", "test")
+                for name in ("format_rate", "accuracy", "response_tokens")
+            }
         )
 
     # ------------------------------------------------------------------------------------- set-up
@@ -82,7 +90,7 @@ class SFTModule(L.LightningModule):
         check_checkpoint_keys(self, checkpoint)
 
     def configure_model(self) -> None:
-        """Shard the policy with FSDP2 under a ``ModelParallelStrategy`` (``pebr_lit.parallel``); no-op otherwise."""
+        """Shard the policy with FSDP2 under a ``ModelParallelStrategy`` (``pebr_lit.policy.fsdp``); no-op otherwise."""
         shard_for_strategy(self.policy.model, self.trainer.strategy)
 
     # ----------------------------------------------------------------------------------- training
@@ -110,7 +118,14 @@ class SFTModule(L.LightningModule):
         self.metrics[f"{split}_response_tokens"].update(lengths.float())
         for name in ("format_rate", "accuracy", "response_tokens"):
             metric = self.metrics[f"{split}_{name}"]
-            self.log(f"{split}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name != "response_tokens", batch_size=len(texts))
+            self.log(
+                f"{split}/{name}",
+                metric,
+                on_step=False,
+                on_epoch=True,
+                prog_bar=name != "response_tokens",
+                batch_size=len(texts),
+            )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, "val")
@@ -125,5 +140,12 @@ class SFTModule(L.LightningModule):
         for i, record in enumerate(batch["records"]):
             responses = texts[i * n : (i + 1) * n]
             scores = score_responses(responses, [record] * n)
-            rows.append({"qid": record.qid, "responses": responses, "correct": scores["accuracy"], "format": scores["format_rate"]})
+            rows.append(
+                {
+                    "qid": record.qid,
+                    "responses": responses,
+                    "correct": scores["accuracy"],
+                    "format": scores["format_rate"],
+                }
+            )
         return rows

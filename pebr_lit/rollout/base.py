@@ -11,13 +11,15 @@ Left out on purpose: the engines themselves (``hf``, ``sglang``) and the weight 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
-from pebr_lit.policy import PolicyWrapper
-from pebr_lit.policy_settings import Rollout, SamplingSettings
+from pebr_lit.policy.rollout import Rollout
+from pebr_lit.policy.settings import SamplingSettings
+from pebr_lit.policy.wrapper import PolicyWrapper
 
 
 @dataclass
@@ -35,14 +37,19 @@ class RolloutEngine(ABC):
 
     @abstractmethod
     def generate(
-        self, policy: PolicyWrapper, prompts: dict[str, torch.Tensor], records: Sequence[Any], sampling: SamplingSettings
+        self,
+        policy: PolicyWrapper,
+        prompts: dict[str, torch.Tensor],
+        records: Sequence[Any],
+        sampling: SamplingSettings,
     ) -> Rollout:
         """``sampling.num_samples`` responses per left-padded prompt; ``records[i]`` holds prompt i's images."""
 
-    def sync_weights(self, policy: PolicyWrapper) -> None:
+    # Optional hooks: engines without weights or resources of their own keep these no-ops.
+    def sync_weights(self, policy: PolicyWrapper) -> None:  # noqa: B027
         """Make the engine sample from ``policy``'s current weights (called after each update)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027
         """Release the engine's resources; the next call starts it again if it needs to."""
 
 

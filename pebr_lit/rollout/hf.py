@@ -8,12 +8,14 @@ Left out on purpose: sampling itself (``PolicyWrapper.generate``).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
-from pebr_lit.policy import PolicyWrapper
-from pebr_lit.policy_settings import Rollout, SamplingSettings
+from pebr_lit.policy.rollout import Rollout
+from pebr_lit.policy.settings import SamplingSettings
+from pebr_lit.policy.wrapper import PolicyWrapper
 from pebr_lit.rollout.base import RolloutEngine
 
 
@@ -21,6 +23,10 @@ class HFGenerate(RolloutEngine):
     """Rollouts from ``policy.generate`` (images come from ``prompts``; ``records`` is not needed)."""
 
     def generate(
-        self, policy: PolicyWrapper, prompts: dict[str, torch.Tensor], records: Sequence[Any], sampling: SamplingSettings
+        self,
+        policy: PolicyWrapper,
+        prompts: dict[str, torch.Tensor],
+        records: Sequence[Any],
+        sampling: SamplingSettings,
     ) -> Rollout:
         return policy.generate(prompts, sampling)

@@ -33,16 +33,21 @@ import urllib.error
 import urllib.request
 import warnings
 from abc import abstractmethod
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
-from pebr_lit.policy import PolicyWrapper
-from pebr_lit.policy_settings import SamplingSettings
+from pebr_lit.policy.settings import SamplingSettings
+from pebr_lit.policy.wrapper import PolicyWrapper
 from pebr_lit.rollout.base import EngineRollout, RolloutEngine
-from pebr_lit.rollout.sglang_io import build_generate_request, encode_image, parse_generate_outputs
+from pebr_lit.rollout.sglang_io import (
+    build_generate_request,
+    encode_image,
+    parse_generate_outputs,
+)
 from pebr_lit.rollout.weights import engine_weights, save_engine_weights
 
 
@@ -62,17 +67,28 @@ class SGLangEngine(RolloutEngine):
         """sglang's outputs for a generate request, in request order."""
 
     def generate(
-        self, policy: PolicyWrapper, prompts: dict[str, torch.Tensor], records: Sequence[Any], sampling: SamplingSettings
+        self,
+        policy: PolicyWrapper,
+        prompts: dict[str, torch.Tensor],
+        records: Sequence[Any],
+        sampling: SamplingSettings,
     ) -> EngineRollout:
         if len(records) != prompts["input_ids"].shape[0]:
-            raise ValueError(f"{len(records)} records for {prompts['input_ids'].shape[0]} prompts: pass the batch's records.")
+            raise ValueError(
+                f"{len(records)} records for {prompts['input_ids'].shape[0]} prompts: pass the batch's records."
+            )
         images = [[encode_image(image) for image in record.load_images()] for record in records]
         request = build_generate_request(prompts, images, sampling, policy.eos_token_ids, self.check_logprobs)
         pad_id = policy.tokenizer.pad_token_id if policy.tokenizer.pad_token_id is not None else 0
         parsed = parse_generate_outputs(
-            self._generate(policy, request), len(request["input_ids"]), pad_id, policy.eos_token_ids,
-            policy.suppressed_token_ids, sampling.max_new_tokens, self.check_logprobs,
-        )  # fmt: skip
+            self._generate(policy, request),
+            len(request["input_ids"]),
+            pad_id,
+            policy.eos_token_ids,
+            policy.suppressed_token_ids,
+            sampling.max_new_tokens,
+            self.check_logprobs,
+        )
         self._check_prompt_lengths(request["input_ids"], parsed.prompt_tokens)
         n, device = sampling.num_samples, prompts["input_ids"].device
         return EngineRollout(
@@ -105,14 +121,20 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # a clus
 
 def _post(url: str, endpoint: str, payload: dict[str, Any], timeout_s: float) -> Any:
     where = url.rstrip("/") + endpoint
-    request = urllib.request.Request(where, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST")
+    request = urllib.request.Request(
+        where, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
     try:
         with _OPENER.open(request, timeout=timeout_s) as response:
             body = response.read()
     except urllib.error.HTTPError as err:
-        raise RuntimeError(f"sglang server {where} answered HTTP {err.code}: {err.read().decode(errors='replace')[:500]}") from err
+        raise RuntimeError(
+            f"sglang server {where} answered HTTP {err.code}: {err.read().decode(errors='replace')[:500]}"
+        ) from err
     except TimeoutError as err:
-        raise TimeoutError(f"sglang server {where} did not answer within timeout_s={timeout_s} s; is it stuck or overloaded?") from err
+        raise TimeoutError(
+            f"sglang server {where} did not answer within timeout_s={timeout_s} s; is it stuck or overloaded?"
+        ) from err
     except urllib.error.URLError as err:
         if isinstance(err.reason, TimeoutError):
             raise TimeoutError(f"sglang server {where} did not answer within timeout_s={timeout_s} s.") from err
@@ -135,11 +157,14 @@ def _check_update(result: Any, where: str) -> None:
     else:
         raise RuntimeError(f"{where}: unexpected answer {result!r}.")
     if ok is not True:
-        raise RuntimeError(f"{where} failed: {message}. The engine must serve the policy's architecture (same names and shapes).")
+        raise RuntimeError(
+            f"{where} failed: {message}. The engine must serve the policy's architecture (same names and shapes)."
+        )
 
 
 class SGLangServer(SGLangEngine):
-    """A running sglang server: ``SGLANG_RETURN_ORIGINAL_LOGPROB=1 python -m sglang.launch_server --model-path <ckpt> --port <port>``.
+    """A running sglang server, started with
+    ``SGLANG_RETURN_ORIGINAL_LOGPROB=1 python -m sglang.launch_server --model-path <ckpt> --port <port>``.
 
     The variable makes sglang report temperature-1 log-probs, as the trainer computes them; without
     it, any sampling temperature other than 1 shows up as a log-prob gap.
@@ -147,9 +172,11 @@ class SGLangServer(SGLangEngine):
     Args:
         url: Server address, e.g. http://127.0.0.1:30000.
         timeout_s: Longest wait for one request (generate or weight update), seconds.
-        sync_dir: Where each sync writes the merged weights; the server must read it. null = a temp dir on this machine.
+        sync_dir: Where each sync writes the merged weights; the server must read it. null = a temp dir on this
+            machine.
         shard_mb: Largest safetensors shard written at a sync, MiB.
-        check_logprobs: Log the engine's log-prob gap to the trainer's (an extra no-grad forward per step if mini_batches is 1).
+        check_logprobs: Log the engine's log-prob gap to the trainer's (an extra no-grad forward per step if
+            mini_batches is 1).
         logprob_tolerance: Mean log-prob gap (nats per token) above which the module warns.
     """
 
@@ -240,14 +267,16 @@ class SGLangOffline(SGLangEngine):
     """An sglang ``Engine`` in this process, next to the trainer on the same GPU(s).
 
     Args:
-        model_path: Checkpoint the engine starts from; null = the policy's model_name_or_path (the first sync replaces its weights).
+        model_path: Checkpoint the engine starts from; null = the policy's model_name_or_path (the first sync
+            replaces its weights).
         mem_fraction_static: Share of GPU memory for the engine's weights and KV cache; the trainer needs the rest.
         tp_size: Tensor-parallel size of the engine.
         dtype: Engine weight dtype: auto, bfloat16, float16 or float32.
         timeout_s: Longest wait for one engine call (start, generate, weight update), seconds.
         bucket_mb: Weights handed over per update_weights_from_tensor call, MiB.
         engine_kwargs: Further sglang ServerArgs fields passed to sglang.Engine.
-        check_logprobs: Log the engine's log-prob gap to the trainer's (an extra no-grad forward per step if mini_batches is 1).
+        check_logprobs: Log the engine's log-prob gap to the trainer's (an extra no-grad forward per step if
+            mini_batches is 1).
         logprob_tolerance: Mean log-prob gap (nats per token) above which the module warns.
     """
 
@@ -276,19 +305,27 @@ class SGLangOffline(SGLangEngine):
         if not torch.cuda.is_available():
             raise RuntimeError(
                 "SGLangOffline needs a CUDA GPU and none is visible (sglang's engine hangs without one). Use "
-                "rollout_engine: null (Hugging Face generate, works on CPU) or SGLangServer with a server on a GPU machine."
+                "rollout_engine: null (Hugging Face generate, works on CPU) "
+                "or SGLangServer with a server on a GPU machine."
             )
         if not 0 < mem_fraction_static < 1:
             raise ValueError(f"mem_fraction_static must be in (0, 1), got {mem_fraction_static}.")
         self.model_path = model_path
-        self.engine_args = {"tp_size": tp_size, "mem_fraction_static": mem_fraction_static, "dtype": dtype, **(engine_kwargs or {})}
+        self.engine_args = {
+            "tp_size": tp_size,
+            "mem_fraction_static": mem_fraction_static,
+            "dtype": dtype,
+            **(engine_kwargs or {}),
+        }
         self.bucket_mb = bucket_mb
         self._thread: _EngineThread | None = None
         self._engine: Any = None
 
     def _started(self, policy: PolicyWrapper) -> Any:
         if self._engine is None:
-            if self.check_logprobs:  # sglang reports temperature-scaled log-probs unless told so; the trainer's are at T=1
+            if (
+                self.check_logprobs
+            ):  # sglang reports temperature-scaled log-probs unless told so; the trainer's are at T=1
                 os.environ.setdefault("SGLANG_RETURN_ORIGINAL_LOGPROB", "1")
             sglang = importlib.import_module("sglang")
             args = {"model_path": self.model_path or policy.source, **self.engine_args}

@@ -26,12 +26,13 @@ from __future__ import annotations
 import base64
 import io
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
-from pebr_lit.policy_settings import SamplingSettings
+from pebr_lit.policy.settings import SamplingSettings
 
 #: sglang's ``load_image`` treats a string ending like a file name as a path before trying base64.
 _PATH_SUFFIXES = ("png", "jpg", "jpeg", "webp", "gif")

@@ -15,13 +15,13 @@ from __future__ import annotations
 import copy
 import functools
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import torch
 from torch import nn
 
-from pebr_lit.policy import PolicyWrapper
+from pebr_lit.policy.wrapper import PolicyWrapper
 
 WEIGHTS_INDEX = "model.safetensors.index.json"
 
@@ -138,7 +138,9 @@ def save_engine_weights(policy: PolicyWrapper, out_dir: str | Path, shard_bytes:
         shard[name] = tensor.detach().to("cpu").contiguous()
         size, total = size + nbytes, total + nbytes
     flush()
-    (out / WEIGHTS_INDEX).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=1))
+    (out / WEIGHTS_INDEX).write_text(
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=1)
+    )
     config = copy.deepcopy(hf_model(policy).config)
     if hasattr(config, "quantization_config"):  # the written weights are de-quantised
         del config.quantization_config

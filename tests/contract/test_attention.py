@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from pebr_lit.data.datamodule import collate_prompts
-from pebr_lit.format import INSTRUCTION
+from pebr_lit.data.collate import collate_prompts
 from pebr_lit.data.records import load_records
-from pebr_lit.policy import PolicyWrapper
+from pebr_lit.format.response import INSTRUCTION
+from pebr_lit.policy.wrapper import PolicyWrapper
 
 
 def test_folded_gqa_decoding_matches_sdpa_step_by_step(assets, world):
@@ -16,11 +16,20 @@ def test_folded_gqa_decoding_matches_sdpa_step_by_step(assets, world):
     for impl in ("sdpa", "sdpa_folded_gqa"):
         policy = PolicyWrapper(str(assets["vlm"]), dtype="float32", attn_implementation=impl)
         assert policy.model.config._attn_implementation == impl
-        prompts = collate_prompts(records, policy.processor, None, INSTRUCTION)["prompts"]  # left-padded: the mask is used
+        prompts = collate_prompts(records, policy.processor, None, INSTRUCTION)[
+            "prompts"
+        ]  # left-padded: the mask is used
         torch.manual_seed(0)
-        out = policy.model.generate(**prompts, max_new_tokens=12, do_sample=True, top_k=0, num_return_sequences=2,
-                                    output_scores=True, return_dict_in_generate=True,
-                                    pad_token_id=policy.tokenizer.pad_token_id)  # fmt: skip
+        out = policy.model.generate(
+            **prompts,
+            max_new_tokens=12,
+            do_sample=True,
+            top_k=0,
+            num_return_sequences=2,
+            output_scores=True,
+            return_dict_in_generate=True,
+            pad_token_id=policy.tokenizer.pad_token_id,
+        )
         scores[impl] = (out.sequences, torch.stack(out.scores))  # [N, P+R], [R, N, V]
     (seq_a, sc_a), (seq_b, sc_b) = scores["sdpa"], scores["sdpa_folded_gqa"]
     assert torch.equal(seq_a, seq_b)  # same seed, same distributions -> same samples

@@ -12,7 +12,9 @@ import pytest
 import torch
 from torch import nn
 
-from pebr_lit.checkpoint import (
+from pebr_lit.data.collate import encode_prompts
+from pebr_lit.data.records import load_records
+from pebr_lit.policy.checkpoint import (
     POLICY_PREFIX,
     canonical_name,
     check_checkpoint_keys,
@@ -20,9 +22,7 @@ from pebr_lit.checkpoint import (
     slim_checkpoint,
     trainable_state_dict,
 )
-from pebr_lit.data.collate import encode_prompts
-from pebr_lit.data.records import load_records
-from pebr_lit.policy import LoraSettings, PolicyWrapper, SamplingSettings
+from pebr_lit.policy.wrapper import LoraSettings, PolicyWrapper, SamplingSettings
 
 LORA = LoraSettings(r=4, alpha=8, dropout=0.0)  # scale alpha / r = 2
 
@@ -181,7 +181,9 @@ def test_weight_without_counterpart_is_named(assets, tmp_path):
         load_policy_weights(policy.model, ckpt, has_adapter=False)
     # LoRA -> LoRA with other targets: layer 0's k_proj adapter (first after q_proj) has no place here.
     source = _lora(assets)
-    q_only = PolicyWrapper(str(assets["vlm"]), dtype="float32", lora=LoraSettings(r=4, alpha=8, dropout=0.0, target_modules=["q_proj"]))
+    q_only = PolicyWrapper(
+        str(assets["vlm"]), dtype="float32", lora=LoraSettings(r=4, alpha=8, dropout=0.0, target_modules=["q_proj"])
+    )
     ckpt = _write(tmp_path / "lora.ckpt", source)
     with pytest.raises(ValueError, match=r"layers\.0\.self_attn\.k_proj\.lora_A\.default\.weight' has no counterpart"):
         load_policy_weights(q_only.model, ckpt, has_adapter=True)
@@ -192,7 +194,9 @@ def test_shape_mismatch_is_named_with_both_shapes(assets, tmp_path):
     name = "model.language_model.norm.weight"
     before = policy.model.get_parameter(name).detach().clone()  # [128]
     ckpt = _write(tmp_path / "x.ckpt", policy, {name: torch.ones(64)})
-    with pytest.raises(ValueError, match=r"'model.language_model.norm.weight' has shape \(64,\), the policy expects \(128,\)"):
+    with pytest.raises(
+        ValueError, match=r"'model.language_model.norm.weight' has shape \(64,\), the policy expects \(128,\)"
+    ):
         load_policy_weights(policy.model, ckpt, has_adapter=False)
     assert torch.equal(policy.model.get_parameter(name), before), "nothing may load half-way"
 
@@ -201,7 +205,9 @@ def test_shape_mismatch_is_named_with_both_shapes(assets, tmp_path):
 def test_trainable_state_dict_keeps_parameters_with_grad_only():
     net = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), nn.Linear(3, 1))
     net[0].requires_grad_(False)
-    state = net.state_dict()  # 0.{weight,bias}, 1.{weight,bias,running_mean,running_var,num_batches_tracked}, 2.{weight,bias}
+    state = (
+        net.state_dict()
+    )  # 0.{weight,bias}, 1.{weight,bias,running_mean,running_var,num_batches_tracked}, 2.{weight,bias}
     assert set(trainable_state_dict(net, state)) == {"1.weight", "1.bias", "2.weight", "2.bias"}
 
 
@@ -246,7 +252,7 @@ def test_check_checkpoint_keys_refuses_unknown_names(assets):
 def test_export_cli_writes_a_plain_transformers_model(assets, tmp_path):
     from transformers import AutoModelForImageTextToText
 
-    from pebr_lit.export import main as export_main
+    from pebr_lit.policy.export import main as export_main
 
     policy = _lora(assets)
     _train(policy, seed=3)

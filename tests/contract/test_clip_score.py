@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from pebr_lit.clip_score import ClipScorer, HFClipScorer, SimilarityScorer
-from pebr_lit.rewards import clip_reward_from_similarity
+from pebr_lit.clip.scorers import ClipScorer, HFClipScorer, SimilarityScorer
+from pebr_lit.rewards.components import clip_reward_from_similarity
 
 WORDS = "a red blue green circle square triangle two three shapes large small".split()
 
@@ -20,7 +20,13 @@ WORDS = "a red blue green circle square triangle two three shapes large small".s
 def build_tiny_hf_clip(out: Path) -> Path:
     """A random 1-layer CLIPModel with a word-level tokenizer, saved with save_pretrained (no hub access)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, PreTrainedTokenizerFast
+    from transformers import (
+        CLIPConfig,
+        CLIPImageProcessor,
+        CLIPModel,
+        CLIPProcessor,
+        PreTrainedTokenizerFast,
+    )
 
     vocab = {"<pad>": 0, "<unk>": 1, "<bos>": 2, "<eos>": 3, **{w: i + 4 for i, w in enumerate(WORDS)}}
     backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
@@ -29,14 +35,28 @@ def build_tiny_hf_clip(out: Path) -> Path:
         single="<bos> $A <eos>", special_tokens=[("<bos>", 2), ("<eos>", 3)]
     )
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, pad_token="<pad>", unk_token="<unk>", bos_token="<bos>", eos_token="<eos>",
+        tokenizer_object=backend,
+        pad_token="<pad>",
+        unk_token="<unk>",
+        bos_token="<bos>",
+        eos_token="<eos>",
         model_max_length=16,
-    )  # fmt: skip
+    )
     image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
-    text = dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                num_attention_heads=2, max_position_embeddings=16, bos_token_id=2, eos_token_id=3, pad_token_id=0)
-    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                  image_size=32, patch_size=8)  # fmt: skip
+    text = dict(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        max_position_embeddings=16,
+        bos_token_id=2,
+        eos_token_id=3,
+        pad_token_id=0,
+    )
+    vision = dict(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8
+    )
     torch.manual_seed(0)
     CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).save_pretrained(out)
     CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out)
@@ -46,7 +66,7 @@ def build_tiny_hf_clip(out: Path) -> Path:
 @pytest.fixture(scope="module", params=["open_clip", "hf"])
 def scorer(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> SimilarityScorer:
     if request.param == "open_clip":
-        from pebr_lit.tiny import build_tiny_clip
+        from pebr_lit.demo.tiny_clip import build_tiny_clip
 
         return ClipScorer(str(build_tiny_clip(tmp_path_factory.mktemp("open_clip"))), batch_size=3)
     return HFClipScorer(str(build_tiny_hf_clip(tmp_path_factory.mktemp("hf_clip"))), batch_size=3)

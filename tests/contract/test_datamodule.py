@@ -7,14 +7,20 @@ import json
 import pytest
 import torch
 
+from pebr_lit.data.batches import RecordBatch
 from pebr_lit.data.collate import IGNORE_INDEX, end_of_turn
-from pebr_lit.data.datamodule import RecordBatch, SFTDataModule
-from pebr_lit.data.records import RecordError
+from pebr_lit.data.sft_datamodule import SFTDataModule
+from pebr_lit.data.sources import RecordError
 
 
 def _dm(world, processor, **kw):
     dm = SFTDataModule(
-        train_files=[str(world / "train.jsonl")], val_files=[str(world / "val.jsonl")], batch_size=4, eval_batch_size=5, max_length=512, **kw
+        train_files=[str(world / "train.jsonl")],
+        val_files=[str(world / "val.jsonl")],
+        batch_size=4,
+        eval_batch_size=5,
+        max_length=512,
+        **kw,
     )
     dm.processor = processor
     return dm
@@ -33,7 +39,7 @@ def test_train_batch_labels_cover_exactly_the_target(world, policy):
         # Labels are a suffix of the real tokens: prompt tokens never carry loss.
         n = int(mask.sum())
         assert torch.equal(ids[n - len(target) : n], target)
-        assert (labels[:n - len(target)] == IGNORE_INDEX).all() and (labels[n:] == IGNORE_INDEX).all()
+        assert (labels[: n - len(target)] == IGNORE_INDEX).all() and (labels[n:] == IGNORE_INDEX).all()
     assert batch["pixel_values"].shape[0] == 4 * 64  # 4 images x 8x8 patches
     assert batch["num_truncated"] == 0
 

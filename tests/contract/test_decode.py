@@ -15,13 +15,18 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from transformers import GenerationConfig, Qwen2Config, Qwen2VLConfig, Qwen2VLForConditionalGeneration
+from transformers import (
+    GenerationConfig,
+    Qwen2Config,
+    Qwen2VLConfig,
+    Qwen2VLForConditionalGeneration,
+)
 from transformers.cache_utils import DynamicLayer
 
 from pebr_lit.data.collate import encode_prompts
 from pebr_lit.data.records import load_records
-from pebr_lit.decode import PreallocatedLayer, preallocated_cache
-from pebr_lit.policy import LoraSettings, PolicyWrapper, SamplingSettings
+from pebr_lit.policy.kv_cache import PreallocatedLayer, preallocated_cache
+from pebr_lit.policy.wrapper import LoraSettings, PolicyWrapper, SamplingSettings
 
 SAMPLED = SamplingSettings(num_samples=4, temperature=0.7, top_p=0.9, max_new_tokens=40)
 GREEDY = SamplingSettings(do_sample=False, max_new_tokens=40)
@@ -95,8 +100,15 @@ def test_rows_stopping_at_different_steps(policy, records, monkeypatch):
 
 def _assert_same_logits(model, prompts, new_tokens=24, samples=3):
     """Sampled ``model.generate`` with each cache: the same tokens and bitwise the same logits at every step."""
-    kwargs = dict(max_new_tokens=new_tokens, do_sample=True, top_k=0, num_return_sequences=samples, output_logits=True,
-                  return_dict_in_generate=True, pad_token_id=int(model.config.get_text_config().pad_token_id or 0))  # fmt: skip
+    kwargs = dict(
+        max_new_tokens=new_tokens,
+        do_sample=True,
+        top_k=0,
+        num_return_sequences=samples,
+        output_logits=True,
+        return_dict_in_generate=True,
+        pad_token_id=int(model.config.get_text_config().pad_token_id or 0),
+    )
     outputs = []
     for cache in (None, preallocated_cache(model, prompts["input_ids"].shape[1] + new_tokens)):
         assert cache is not None or not outputs, "the preallocated cache must apply to this model"
@@ -120,7 +132,9 @@ def test_same_logits_with_each_attention_kernel(assets, records, attn, monkeypat
 
 
 def test_same_logits_with_lora(assets, records, monkeypatch):
-    policy = PolicyWrapper(str(assets["vlm"]), dtype="float32", kv_cache="preallocated", lora=LoraSettings(r=4, alpha=8, dropout=0.1))
+    policy = PolicyWrapper(
+        str(assets["vlm"]), dtype="float32", kv_cache="preallocated", lora=LoraSettings(r=4, alpha=8, dropout=0.1)
+    )
     with torch.no_grad():  # a non-zero adapter, so the LoRA path changes the samples
         for name, param in policy.model.named_parameters():
             if "lora_B" in name:
@@ -137,14 +151,30 @@ def test_same_logits_on_qwen2vl(policy, records):
     """The older Qwen2-VL family (the tiny Qwen2.5-VL's processor fits it: same patches and tokens)."""
     config = Qwen2VLConfig(
         text_config=dict(
-            vocab_size=len(policy.tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+            vocab_size=len(policy.tokenizer),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
             pad_token_id=policy.tokenizer.pad_token_id,
         ),
-        vision_config=dict(depth=1, embed_dim=32, hidden_size=64, num_heads=4, mlp_ratio=2, patch_size=14, spatial_merge_size=2, temporal_patch_size=2),
-        image_token_id=policy.model.config.image_token_id, video_token_id=policy.model.config.video_token_id,
-        vision_start_token_id=policy.model.config.vision_start_token_id, vision_end_token_id=policy.model.config.vision_end_token_id,
-    )  # fmt: skip
+        vision_config=dict(
+            depth=1,
+            embed_dim=32,
+            hidden_size=64,
+            num_heads=4,
+            mlp_ratio=2,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+        ),
+        image_token_id=policy.model.config.image_token_id,
+        video_token_id=policy.model.config.video_token_id,
+        vision_start_token_id=policy.model.config.vision_start_token_id,
+        vision_end_token_id=policy.model.config.vision_end_token_id,
+    )
     torch.manual_seed(0)
     _assert_same_logits(Qwen2VLForConditionalGeneration(config).eval(), _prompts(policy, records))
 

@@ -1,4 +1,4 @@
-"""Contract: ``pebr_lit.parallel.shard_model`` on one gloo process leaves the policy's names and outputs alone.
+"""Contract: ``pebr_lit.policy.fsdp.shard_model`` on one gloo process leaves the policy's names and outputs alone.
 
 A one-process FSDP2 "shard" is the whole tensor, so a sharded policy must sample the same greedy
 responses and give the same log-probs and gradients as an unsharded copy; what this checks is the
@@ -14,8 +14,8 @@ import torch.distributed as dist
 
 from pebr_lit.data.collate import encode_prompts
 from pebr_lit.data.records import load_records
-from pebr_lit.parallel import Sharding, full_tensor, shard_model
-from pebr_lit.policy import PolicyWrapper, SamplingSettings
+from pebr_lit.policy.fsdp import Sharding, full_tensor, shard_model
+from pebr_lit.policy.wrapper import PolicyWrapper, SamplingSettings
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,13 @@ from transformers import AutoModelForImageTextToText
 
 from pebr_lit.data.collate import encode_prompts
 from pebr_lit.data.records import load_records
-from pebr_lit.policy import LoraSettings, PolicyWrapper, SamplingSettings, expand_prompts, images_per_row
+from pebr_lit.policy.wrapper import (
+    LoraSettings,
+    PolicyWrapper,
+    SamplingSettings,
+    expand_prompts,
+    images_per_row,
+)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +63,9 @@ def test_logprobs_match_manual_forward_for_every_row(policy, records):
     torch.manual_seed(1)
     prompts = _prompts(policy, records)
     rollout = policy.generate(prompts, SamplingSettings(num_samples=2, max_new_tokens=10))
-    logprobs, entropy = policy.token_logprobs(prompts, rollout.response_ids, rollout.response_mask, num_samples=2, with_entropy=True)
+    logprobs, entropy = policy.token_logprobs(
+        prompts, rollout.response_ids, rollout.response_mask, num_samples=2, with_entropy=True
+    )
     assert logprobs.shape == rollout.response_ids.shape == entropy.shape
     for i in range(rollout.response_ids.shape[0]):
         n = int(rollout.response_mask[i].sum())
@@ -136,7 +144,7 @@ def test_merged_export_loads_with_plain_transformers(assets, records, tmp_path):
 
 
 def test_bad_settings_fail_at_construction(assets, tmp_path):
-    from pebr_lit.policy import QuantizationSettings
+    from pebr_lit.policy.wrapper import QuantizationSettings
 
     with pytest.raises(ValueError, match="needs lora"):
         PolicyWrapper(str(assets["vlm"]), quantization=QuantizationSettings())

@@ -14,7 +14,7 @@ import torch
 
 from pebr_lit.data.collate import IGNORE_INDEX, encode_sft
 from pebr_lit.data.records import load_records
-from pebr_lit.policy import LoraSettings, PolicyWrapper
+from pebr_lit.policy.wrapper import LoraSettings, PolicyWrapper
 
 LORA = LoraSettings(r=4, alpha=8, dropout=0.0)  # no dropout: two forwards must be comparable
 
@@ -68,7 +68,9 @@ def test_gradient_checkpointing_keeps_loss_and_grads(assets, batch):
 @pytest.mark.parametrize("gradient_checkpointing", [False, True])
 def test_lora_step_trains_adapters_only(assets, batch, gradient_checkpointing):
     torch.manual_seed(0)
-    policy = PolicyWrapper(str(assets["vlm"]), dtype="float32", lora=LORA, gradient_checkpointing=gradient_checkpointing)
+    policy = PolicyWrapper(
+        str(assets["vlm"]), dtype="float32", lora=LORA, gradient_checkpointing=gradient_checkpointing
+    )
     assert policy.model.is_gradient_checkpointing == gradient_checkpointing  # survives the peft wrapper
     before = {n: p.detach().clone() for n, p in policy.model.named_parameters()}
     loss, grads = _step(policy, batch)
@@ -90,7 +92,9 @@ def test_lora_step_trains_adapters_only(assets, batch, gradient_checkpointing):
 def test_lora_with_checkpointing_matches_without(assets, batch):
     def trained_adapter(gradient_checkpointing: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         torch.manual_seed(0)  # same adapter initialisation for both
-        policy = PolicyWrapper(str(assets["vlm"]), dtype="float32", lora=LORA, gradient_checkpointing=gradient_checkpointing)
+        policy = PolicyWrapper(
+            str(assets["vlm"]), dtype="float32", lora=LORA, gradient_checkpointing=gradient_checkpointing
+        )
         with torch.no_grad():
             for name, p in policy.model.named_parameters():
                 if "lora_B" in name:

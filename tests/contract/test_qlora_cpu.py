@@ -20,7 +20,12 @@ from transformers import AutoModelForImageTextToText
 
 from pebr_lit.data.collate import encode_prompts
 from pebr_lit.data.records import load_records
-from pebr_lit.policy import LoraSettings, PolicyWrapper, QuantizationSettings, SamplingSettings
+from pebr_lit.policy.wrapper import (
+    LoraSettings,
+    PolicyWrapper,
+    QuantizationSettings,
+    SamplingSettings,
+)
 
 bnb = pytest.importorskip("bitsandbytes", reason="QLoRA needs bitsandbytes (pip install 'pebr-lit[qlora]')")
 
@@ -32,7 +37,11 @@ def qlora(assets) -> PolicyWrapper:
     torch.manual_seed(0)
     # revision is ignored for a local directory; it is here so the export can be checked to pass it on.
     return PolicyWrapper(
-        str(assets["vlm"]), dtype="float32", lora=LORA, quantization=QuantizationSettings(compute_dtype="float32"), revision="main"
+        str(assets["vlm"]),
+        dtype="float32",
+        lora=LORA,
+        quantization=QuantizationSettings(compute_dtype="float32"),
+        revision="main",
     )
 
 
@@ -53,7 +62,9 @@ def _set_lora_b(policy: PolicyWrapper, seed: int) -> None:
 
 def _scores(policy: PolicyWrapper, prompts, rollout, reference: bool = False) -> torch.Tensor:
     with torch.no_grad(), policy.reference() if reference else contextlib.nullcontext():
-        logprobs, _ = policy.token_logprobs(prompts, rollout.response_ids, rollout.response_mask, num_samples=rollout.num_samples)
+        logprobs, _ = policy.token_logprobs(
+            prompts, rollout.response_ids, rollout.response_mask, num_samples=rollout.num_samples
+        )
     return logprobs  # [B*n, R]
 
 
@@ -109,7 +120,9 @@ def test_merged_export_is_unquantized_base_plus_adapter(qlora, prompts, assets, 
     loads = []
     original = AutoModelForImageTextToText.from_pretrained
     with pytest.MonkeyPatch.context() as mp:  # record how the export reloads the base
-        mp.setattr(AutoModelForImageTextToText, "from_pretrained", lambda *a, **kw: loads.append((a, kw)) or original(*a, **kw))
+        mp.setattr(
+            AutoModelForImageTextToText, "from_pretrained", lambda *a, **kw: loads.append((a, kw)) or original(*a, **kw)
+        )
         out = qlora.save_pretrained(tmp_path / "merged", merge_lora=True)
     # The same base as the policy's (a hub id's revision included), unquantized, in the compute dtype.
     assert [(a[0], kw.get("revision"), kw.get("dtype"), "quantization_config" in kw) for a, kw in loads] == [

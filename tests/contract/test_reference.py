@@ -10,7 +10,7 @@ import torch
 from callbacks.reference import ReferencePolicy
 from pebr_lit.data.collate import encode_prompts
 from pebr_lit.data.records import load_records
-from pebr_lit.policy import LoraSettings, PolicyWrapper, SamplingSettings
+from pebr_lit.policy.wrapper import LoraSettings, PolicyWrapper, SamplingSettings
 
 
 @pytest.fixture(scope="module")

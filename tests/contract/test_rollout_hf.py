@@ -6,7 +6,7 @@ import torch
 
 from pebr_lit.data.collate import encode_prompts
 from pebr_lit.data.records import load_records
-from pebr_lit.policy import SamplingSettings
+from pebr_lit.policy.wrapper import SamplingSettings
 from pebr_lit.rollout import HFGenerate
 
 
@@ -26,4 +26,6 @@ def test_hf_generate_gives_the_policys_rollout(policy, world):
     assert getattr(got, "logprobs", None) is None, "no engine log-probs: the module must skip the gap check"
     torch.manual_seed(8)
     other = engine.generate(policy, prompts, records, sampling)
-    assert not torch.equal(other.response_ids, expected.response_ids) or other.texts != expected.texts, "the seed should matter"
+    assert not torch.equal(other.response_ids, expected.response_ids) or other.texts != expected.texts, (
+        "the seed should matter"
+    )

@@ -17,7 +17,8 @@ EASY, MEDIUM = 24, 40  # of the world's 64 training records; Hard is empty
 
 @pytest.fixture(scope="module")
 def tiers_dir(world, tmp_path_factory) -> Path:
-    """easy.jsonl (first 24 train records), medium.jsonl (the other 40), hard.jsonl (empty), as data.tiers writes them."""
+    """easy.jsonl (first 24 train records), medium.jsonl (the other 40), hard.jsonl (empty), as data.tiers
+    writes them."""
     records = load_records(world / "train.jsonl")
     out = tmp_path_factory.mktemp("tiers")
     write_records(records[:EASY], out / "easy.jsonl")
@@ -33,8 +34,11 @@ def _qids(path: Path) -> list[str]:
 def _dm(tiers_dir, processor, rollout_batches=0, **kw) -> TieredDataModule:
     """A module attached to a stub trainer whose LightningModule is stage 2 (default tier: medium)."""
     dm = TieredDataModule(tiers_dir=str(tiers_dir), batch_size=4, **kw)
-    module = SimpleNamespace(default_tiers=ReasoningGRPO.default_tiers, rollout_batches=rollout_batches,
-                             policy=SimpleNamespace(processor=processor))
+    module = SimpleNamespace(
+        default_tiers=ReasoningGRPO.default_tiers,
+        rollout_batches=rollout_batches,
+        policy=SimpleNamespace(processor=processor),
+    )
     dm.trainer = SimpleNamespace(lightning_module=module, global_rank=0, world_size=1)
     return dm
 
@@ -54,7 +58,9 @@ def test_empty_or_missing_tier_is_an_error_naming_the_file_and_what_to_do(tiers_
     with pytest.raises(ValueError, match=r"hard\.jsonl: tier 'hard' holds no questions.*data\.init_args\.tiers"):
         empty.setup("fit")
     missing = _dm(tmp_path, policy.processor, tiers=["easy"])
-    with pytest.raises(ValueError, match=r"easy\.jsonl: no tier file.*configs/demo/sample\.yaml.*pebr_lit\.data\.tiers"):
+    with pytest.raises(
+        ValueError, match=r"easy\.jsonl: no tier file.*configs/demo/sample\.yaml.*pebr_lit\.data\.tiers"
+    ):
         missing.setup("fit")
 
 
@@ -94,6 +100,8 @@ def test_training_resumes_at_the_saved_position(tiers_dir, policy):
     full = [[r.qid for r in b["records"]] for b in batches]
     assert len(full) == 2 * MEDIUM // 4
     assert [b["stream_last"] for b in batches] == [False] * (len(full) - 1) + [True]  # online filtering's end signal
-    resumed = _dm(tiers_dir, policy.processor, rollout_batches=7, epochs=2.0)  # module restored from a checkpoint at batch 7
+    resumed = _dm(
+        tiers_dir, policy.processor, rollout_batches=7, epochs=2.0
+    )  # module restored from a checkpoint at batch 7
     resumed.setup("fit")
     assert [[r.qid for r in b["records"]] for b in resumed.train_dataloader()] == full[7:]

@@ -1,4 +1,4 @@
-"""Contract tests for pebr_lit.tiny: the tiny assets load through the same paths as real checkpoints."""
+"""Contract tests for pebr_lit.demo.tiny: the tiny assets load through the same paths as real checkpoints."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from pebr_lit import format as fmt
-from pebr_lit import tiny
+from pebr_lit.demo import tiny
+from pebr_lit.format import response as fmt
 
 COLORS = ("red", "green", "blue", "yellow")
 SHAPES = ("circle", "square", "triangle")
@@ -76,8 +76,10 @@ def test_special_tokens_and_roles(tokenizer):
     assert len(tiny.SPECIAL_TOKENS) + 256 < len(tokenizer) <= 512
     # "\n<|image_pad|>" stays three tokens: a special token is never merged with its neighbours.
     assert tokenizer("\n<|image_pad|>\n", add_special_tokens=True)["input_ids"] == [
-        tokenizer.convert_tokens_to_ids("Ċ"), ids[5], tokenizer.convert_tokens_to_ids("Ċ")
-    ]  # fmt: skip
+        tokenizer.convert_tokens_to_ids("Ċ"),
+        ids[5],
+        tokenizer.convert_tokens_to_ids("Ċ"),
+    ]
     # The role names were trained in, so each costs one token instead of 4-9 bytes.
     for role in ("user", "assistant", "system"):
         assert len(tokenizer(role)["input_ids"]) == 1, role
@@ -95,8 +97,10 @@ def test_chat_template_renders_qwen_layout(tokenizer):
     text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     assert text == "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>Q?<|im_end|>\n<|im_start|>assistant\n"
     plain = [
-        {"role": "system", "content": "S"}, {"role": "user", "content": "hi"}, {"role": "assistant", "content": "A"},
-    ]  # fmt: skip
+        {"role": "system", "content": "S"},
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "A"},
+    ]
     assert tokenizer.apply_chat_template(plain, tokenize=False) == (
         "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nA<|im_end|>\n"
     )
@@ -112,7 +116,7 @@ def test_prompt_ids_are_a_prefix_of_the_full_chat(tokenizer):
 
 
 def test_tokenizer_on_the_synthetic_corpus():
-    from pebr_lit.data.synthetic import corpus
+    from pebr_lit.demo.synthetic import corpus
 
     texts = list(corpus(200, seed=0))
     tok = tiny.build_tokenizer(texts)
@@ -283,16 +287,16 @@ def test_load_clip_errors_name_the_problem(clip_dir, tmp_path):
 
 @pytest.fixture
 def fake_synthetic(monkeypatch):
-    """Stand in for pebr_lit.data.synthetic (written elsewhere) and count corpus() calls."""
+    """Stand in for pebr_lit.demo.synthetic (written elsewhere) and count corpus() calls."""
     calls = []
 
     def corpus(num_texts, seed=0):
         calls.append((num_texts, seed))
         return small_corpus(min(num_texts, 240), seed)
 
-    module = types.ModuleType("pebr_lit.data.synthetic")
+    module = types.ModuleType("pebr_lit.demo.synthetic")
     module.corpus = corpus
-    monkeypatch.setitem(sys.modules, "pebr_lit.data.synthetic", module)
+    monkeypatch.setitem(sys.modules, "pebr_lit.demo.synthetic", module)
     return calls
 
 

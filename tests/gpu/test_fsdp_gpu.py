@@ -1,4 +1,5 @@
-"""FSDP2 on 2 CUDA devices (nccl): the CPU checks of tests/smoke/test_fsdp.py, plus bf16 mixed precision and CPU offload.
+"""FSDP2 on 2 CUDA devices (nccl): the CPU checks of tests/smoke/test_fsdp.py, plus bf16 mixed precision and
+CPU offload.
 
 Skipped without 2 CUDA devices. Not run yet: the machines this project was developed on had no GPU
 or one. What CPU gloo runs cannot show: nccl collectives, CUDA streams in FSDP2's prefetching,
@@ -36,4 +37,6 @@ def test_bf16_mixed_precision_fits(assets, world, tmp_path, cpu_offload):
     reports = run(fit_command(assets, world, tmp_path, strategy, accelerator="gpu"), tmp_path)
     assert reports[0]["steps"][-1]["digest"] != reports[0]["initial_digest"]
     saved = checkpoint(tmp_path)["state_dict"]
-    assert all(v.dtype == torch.float32 and type(v) is torch.Tensor for v in saved.values())  # fp32 shards, bf16 compute only
+    assert all(
+        v.dtype == torch.float32 and type(v) is torch.Tensor for v in saved.values()
+    )  # fp32 shards, bf16 compute only

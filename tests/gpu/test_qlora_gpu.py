@@ -16,7 +16,12 @@ import torch
 
 from pebr_lit.data.collate import encode_prompts, encode_sft
 from pebr_lit.data.records import load_records
-from pebr_lit.policy import LoraSettings, PolicyWrapper, QuantizationSettings, SamplingSettings
+from pebr_lit.policy.wrapper import (
+    LoraSettings,
+    PolicyWrapper,
+    QuantizationSettings,
+    SamplingSettings,
+)
 
 pytestmark = pytest.mark.gpu
 bnb = pytest.importorskip("bitsandbytes", reason="QLoRA needs bitsandbytes (pip install 'pebr-lit[qlora]')")
@@ -50,7 +55,9 @@ def _snapshot(policy: PolicyWrapper) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in policy.model.named_parameters()}
 
 
-def _check_only_adapters_moved(policy: PolicyWrapper, before: dict[str, torch.Tensor], grads: dict[str, torch.Tensor]) -> None:
+def _check_only_adapters_moved(
+    policy: PolicyWrapper, before: dict[str, torch.Tensor], grads: dict[str, torch.Tensor]
+) -> None:
     lora = {n for n in before if "lora_" in n}
     assert set(grads) == lora and len(lora) == 28  # 7 targets x 2 decoder layers x (A, B)
     assert all(torch.isfinite(g).all() for g in grads.values())
@@ -73,8 +80,12 @@ def _grads(policy: PolicyWrapper) -> dict[str, torch.Tensor]:
 def test_loads_4bit_on_cuda(assets):
     policy = _qlora(assets)
     assert policy.device.type == "cuda"
-    four_bit = [m for n, m in policy.model.named_modules() if isinstance(m, bnb.nn.Linear4bit) and "language_model" in n]
-    assert len(four_bit) == 14 and all(m.weight.device.type == "cuda" and m.weight.dtype == torch.uint8 for m in four_bit)
+    four_bit = [
+        m for n, m in policy.model.named_modules() if isinstance(m, bnb.nn.Linear4bit) and "language_model" in n
+    ]
+    assert len(four_bit) == 14 and all(
+        m.weight.device.type == "cuda" and m.weight.dtype == torch.uint8 for m in four_bit
+    )
     assert all(m.weight.quant_state.quant_type == "nf4" for m in four_bit)
     assert all(p.requires_grad == ("lora_" in n) for n, p in policy.model.named_parameters())
 
@@ -84,7 +95,10 @@ def test_generate_then_policy_gradient_step(assets, records, gradient_checkpoint
     """GRPO's order of operations: sample, then backward through the log-probs of the samples."""
     policy = _qlora(assets, gradient_checkpointing)
     assert policy.model.is_gradient_checkpointing == gradient_checkpointing
-    prompts = _to(encode_prompts(policy.processor, [r.problem for r in records], [r.load_images() for r in records]), policy.device)
+    prompts = _to(
+        encode_prompts(policy.processor, [r.problem for r in records], [r.load_images() for r in records]),
+        policy.device,
+    )
     rollout = policy.generate(prompts, SamplingSettings(num_samples=NUM_SAMPLES, max_new_tokens=16))
     assert rollout.response_ids.device.type == "cuda" and len(rollout.texts) == len(records) * NUM_SAMPLES
     assert policy.model.training, "generate must restore training mode"
@@ -104,13 +118,19 @@ def test_generate_then_policy_gradient_step(assets, records, gradient_checkpoint
 
     # The adapter moved, the frozen 4-bit base did not: reference log-probs still equal a fresh base's.
     with torch.no_grad():
-        trained, _ = policy.token_logprobs(prompts, rollout.response_ids, rollout.response_mask, num_samples=NUM_SAMPLES)
+        trained, _ = policy.token_logprobs(
+            prompts, rollout.response_ids, rollout.response_mask, num_samples=NUM_SAMPLES
+        )
         with policy.reference():
-            reference, _ = policy.token_logprobs(prompts, rollout.response_ids, rollout.response_mask, num_samples=NUM_SAMPLES)
+            reference, _ = policy.token_logprobs(
+                prompts, rollout.response_ids, rollout.response_mask, num_samples=NUM_SAMPLES
+            )
     assert not torch.allclose(trained, reference)
     fresh = _qlora(assets)
     with torch.no_grad(), fresh.reference():
-        fresh_reference, _ = fresh.token_logprobs(prompts, rollout.response_ids, rollout.response_mask, num_samples=NUM_SAMPLES)
+        fresh_reference, _ = fresh.token_logprobs(
+            prompts, rollout.response_ids, rollout.response_mask, num_samples=NUM_SAMPLES
+        )
     torch.testing.assert_close(reference, fresh_reference, atol=1e-3, rtol=1e-3)
 
 

@@ -21,7 +21,7 @@ import torch
 
 from pebr_lit.data.collate import encode_prompts
 from pebr_lit.data.records import load_records
-from pebr_lit.policy import LoraSettings, PolicyWrapper, SamplingSettings
+from pebr_lit.policy.wrapper import LoraSettings, PolicyWrapper, SamplingSettings
 from pebr_lit.rollout import SGLangOffline, SGLangServer, logprob_gap
 
 pytestmark = [pytest.mark.gpu, pytest.mark.sglang]
@@ -73,8 +73,21 @@ def test_server_round_trip(assets, world, tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "sglang.launch_server", "--model-path", str(assets["vlm"]), "--host", "127.0.0.1",
-               "--port", str(port), "--dtype", "float32", "--mem-fraction-static", "0.3"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "sglang.launch_server",
+        "--model-path",
+        str(assets["vlm"]),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dtype",
+        "float32",
+        "--mem-fraction-static",
+        "0.3",
+    ]
     server = subprocess.Popen(command)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S

@@ -57,26 +57,56 @@ def write_png(path: Path, color: tuple[int, int, int] = (30, 30, 200)) -> Path:
     return path
 
 
-def mathvista_row(pid: str, question_type: str, answer: str, choices: list[str] | None = None, answer_type: str = "text",
-                  precision: float | None = None, skills: tuple[str, ...] = ("arithmetic reasoning",),
-                  task: str = "figure question answering") -> dict[str, Any]:
+def mathvista_row(
+    pid: str,
+    question_type: str,
+    answer: str,
+    choices: list[str] | None = None,
+    answer_type: str = "text",
+    precision: float | None = None,
+    skills: tuple[str, ...] = ("arithmetic reasoning",),
+    task: str = "figure question answering",
+) -> dict[str, Any]:
     """One AI4Math/MathVista testmini row (dataset card's ``dataset_info``)."""
     query = f"Hint: Please answer the question.\nQuestion: question {pid}?"
     if choices:
         query += "\nChoices:\n" + "\n".join(f"({chr(65 + i)}) {c}" for i, c in enumerate(choices))
     return {
-        "pid": pid, "question": f"question {pid}?", "image": f"images/{pid}.jpg", "decoded_image": hf_image(name=f"{pid}.jpg"),
-        "choices": choices, "unit": None, "precision": precision, "answer": answer, "question_type": question_type,
+        "pid": pid,
+        "question": f"question {pid}?",
+        "image": f"images/{pid}.jpg",
+        "decoded_image": hf_image(name=f"{pid}.jpg"),
+        "choices": choices,
+        "unit": None,
+        "precision": precision,
+        "answer": answer,
+        "question_type": question_type,
         "answer_type": answer_type,
-        "metadata": {"category": "math-targeted-vqa", "context": "synthetic scene", "grade": "elementary school",
-                     "img_height": 56, "img_width": 56, "language": "english", "skills": list(skills),
-                     "source": "fixture", "split": "testmini", "task": task},
+        "metadata": {
+            "category": "math-targeted-vqa",
+            "context": "synthetic scene",
+            "grade": "elementary school",
+            "img_height": 56,
+            "img_width": 56,
+            "language": "english",
+            "skills": list(skills),
+            "source": "fixture",
+            "split": "testmini",
+            "task": task,
+        },
         "query": query,
     }
 
 
-def hallusion_row(category: str, subcategory: str, set_id: str, figure_id: str, question_id: str, gt: str,
-                  visual_input: str | None = None) -> dict[str, Any]:
+def hallusion_row(
+    category: str,
+    subcategory: str,
+    set_id: str,
+    figure_id: str,
+    question_id: str,
+    gt: str,
+    visual_input: str | None = None,
+) -> dict[str, Any]:
     """One HallusionBench row (the official JSON's fields; lmms-lab's parquet adds ``image``).
 
     ``visual_input`` defaults as the official file mostly pairs it with figure_id: VD figure 0 is the
@@ -85,9 +115,16 @@ def hallusion_row(category: str, subcategory: str, set_id: str, figure_id: str, 
         original = "0" if category == "VD" else "1"
         visual_input = "0" if (category, figure_id) == ("VS", "0") else "1" if figure_id == original else "2"
     return {
-        "category": category, "subcategory": subcategory, "visual_input": visual_input,
-        "set_id": set_id, "figure_id": figure_id, "sample_note": "fixture", "question_id": question_id,
-        "question": f"Is statement {question_id} true for this figure?", "gt_answer_details": "details",
-        "gt_answer": gt, "filename": f"{category}/{subcategory}/{set_id}_{figure_id}.png",
+        "category": category,
+        "subcategory": subcategory,
+        "visual_input": visual_input,
+        "set_id": set_id,
+        "figure_id": figure_id,
+        "sample_note": "fixture",
+        "question_id": question_id,
+        "question": f"Is statement {question_id} true for this figure?",
+        "gt_answer_details": "details",
+        "gt_answer": gt,
+        "filename": f"{category}/{subcategory}/{set_id}_{figure_id}.png",
         "image": hf_image(name=f"{set_id}_{figure_id}.png"),
     }

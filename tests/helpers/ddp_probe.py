@@ -2,8 +2,8 @@
 
 Per rollout step it keeps the prompt qids of the rank's batch, how many reward rows each qid got
 (rows are scored where they were generated, so this is where its group lives) and a SHA-256 of the
-trainable weights (at the start also the frozen ones) after the step's optimizer steps and the gradient norm that each optimizer step
-saw (after clipping); per validation batch the qids and a per-row
+trainable weights (at the start also the frozen ones) after the step's optimizer steps and the gradient
+norm that each optimizer step saw (after clipping); per validation batch the qids and a per-row
 value; and every ``self.log`` call with its local (pre-reduction) value. It doubles as a ``RewardTerm``
 named ``probe`` whose value is a hash of the response text: rewards then vary within each group, so
 the policy gets non-zero advantages even from an untrained model (ranks' local gradients differ),
@@ -18,15 +18,16 @@ import hashlib
 import json
 import os
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from pebr_lit.checkpoint import canonical_name
-from pebr_lit.parallel import full_tensor
+from pebr_lit.policy.checkpoint import canonical_name
+from pebr_lit.policy.fsdp import full_tensor
 
 
 def text_value(text: str) -> float:
@@ -101,15 +102,23 @@ class DDPProbe(Callback):
         if getattr(reference, "copy", None) is not None:
             self.reference_digest = weights_digest(reference.copy, trainable_only=False)
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         self.steps.append({"qids": [r.qid for r in batch["records"]]})
 
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any) -> None:
         # Runs after the module's gradient clipping: the norm the optimizer step sees.
-        squares = [full_tensor(p.grad.detach()).float().pow(2).sum() for p in pl_module.policy.parameters() if p.grad is not None]
+        squares = [
+            full_tensor(p.grad.detach()).float().pow(2).sum()
+            for p in pl_module.policy.parameters()
+            if p.grad is not None
+        ]
         self.steps[-1].setdefault("grad_norms", []).append(float(torch.stack(squares).sum().sqrt()))
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         self.steps[-1]["digest"] = weights_digest(pl_module.policy)
         self.steps[-1]["global_step"] = trainer.global_step
 

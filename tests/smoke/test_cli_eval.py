@@ -9,28 +9,43 @@ import pytest
 import torch
 
 from cli import main
-from tests.helpers.benchmark_files import hallusion_row, hf_image, mathvista_row, write_parquet
+from tests.helpers.benchmark_files import (
+    hallusion_row,
+    hf_image,
+    mathvista_row,
+    write_parquet,
+)
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "eval"
 
 
 @pytest.fixture
 def fixtures(tmp_path: Path) -> dict[str, Path]:
-    mathvista = write_parquet(tmp_path / "MathVista" / "testmini-00000-of-00001.parquet", [
-        mathvista_row("1", "multi_choice", "8/11", ["3/11", "8/11", "6/11"]),
-        mathvista_row("2", "free_form", "1.5", answer_type="float", precision=1.0),
-        mathvista_row("3", "free_form", "4", answer_type="integer"),
-    ])
-    hallusion = write_parquet(tmp_path / "HallusionBench" / "image-00000-of-00001.parquet", [
-        hallusion_row("VD", "chart", "0", "0", "0", "1"), hallusion_row("VD", "chart", "0", "1", "0", "0"),
-        hallusion_row("VS", "map", "1", "1", "0", "1"), hallusion_row("VS", "map", "1", "2", "0", "0"),
-    ])
+    mathvista = write_parquet(
+        tmp_path / "MathVista" / "testmini-00000-of-00001.parquet",
+        [
+            mathvista_row("1", "multi_choice", "8/11", ["3/11", "8/11", "6/11"]),
+            mathvista_row("2", "free_form", "1.5", answer_type="float", precision=1.0),
+            mathvista_row("3", "free_form", "4", answer_type="integer"),
+        ],
+    )
+    hallusion = write_parquet(
+        tmp_path / "HallusionBench" / "image-00000-of-00001.parquet",
+        [
+            hallusion_row("VD", "chart", "0", "0", "0", "1"),
+            hallusion_row("VD", "chart", "0", "1", "0", "0"),
+            hallusion_row("VS", "map", "1", "1", "0", "1"),
+            hallusion_row("VS", "map", "1", "2", "0", "0"),
+        ],
+    )
     return {"mathvista": mathvista, "hallusionbench": hallusion}
 
 
 def _args(config: str, assets, out: Path, *extra: str) -> list[str]:
     return [
-        "test", "--config", str(CONFIGS / config),
+        "test",
+        "--config",
+        str(CONFIGS / config),
         f"--model.init_args.policy.init_args.model_name_or_path={assets['vlm']}",
         "--model.init_args.policy.init_args.dtype=float32",
         "--model.init_args.sampling.max_new_tokens=16",
@@ -44,12 +59,21 @@ def _args(config: str, assets, out: Path, *extra: str) -> list[str]:
 
 
 def test_single_benchmark_config(assets, fixtures, tmp_path):
-    cli = main(_args("mathvista.yaml", assets, tmp_path / "runs", f"--model.init_args.benchmarks.init_args.path={fixtures['mathvista']}"))
+    cli = main(
+        _args(
+            "mathvista.yaml",
+            assets,
+            tmp_path / "runs",
+            f"--model.init_args.benchmarks.init_args.path={fixtures['mathvista']}",
+        )
+    )
     out = Path(cli.trainer.log_dir)
     assert out == tmp_path / "runs" / "mathvista" / "version_0"
     rows = [json.loads(line) for line in (out / "mathvista.jsonl").read_text().splitlines()]
     assert [r["qid"] for r in rows] == ["1", "2", "3"]  # file order
-    assert all(isinstance(r["response"], str) and r["response_tokens"] <= 16 and r["correct"] in (True, False) for r in rows)
+    assert all(
+        isinstance(r["response"], str) and r["response_tokens"] <= 16 and r["correct"] in (True, False) for r in rows
+    )
     result = json.loads((out / "mathvista.json").read_text())
     assert result["metrics"]["n"] == 3
     assert result["metrics"]["accuracy"] == pytest.approx(sum(r["correct"] for r in rows) / 3)
@@ -60,41 +84,89 @@ def test_single_benchmark_config(assets, fixtures, tmp_path):
 
 
 def test_benchmark_list_config(assets, fixtures, tmp_path):
-    benchmarks = json.dumps([
-        {"class_path": "pebr_lit.eval.benchmarks.mathvista.MathVista", "init_args": {"path": str(fixtures["mathvista"]), "limit": 2}},
-        {"class_path": "pebr_lit.eval.benchmarks.hallusionbench.HallusionBench", "init_args": {"path": str(fixtures["hallusionbench"])}},
-    ])
+    benchmarks = json.dumps(
+        [
+            {
+                "class_path": "pebr_lit.eval.benchmarks.mathvista.MathVista",
+                "init_args": {"path": str(fixtures["mathvista"]), "limit": 2},
+            },
+            {
+                "class_path": "pebr_lit.eval.benchmarks.hallusionbench.HallusionBench",
+                "init_args": {"path": str(fixtures["hallusionbench"])},
+            },
+        ]
+    )
     out = tmp_path / "results"
-    cli = main(_args("all.yaml", assets, tmp_path / "runs", f"--model.init_args.benchmarks={benchmarks}",
-                     f"--model.init_args.output_dir={out}", '--model.init_args.reference_scores={"hallusionbench.qAcc": 50.0}'))
+    cli = main(
+        _args(
+            "all.yaml",
+            assets,
+            tmp_path / "runs",
+            f"--model.init_args.benchmarks={benchmarks}",
+            f"--model.init_args.output_dir={out}",
+            '--model.init_args.reference_scores={"hallusionbench.qAcc": 50.0}',
+        )
+    )
     logged = cli.trainer.logged_metrics
-    expected = {"test/mathvista/accuracy", "test/hallusionbench/accuracy", "test/hallusionbench/qAcc", "test/hallusionbench/fAcc"}
+    expected = {
+        "test/mathvista/accuracy",
+        "test/hallusionbench/accuracy",
+        "test/hallusionbench/qAcc",
+        "test/hallusionbench/fAcc",
+    }
     assert expected <= set(logged)
     results = json.loads((out / "results.json").read_text())["benchmarks"]
     assert results["mathvista"]["metrics"]["n"] == 2 and results["hallusionbench"]["metrics"]["n"] == 4
-    assert results["hallusionbench"]["metrics"]["questions"] == 2 and results["hallusionbench"]["metrics"]["figures"] == 4
+    assert (
+        results["hallusionbench"]["metrics"]["questions"] == 2 and results["hallusionbench"]["metrics"]["figures"] == 4
+    )
     summary = (out / "results.md").read_text()
     assert "| mathvista | 2 |" in summary and "| hallusionbench | 4 |" in summary
     assert "| hallusionbench (reference qAcc) | - | - | qAcc 50.0; this run" in summary
     with pytest.raises(ValueError, match=r"reference_scores \['mathvist'\] name no benchmark"):
-        main(_args("all.yaml", assets, tmp_path / "runs", f"--model.init_args.benchmarks={benchmarks}",
-                   '--model.init_args.reference_scores={"mathvist": 50.0}'))
+        main(
+            _args(
+                "all.yaml",
+                assets,
+                tmp_path / "runs",
+                f"--model.init_args.benchmarks={benchmarks}",
+                '--model.init_args.reference_scores={"mathvist": 50.0}',
+            )
+        )
     assert torch.isfinite(torch.tensor(float(logged["test/hallusionbench/accuracy"])))
 
 
 def test_mmmu_interleaved_images_end_to_end(assets, tmp_path):
     """MMMU rows whose images sit inside the question and options go through collate and generation."""
+
     def row(n: int, question: str, options: str, images: int) -> dict:
-        out = {"id": f"validation_Math_{n}", "question": question, "options": options, "explanation": "", "img_type": "[]",
-               "answer": "A", "topic_difficulty": "Easy", "question_type": "multiple-choice", "subfield": "x"}
+        out = {
+            "id": f"validation_Math_{n}",
+            "question": question,
+            "options": options,
+            "explanation": "",
+            "img_type": "[]",
+            "answer": "A",
+            "topic_difficulty": "Easy",
+            "question_type": "multiple-choice",
+            "subfield": "x",
+        }
         out.update({f"image_{k}": hf_image((40 * k, 0, 0)) if k <= images else None for k in range(1, 8)})
         return out
-    path = write_parquet(tmp_path / "MMMU" / "Math" / "validation-00000-of-00001.parquet", [
-        row(1, "Is <image 1> larger than <image 2>?", "['yes', 'no']", 2),
-        row(2, "Which matches <image 1>?", "['<image 2>', '<image 3>']", 3),
-        row(3, "What is shown?", "['a', 'b']", 1),  # no reference: the image comes first
-    ])
-    cli = main(_args("mmmu.yaml", assets, tmp_path / "runs", f"--model.init_args.benchmarks.init_args.path={tmp_path / 'MMMU'}"))
+
+    write_parquet(
+        tmp_path / "MMMU" / "Math" / "validation-00000-of-00001.parquet",
+        [
+            row(1, "Is <image 1> larger than <image 2>?", "['yes', 'no']", 2),
+            row(2, "Which matches <image 1>?", "['<image 2>', '<image 3>']", 3),
+            row(3, "What is shown?", "['a', 'b']", 1),  # no reference: the image comes first
+        ],
+    )
+    cli = main(
+        _args(
+            "mmmu.yaml", assets, tmp_path / "runs", f"--model.init_args.benchmarks.init_args.path={tmp_path / 'MMMU'}"
+        )
+    )
     rows = [json.loads(line) for line in (Path(cli.trainer.log_dir) / "mmmu.jsonl").read_text().splitlines()]
     assert [r["qid"] for r in rows] == ["validation_Math_1", "validation_Math_2", "validation_Math_3"]
     assert json.loads((Path(cli.trainer.log_dir) / "mmmu.json").read_text())["metrics"]["n"] == 3
@@ -102,20 +174,42 @@ def test_mmmu_interleaved_images_end_to_end(assets, tmp_path):
 
 def test_missing_benchmark_file_is_a_clear_error(assets, tmp_path):
     with pytest.raises(Exception, match="no such file or directory.*AI4Math/MathVista"):
-        main(_args("mathvista.yaml", assets, tmp_path / "runs", f"--model.init_args.benchmarks.init_args.path={tmp_path / 'nope'}"))
+        main(
+            _args(
+                "mathvista.yaml",
+                assets,
+                tmp_path / "runs",
+                f"--model.init_args.benchmarks.init_args.path={tmp_path / 'nope'}",
+            )
+        )
 
 
 def test_judge_reads_every_answer_from_config(assets, fixtures, tmp_path):
-    """A judge endpoint from the command line: it reads each response (here: the right answers), the rules grade its reading."""
+    """A judge endpoint from the command line: it reads each response (here: the right answers), the rules grade
+    its reading."""
     from tests.helpers.judge_server import JudgeServer
 
     truths = {"question 1?": "B", "question 2?": "1.5", "question 3?": "4"}
     reply = lambda message: next((a for q, a in truths.items() if q in message), "OK")  # noqa: E731
     with JudgeServer(reply) as server:
-        judge = json.dumps({"model": "stub-judge", "base_url": server.url, "api_key_env": None, "mode": "always",
-                            "cache": str(tmp_path / "judge.jsonl")})
-        cli = main(_args("mathvista.yaml", assets, tmp_path / "runs", f"--model.init_args.benchmarks.init_args.path={fixtures['mathvista']}",
-                         f"--model.init_args.judge={judge}"))
+        judge = json.dumps(
+            {
+                "model": "stub-judge",
+                "base_url": server.url,
+                "api_key_env": None,
+                "mode": "always",
+                "cache": str(tmp_path / "judge.jsonl"),
+            }
+        )
+        cli = main(
+            _args(
+                "mathvista.yaml",
+                assets,
+                tmp_path / "runs",
+                f"--model.init_args.benchmarks.init_args.path={fixtures['mathvista']}",
+                f"--model.init_args.judge={judge}",
+            )
+        )
     out = Path(cli.trainer.log_dir)
     rows = [json.loads(line) for line in (out / "mathvista.jsonl").read_text().splitlines()]
     assert [r["judge_answer"] for r in rows] == ["B", "1.5", "4"] and all(r["correct"] for r in rows)
@@ -134,15 +228,30 @@ def test_judge_reads_every_answer_from_config(assets, fixtures, tmp_path):
 def test_judge_naming_no_benchmark_of_the_run_is_refused(assets, fixtures, tmp_path):
     judge = json.dumps({"model": "m", "benchmarks": ["mathvsta"]})  # a typo
     with pytest.raises(ValueError, match=r"names none of this run's benchmarks \['mathvista'\]"):
-        main(_args("mathvista.yaml", assets, tmp_path / "runs", f"--model.init_args.benchmarks.init_args.path={fixtures['mathvista']}",
-                   f"--model.init_args.judge={judge}"))
+        main(
+            _args(
+                "mathvista.yaml",
+                assets,
+                tmp_path / "runs",
+                f"--model.init_args.benchmarks.init_args.path={fixtures['mathvista']}",
+                f"--model.init_args.judge={judge}",
+            )
+        )
 
 
 def test_an_interrupted_evaluation_resumes_from_its_answers(assets, fixtures, tmp_path):
     out = tmp_path / "eval"
-    args = lambda *extra: _args("mathvista.yaml", assets, tmp_path / "runs",  # noqa: E731
-                                f"--model.init_args.benchmarks.init_args.path={fixtures['mathvista']}",
-                                f"--model.init_args.output_dir={out}", *extra)
+
+    def args(*extra: str) -> list[str]:
+        return _args(
+            "mathvista.yaml",
+            assets,
+            tmp_path / "runs",
+            f"--model.init_args.benchmarks.init_args.path={fixtures['mathvista']}",
+            f"--model.init_args.output_dir={out}",
+            *extra,
+        )
+
     main(args())
     answers = out / "answers" / "mathvista.rank0.jsonl"
     first = [json.loads(line) for line in answers.read_text().splitlines()]
@@ -168,16 +277,33 @@ def test_an_interrupted_evaluation_resumes_from_its_answers(assets, fixtures, tm
 
 def test_a_stage_checkpoint_is_evaluated_by_init_from_or_ckpt_path(assets, world, fixtures, tmp_path):
     """The weights a stage trained are the ones evaluated, loaded either way."""
-    sft = main(["fit", "--config", str(CONFIGS.parent / "demo" / "sft.yaml"),
-                f"--model.init_args.policy.init_args.model_name_or_path={assets['vlm']}",
-                f"--data.init_args.train_files=[{world / 'train.jsonl'}]", "--data.init_args.val_files=null",
-                "--data.init_args.batch_size=4", "--trainer.max_steps=2", "--trainer.limit_val_batches=0",
-                "--trainer.enable_progress_bar=false", f"--trainer.logger.init_args.save_dir={tmp_path / 'sft'}",
-                f"--trainer.default_root_dir={tmp_path / 'sft'}"])
+    sft = main(
+        [
+            "fit",
+            "--config",
+            str(CONFIGS.parent / "demo" / "sft.yaml"),
+            f"--model.init_args.policy.init_args.model_name_or_path={assets['vlm']}",
+            f"--data.init_args.train_files=[{world / 'train.jsonl'}]",
+            "--data.init_args.val_files=null",
+            "--data.init_args.batch_size=4",
+            "--trainer.max_steps=2",
+            "--trainer.limit_val_batches=0",
+            "--trainer.enable_progress_bar=false",
+            f"--trainer.logger.init_args.save_dir={tmp_path / 'sft'}",
+            f"--trainer.default_root_dir={tmp_path / 'sft'}",
+        ]
+    )
     ckpt = next((tmp_path / "sft").rglob("last.ckpt"))
     trained = {k: v.clone() for k, v in sft.model.policy.model.state_dict().items()}
-    base = main(_args("mathvista.yaml", assets, tmp_path / "base", f"--model.init_args.benchmarks.init_args.path={fixtures['mathvista']}")[1:],
-                run=False).model.policy.model.state_dict()  # [1:]: no subcommand without run
+    base = main(
+        _args(
+            "mathvista.yaml",
+            assets,
+            tmp_path / "base",
+            f"--model.init_args.benchmarks.init_args.path={fixtures['mathvista']}",
+        )[1:],
+        run=False,
+    ).model.policy.model.state_dict()  # [1:]: no subcommand without run
     assert any(not torch.equal(base[k], v) for k, v in trained.items()), "SFT changed no weight: nothing to check"
     data = f"--model.init_args.benchmarks.init_args.path={fixtures['mathvista']}"
     by_init = main(_args("mathvista.yaml", assets, tmp_path / "a", data, f"--model.init_args.init_from={ckpt}"))
@@ -189,4 +315,13 @@ def test_a_stage_checkpoint_is_evaluated_by_init_from_or_ckpt_path(assets, world
     out = Path(by_ckpt.trainer.log_dir)
     assert json.loads((out / "results.json").read_text())["settings"]["ckpt_path"] == str(ckpt)
     with pytest.raises(ValueError, match=r"other settings \(ckpt_path, init_from differ"):
-        main(_args("mathvista.yaml", assets, tmp_path / "c", data, f"--model.init_args.init_from={ckpt}", f"--model.init_args.output_dir={out}"))
+        main(
+            _args(
+                "mathvista.yaml",
+                assets,
+                tmp_path / "c",
+                data,
+                f"--model.init_args.init_from={ckpt}",
+                f"--model.init_args.output_dir={out}",
+            )
+        )

@@ -16,7 +16,8 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "demo"
 
 def _args(stage: str, assets, world, save_dir, *extra: str) -> list[str]:
     args = [
-        "--config", str(CONFIGS / f"{stage}.yaml"),
+        "--config",
+        str(CONFIGS / f"{stage}.yaml"),
         "--model.init_args.init_from=null",
         f"--model.init_args.policy.init_args.model_name_or_path={assets['vlm']}",
         "--model.init_args.sampling.num_samples=4",
@@ -42,14 +43,27 @@ def test_stage1_fast_dev_run_logs_every_component(assets, world, tmp_path):
     logged = cli.trainer.logged_metrics
     for name in ("clip", "keyword", "format", "length", "accuracy", "total"):
         assert torch.isfinite(logged[f"train/reward/{name}"]), name
-    for name in ("kl", "clip_fraction", "entropy", "reward_std", "zero_variance_groups", "truncation_rate", "response_length/max"):
+    for name in (
+        "kl",
+        "clip_fraction",
+        "entropy",
+        "reward_std",
+        "zero_variance_groups",
+        "truncation_rate",
+        "response_length/max",
+    ):
         assert torch.isfinite(logged[f"train/{name}"]), name
     assert "val/reward/keyword" in logged and "val/accuracy" in logged
     assert cli.model.rollout_batches == 2
 
 
 def test_stage2_starts_from_stage1_and_resumes_at_the_same_prompt(assets, world, tmp_path):
-    s1 = main(["fit", *_args("stage1", assets, world, tmp_path / "s1", "--trainer.max_steps=2", "--trainer.limit_val_batches=0")])
+    s1 = main(
+        [
+            "fit",
+            *_args("stage1", assets, world, tmp_path / "s1", "--trainer.max_steps=2", "--trainer.limit_val_batches=0"),
+        ]
+    )
     ckpt = tmp_path / "s1" / "stage1" / "checkpoints" / "last.ckpt"
     assert ckpt.is_file()
     trained = {k: v.clone() for k, v in s1.model.policy.model.state_dict().items()}
@@ -57,7 +71,6 @@ def test_stage2_starts_from_stage1_and_resumes_at_the_same_prompt(assets, world,
     s2 = main([*_args("stage2", assets, world, tmp_path / "s2", f"--model.init_args.init_from={ckpt}")], run=False)
     for name, value in s2.model.policy.model.state_dict().items():
         torch.testing.assert_close(value, trained[name], msg=f"{name} not carried over")
-
 
 
 class _Crash(L.Callback):
@@ -75,7 +88,9 @@ class _Crash(L.Callback):
 
 
 def _fit(assets, world, save_dir, seen, crash_after=None, ckpt_path=None):
-    cli = main(_args("stage2", assets, world, save_dir, "--trainer.max_steps=3", "--trainer.limit_val_batches=0"), run=False)
+    cli = main(
+        _args("stage2", assets, world, save_dir, "--trainer.max_steps=3", "--trainer.limit_val_batches=0"), run=False
+    )
     checkpoint = next(cb for cb in cli.trainer.callbacks if isinstance(cb, ModelCheckpoint))
     checkpoint._every_n_train_steps = 1
     cli.trainer.callbacks.append(_Crash(seen, crash_after))
@@ -103,11 +118,28 @@ def test_resume_over_another_training_stream_is_refused(assets, world, tmp_path)
     _fit(assets, world, tmp_path, seen, crash_after=1)
     last = tmp_path / "stage2" / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=False)["PromptDataModule"]["stream"]["records"] > 0
-    for extra, what in ((f"--data.init_args.train_files=[{world / 'val.jsonl'}]", "records"), ("--data.init_args.seed=7", "seed 0 -> 7")):
-        cli = main(_args("stage2", assets, world, tmp_path, "--trainer.max_steps=3", "--trainer.limit_val_batches=0", extra), run=False)
+    for extra, what in (
+        (f"--data.init_args.train_files=[{world / 'val.jsonl'}]", "records"),
+        ("--data.init_args.seed=7", "seed 0 -> 7"),
+    ):
+        cli = main(
+            _args("stage2", assets, world, tmp_path, "--trainer.max_steps=3", "--trainer.limit_val_batches=0", extra),
+            run=False,
+        )
         with pytest.raises(ValueError, match=rf"another training stream \(.*{what}.*--model.init_args.init_from"):
             cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=str(last))
     # More epochs over the same pool continue the same stream: allowed.
-    cli = main(_args("stage2", assets, world, tmp_path, "--trainer.max_steps=2", "--trainer.limit_val_batches=0", "--data.init_args.epochs=2"), run=False)
+    cli = main(
+        _args(
+            "stage2",
+            assets,
+            world,
+            tmp_path,
+            "--trainer.max_steps=2",
+            "--trainer.limit_val_batches=0",
+            "--data.init_args.epochs=2",
+        ),
+        run=False,
+    )
     cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=str(last))
     assert cli.trainer.global_step == 2

@@ -22,7 +22,8 @@ CONFIG = ROOT / "configs" / "demo" / "sample.yaml"
 
 def _args(assets, records: Path, out: Path, *extra: str) -> list[str]:
     return [
-        "--config", str(CONFIG),
+        "--config",
+        str(CONFIG),
         "--model.init_args.init_from=null",
         f"--model.init_args.policy.init_args.model_name_or_path={assets['vlm']}",
         f"--data.init_args.predict_files=[{records}]",
@@ -82,12 +83,19 @@ def test_kill_9_mid_run_then_rerun_gives_every_question_exactly_once(assets, wor
     records, out = world / "val.jsonl", tmp_path / "samples.jsonl"
     shard = shard_path(out, 0)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "predict", *_args(assets, records, out)],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "cli.py"), "predict", *_args(assets, records, out)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 240
         while not (shard.is_file() and shard.read_bytes().count(b"\n") >= 4):
-            assert proc.poll() is None, f"sampling ended before it could be killed:\n{proc.stderr.read().decode()[-2000:]}"
+            assert proc.poll() is None, (
+                f"sampling ended before it could be killed:\n{proc.stderr.read().decode()[-2000:]}"
+            )
             assert time.monotonic() < deadline, "no rows written within 240 s"
             time.sleep(0.02)
         proc.send_signal(signal.SIGKILL)
@@ -111,9 +119,18 @@ def test_kill_9_mid_run_then_rerun_gives_every_question_exactly_once(assets, wor
 
 def _run_ddp(assets, records: Path, out: Path) -> str:
     """``cli.py predict`` on 2 CPU processes (gloo); returns the combined output."""
-    strategy = {"class_path": "lightning.pytorch.strategies.DDPStrategy", "init_args": {"process_group_backend": "gloo"}}
-    cmd = [sys.executable, "cli.py", "predict", *_args(assets, records, out), "--trainer.devices=2",
-           f"--trainer.strategy={json.dumps(strategy)}"]
+    strategy = {
+        "class_path": "lightning.pytorch.strategies.DDPStrategy",
+        "init_args": {"process_group_backend": "gloo"},
+    }
+    cmd = [
+        sys.executable,
+        "cli.py",
+        "predict",
+        *_args(assets, records, out),
+        "--trainer.devices=2",
+        f"--trainer.strategy={json.dumps(strategy)}",
+    ]
     env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_PORT")}
     env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONWARNINGS="ignore")
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
@@ -128,7 +145,15 @@ def test_two_processes_resume_from_every_shard_and_merge_each_question_once(asse
     records, out = world / "val.jsonl", tmp_path / "samples.jsonl"
     main(["predict", *_args(assets, records, out, "--trainer.limit_predict_batches=2")])  # 4 rows, merged
     # A shard left by an earlier run with four processes, its last row torn by a kill.
-    stale = {"qid": "val-000010", "n": 2, "n_correct": 1, "pass_rate": 0.5, "correct": [1, 0], "responses": ["a", "b"], "format": [0, 0]}
+    stale = {
+        "qid": "val-000010",
+        "n": 2,
+        "n_correct": 1,
+        "pass_rate": 0.5,
+        "correct": [1, 0],
+        "responses": ["a", "b"],
+        "format": [0, 0],
+    }
     shard_path(out, 3).write_text(json.dumps(stale) + "\n" + '{"qid": "val-000011", "n"')
     before = [*_rows(out), stale]
 
@@ -145,7 +170,7 @@ def test_two_processes_resume_from_every_shard_and_merge_each_question_once(asse
 
 
 def test_rank_slices_cover_every_question_once_and_may_be_empty():
-    from pebr_lit.data.datamodule import RankSlice
+    from pebr_lit.data.loaders import RankSlice
 
     data = list(range(5))
     assert [list(RankSlice(data, 2, r)) for r in (0, 1)] == [[0, 2, 4], [1, 3]]

@@ -14,7 +14,8 @@ CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo" / "sft.yaml"
 
 def _args(assets, world, save_dir, *extra: str) -> list[str]:
     return [
-        "--config", str(CONFIG),
+        "--config",
+        str(CONFIG),
         f"--model.init_args.policy.init_args.model_name_or_path={assets['vlm']}",
         f"--data.init_args.train_files=[{world / 'train.jsonl'}]",
         f"--data.init_args.val_files=[{world / 'val.jsonl'}]",
@@ -38,18 +39,44 @@ def test_fast_dev_run_fit(assets, world, tmp_path):
 
 
 def test_checkpoint_starts_next_stage_and_resume(assets, world, tmp_path):
-    first = main(["fit", *_args(assets, world, tmp_path / "a", "--trainer.max_steps=3", "--trainer.val_check_interval=3")])
+    first = main(
+        ["fit", *_args(assets, world, tmp_path / "a", "--trainer.max_steps=3", "--trainer.val_check_interval=3")]
+    )
     ckpt = tmp_path / "a" / "sft" / "checkpoints" / "last.ckpt"
     assert ckpt.is_file()
     trained = {k: v.clone() for k, v in first.model.policy.model.state_dict().items()}
 
     # init_from: weights only; a fresh optimizer and step 0.
-    second = main([*_args(assets, world, tmp_path / "b", "--trainer.max_steps=1", "--trainer.limit_val_batches=0", f"--model.init_args.init_from={ckpt}")], run=False)
+    second = main(
+        [
+            *_args(
+                assets,
+                world,
+                tmp_path / "b",
+                "--trainer.max_steps=1",
+                "--trainer.limit_val_batches=0",
+                f"--model.init_args.init_from={ckpt}",
+            )
+        ],
+        run=False,
+    )
     for name, value in second.model.policy.model.state_dict().items():
         torch.testing.assert_close(value, trained[name], msg=f"{name} not carried over")
 
     # --ckpt_path: resumes the step count too.
-    third = main(["fit", *_args(assets, world, tmp_path / "a", "--trainer.max_steps=4", "--trainer.val_check_interval=4", f"--ckpt_path={ckpt}")])
+    third = main(
+        [
+            "fit",
+            *_args(
+                assets,
+                world,
+                tmp_path / "a",
+                "--trainer.max_steps=4",
+                "--trainer.val_check_interval=4",
+                f"--ckpt_path={ckpt}",
+            ),
+        ]
+    )
     assert third.trainer.global_step == 4
 
 
@@ -60,7 +87,7 @@ def test_validate_and_test_commands(assets, world, tmp_path):
 
 def test_missing_model_dir_is_a_clear_error(world, tmp_path):
     # jsonargparse re-raises construction errors as ValueError, keeping our message.
-    with pytest.raises((ValueError, FileNotFoundError), match="pebr_lit.tiny"):
+    with pytest.raises((ValueError, FileNotFoundError), match="pebr_lit.demo.tiny"):
         main(_args({"vlm": tmp_path / "nope"}, world, tmp_path), run=False)
 
 
@@ -68,15 +95,33 @@ def test_predict_writes_one_row_per_question(assets, world, tmp_path):
     import json
 
     out = tmp_path / "pred.jsonl"
-    main(["predict", *_args(assets, world, tmp_path), f"--data.init_args.predict_files=[{world / 'val.jsonl'}]",
-          f"--trainer.callbacks.output_path={out}"])
+    main(
+        [
+            "predict",
+            *_args(assets, world, tmp_path),
+            f"--data.init_args.predict_files=[{world / 'val.jsonl'}]",
+            f"--trainer.callbacks.output_path={out}",
+        ]
+    )
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 16 and len({r["qid"] for r in rows}) == 16
     assert all(len(r["responses"]) == 1 and r["correct"][0] in (0.0, 1.0) for r in rows)
 
 
 def test_evaluating_with_the_fit_config_keeps_the_training_logs(assets, world, tmp_path):
-    main(["fit", *_args(assets, world, tmp_path, "--trainer.max_steps=2", "--trainer.limit_val_batches=0", "--trainer.log_every_n_steps=1")])
+    main(
+        [
+            "fit",
+            *_args(
+                assets,
+                world,
+                tmp_path,
+                "--trainer.max_steps=2",
+                "--trainer.limit_val_batches=0",
+                "--trainer.log_every_n_steps=1",
+            ),
+        ]
+    )
     metrics = tmp_path / "sft" / "metrics.csv"
     before = metrics.read_text()
     assert "train/loss" in before

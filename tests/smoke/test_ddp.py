@@ -31,10 +31,17 @@ pytestmark = pytest.mark.slow
 def ddp_run(assets, world, tmp_path_factory):
     """Run the stage on 2 processes; returns (the two ranks' probe reports, the CSV log's rows)."""
     out = tmp_path_factory.mktemp("ddp")
-    strategy = {"class_path": "lightning.pytorch.strategies.DDPStrategy", "init_args": {"process_group_backend": "gloo"}}
+    strategy = {
+        "class_path": "lightning.pytorch.strategies.DDPStrategy",
+        "init_args": {"process_group_backend": "gloo"},
+    }
     probe = {"class_path": "tests.helpers.ddp_probe.DDPProbe", "init_args": {"out_dir": str(out / "probe")}}
     cmd = [
-        sys.executable, "cli.py", "fit", "--config", "configs/demo/stage2.yaml",
+        sys.executable,
+        "cli.py",
+        "fit",
+        "--config",
+        "configs/demo/stage2.yaml",
         "--model.init_args.init_from=null",
         f"--model.init_args.policy.init_args.model_name_or_path={assets['vlm']}",
         f"--model.init_args.sampling.num_samples={GROUP}",
@@ -56,7 +63,7 @@ def ddp_run(assets, world, tmp_path_factory):
         "--trainer.devices=2",
         f"--trainer.strategy={json.dumps(strategy)}",
         f"--trainer.callbacks+={json.dumps(probe)}",
-    ]  # fmt: skip
+    ]
     env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_PORT")}
     env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONWARNINGS="ignore")
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
@@ -117,8 +124,15 @@ def test_weights_stay_identical_across_ranks(ddp_run):
 def test_train_metrics_are_reduced_over_ranks(ddp_run):
     reports, rows = ddp_run
     reductions = {"train/response_length/max": max, "train/updated_rollouts": sum}
-    names = ["train/reward/probe", "train/reward/total", "train/reward_std", "train/zero_variance_groups",
-             "train/response_length/mean", "train/truncation_rate", *reductions]  # fmt: skip
+    names = [
+        "train/reward/probe",
+        "train/reward/total",
+        "train/reward_std",
+        "train/zero_variance_groups",
+        "train/response_length/mean",
+        "train/truncation_rate",
+        *reductions,
+    ]
     for name in names:
         logged = _csv_values(rows, name)
         assert len(logged) == ROLLOUT_STEPS, name

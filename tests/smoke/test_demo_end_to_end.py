@@ -1,4 +1,5 @@
-"""The demo end to end, shortened (`python -m pebr_lit.demo --quick`): every step runs, the report comes from the run."""
+"""The demo end to end, shortened (`python -m pebr_lit.demo --quick`): every step runs, the report comes from
+the run."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pebr_lit.report import eval_scores, read_metrics
+from pebr_lit.demo.report import eval_scores, read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_quick_demo_runs_every_step_and_reports_its_own_numbers(tmp_path):
     run = tmp_path / "runs" / "demo"
-    cmd = [sys.executable, "-m", "pebr_lit.demo", "--quick", "--jobs", "2", "--cores", "2"]
+    cmd = [sys.executable, "-m", "pebr_lit.demo.driver", "--quick", "--jobs", "2", "--cores", "2"]
     # Interrupted after the tiers (as if stopped there), then continued: the first part is not redone.
     first = subprocess.run([*cmd, "--until", "tiers"], cwd=tmp_path, capture_output=True, text=True, timeout=1200)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
@@ -41,4 +42,6 @@ def test_quick_demo_runs_every_step_and_reports_its_own_numbers(tmp_path):
         assert (run / "plots" / png).stat().st_size > 1000
     # A rerun finds everything done and redoes nothing.
     again = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0 and "[start]" not in again.stdout and again.stdout.count("[done earlier]") == len(steps)
+    assert (
+        again.returncode == 0 and "[start]" not in again.stdout and again.stdout.count("[done earlier]") == len(steps)
+    )

@@ -1,4 +1,4 @@
-"""Smoke: stage-2 GRPO (and SFT) under FSDP2 (``pebr_lit.parallel.FSDP2Strategy``) on 2 CPU processes.
+"""Smoke: stage-2 GRPO (and SFT) under FSDP2 (``pebr_lit.policy.fsdp.FSDP2Strategy``) on 2 CPU processes.
 
 Four ``python cli.py fit`` runs of 2 gloo processes each, with the ``DDPProbe`` callback
 (tests/helpers/ddp_probe.py) writing what each rank saw:
@@ -26,29 +26,46 @@ from pathlib import Path
 import pytest
 import torch
 
-from pebr_lit.checkpoint import POLICY_PREFIX
+from pebr_lit.policy.checkpoint import POLICY_PREFIX
 from tests.helpers.ddp_probe import named_digest
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP, GLOBAL_BATCH, ROLLOUT_STEPS, MINI_BATCHES, CLIP = 4, 4, 2, 2, 0.01
-FSDP = {"class_path": "pebr_lit.parallel.FSDP2Strategy"}
+FSDP = {"class_path": "pebr_lit.policy.fsdp.FSDP2Strategy"}
 DDP = {"class_path": "lightning.pytorch.strategies.DDPStrategy", "init_args": {"process_group_backend": "gloo"}}
 
 pytestmark = pytest.mark.slow
 
 
-def fit_command(assets, world, out: Path, strategy: dict, config: str = "configs/demo/stage2.yaml", extra: tuple = (), accelerator: str = "cpu") -> list[str]:
+def fit_command(
+    assets,
+    world,
+    out: Path,
+    strategy: dict,
+    config: str = "configs/demo/stage2.yaml",
+    extra: tuple = (),
+    accelerator: str = "cpu",
+) -> list[str]:
     """``cli.py fit`` on 2 processes with step checkpoints every 2 optimizer steps (GRPO: and the probe)."""
     probe = {"class_path": "tests.helpers.ddp_probe.DDPProbe", "init_args": {"out_dir": str(out / "probe")}}
-    checkpoints = {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-                   "init_args": {"save_last": True, "save_top_k": -1, "every_n_train_steps": 2}}  # fmt: skip
+    checkpoints = {
+        "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+        "init_args": {"save_last": True, "save_top_k": -1, "every_n_train_steps": 2},
+    }
     grpo = "sft" not in config  # SFT runs: no reference, no probe (it records GRPO steps)
     callbacks = [checkpoints]
     if grpo:
-        callbacks += [{"class_path": "callbacks.reference.ReferencePolicy"},
-                      {"class_path": "callbacks.kl_control.KLController", "init_args": {"coef": 0.01}}, probe]  # fmt: skip
+        callbacks += [
+            {"class_path": "callbacks.reference.ReferencePolicy"},
+            {"class_path": "callbacks.kl_control.KLController", "init_args": {"coef": 0.01}},
+            probe,
+        ]
     cmd = [
-        sys.executable, "cli.py", "fit", "--config", config,
+        sys.executable,
+        "cli.py",
+        "fit",
+        "--config",
+        config,
         "--model.init_args.init_from=null",
         f"--model.init_args.policy.init_args.model_name_or_path={assets['vlm']}",
         f"--data.init_args.val_files=[{world / 'val.jsonl'}]",
@@ -62,7 +79,7 @@ def fit_command(assets, world, out: Path, strategy: dict, config: str = "configs
         "--trainer.devices=2",
         f"--trainer.strategy={json.dumps(strategy)}",
         f"--trainer.callbacks={json.dumps(callbacks)}",
-    ]  # fmt: skip
+    ]
     if not grpo:
         cmd += [
             f"--data.init_args.train_files=[{world / 'train.jsonl'}]",
@@ -70,7 +87,7 @@ def fit_command(assets, world, out: Path, strategy: dict, config: str = "configs
             f"--trainer.gradient_clip_val={CLIP}",
             "--trainer.limit_val_batches=1",
             "--model.init_args.eval_sampling.max_new_tokens=8",
-        ]  # fmt: skip
+        ]
     if grpo:
         cmd += [
             f"--model.init_args.sampling.num_samples={GROUP}",
@@ -82,7 +99,7 @@ def fit_command(assets, world, out: Path, strategy: dict, config: str = "configs
             f"--data.init_args.train_files=[{world / 'train.jsonl'}]",
             f"--data.init_args.batch_size={GLOBAL_BATCH}",
             "--data.init_args.eval_batch_size=2",
-        ]  # fmt: skip
+        ]
     return cmd + list(extra)
 
 
@@ -114,9 +131,13 @@ def runs(assets, world, tmp_path_factory):
     reports = {"ddp": run(fit_command(assets, world, out["ddp"], DDP), out["ddp"])}
     reports["fsdp"] = run(fit_command(assets, world, out["fsdp"], FSDP), out["fsdp"])
     half = out["fsdp"] / "stage2" / "checkpoints" / f"epoch=0-step={MINI_BATCHES}.ckpt"
-    reports["resume"] = run(fit_command(assets, world, out["resume"], FSDP, extra=(f"--ckpt_path={half}",)), out["resume"])
-    lora = ("--model.init_args.policy.init_args.lora={r: 4, alpha: 8, dropout: 0.0}",
-            f"--model.init_args.init_from={out['fsdp'] / 'stage2' / 'checkpoints' / 'last.ckpt'}")  # fmt: skip
+    reports["resume"] = run(
+        fit_command(assets, world, out["resume"], FSDP, extra=(f"--ckpt_path={half}",)), out["resume"]
+    )
+    lora = (
+        "--model.init_args.policy.init_args.lora={r: 4, alpha: 8, dropout: 0.0}",
+        f"--model.init_args.init_from={out['fsdp'] / 'stage2' / 'checkpoints' / 'last.ckpt'}",
+    )
     reports["lora"] = run(fit_command(assets, world, out["lora"], FSDP, extra=lora), out["lora"])
     return out, reports
 
@@ -125,7 +146,9 @@ def test_fsdp_updates_match_ddp(runs):
     out, reports = runs
     ddp, fsdp = reports["ddp"], reports["fsdp"]
     assert ddp[0]["initial_digest"] == fsdp[0]["initial_digest"]
-    assert fsdp[0]["reference_digest"] == ddp[0]["reference_digest"] is not None  # the sharded copy holds the same weights
+    assert (
+        fsdp[0]["reference_digest"] == ddp[0]["reference_digest"] is not None
+    )  # the sharded copy holds the same weights
     for k in range(ROLLOUT_STEPS):
         for rank in (0, 1):
             a, b = ddp[rank]["steps"][k], fsdp[rank]["steps"][k]
@@ -138,8 +161,15 @@ def test_fsdp_updates_match_ddp(runs):
     for name in ("train/reward/probe", "train/policy_loss", "train/kl"):
         for rank in (0, 1):
             values = [[e["value"] for e in r[rank]["logged"] if e["name"] == name] for r in (ddp, fsdp)]
-            assert len(values[0]) == ROLLOUT_STEPS and values[1] == pytest.approx(values[0], rel=1e-4, abs=1e-7), (name, rank)
-    start = torch.load(out["fsdp"] / "stage2" / "checkpoints" / f"epoch=0-step={MINI_BATCHES}.ckpt", map_location="cpu", weights_only=False)
+            assert len(values[0]) == ROLLOUT_STEPS and values[1] == pytest.approx(values[0], rel=1e-4, abs=1e-7), (
+                name,
+                rank,
+            )
+    start = torch.load(
+        out["fsdp"] / "stage2" / "checkpoints" / f"epoch=0-step={MINI_BATCHES}.ckpt",
+        map_location="cpu",
+        weights_only=False,
+    )
     a, b = checkpoint(out["ddp"])["state_dict"], checkpoint(out["fsdp"])["state_dict"]
     moved = max(float((b[k] - start["state_dict"][k]).abs().max()) for k in b)
     gap = max(float((b[k] - a[k]).abs().max()) for k in b)
@@ -152,7 +182,9 @@ def test_slim_checkpoint_is_the_ddp_layout(runs):
     a, b = checkpoint(out["ddp"]), checkpoint(out["fsdp"])
     assert set(b["state_dict"]) == set(a["state_dict"]) and all(k.startswith(POLICY_PREFIX) for k in b["state_dict"])
     for name, value in b["state_dict"].items():
-        assert type(value) is torch.Tensor and value.shape == a["state_dict"][name].shape, name  # whole tensors, not shards
+        assert type(value) is torch.Tensor and value.shape == a["state_dict"][name].shape, (
+            name
+        )  # whole tensors, not shards
     assert b["pebr_policy"] == a["pebr_policy"] and b["rollout_batches"] == a["rollout_batches"] == ROLLOUT_STEPS
     adam_a, adam_b = a["optimizer_states"][0]["state"], b["optimizer_states"][0]["state"]
     assert set(adam_b) == set(adam_a) and all(adam_b[i]["exp_avg"].shape == adam_a[i]["exp_avg"].shape for i in adam_a)
@@ -169,7 +201,9 @@ def test_resume_continues_from_the_step_checkpoint(runs):
         assert step["qids"] == fsdp[rank]["steps"][1]["qids"] and step["global_step"] == ROLLOUT_STEPS * MINI_BATCHES
     final = checkpoint(out["resume"])
     assert final["rollout_batches"] == ROLLOUT_STEPS
-    assert float(final["optimizer_states"][0]["state"][0]["step"]) == ROLLOUT_STEPS * MINI_BATCHES  # Adam state restored
+    assert (
+        float(final["optimizer_states"][0]["state"][0]["step"]) == ROLLOUT_STEPS * MINI_BATCHES
+    )  # Adam state restored
 
 
 def test_lora_under_fsdp_starts_from_init_from_and_saves_adapters(runs):
@@ -181,7 +215,9 @@ def test_lora_under_fsdp_starts_from_init_from_and_saves_adapters(runs):
     assert lora[0]["reference_digest"] is None  # the disabled adapter is the reference: nothing copied
     saved = checkpoint(out["lora"])["state_dict"]
     assert saved and all("lora_" in k for k in saved) and all(type(v) is torch.Tensor for v in saved.values())
-    assert max(float(v.abs().max()) for k, v in saved.items() if "lora_B" in k) > 0  # B starts at zero: the adapter trained
+    assert (
+        max(float(v.abs().max()) for k, v in saved.items() if "lora_B" in k) > 0
+    )  # B starts at zero: the adapter trained
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +229,7 @@ def sft_runs(assets, world, tmp_path_factory):
 
 
 def test_sft_under_fsdp_matches_ddp(sft_runs, assets):
-    from pebr_lit.policy import PolicyWrapper
+    from pebr_lit.policy.wrapper import PolicyWrapper
 
     a, b = (checkpoint(sft_runs / name, stage="sft")["state_dict"] for name in ("ddp", "fsdp"))
     start = {"policy." + k: v for k, v in PolicyWrapper(str(assets["vlm"]), dtype="float32").state_dict().items()}

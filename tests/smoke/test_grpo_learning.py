@@ -13,18 +13,18 @@ loop is driven by a plain ``Trainer`` because the CLI adds nothing to what is te
 from __future__ import annotations
 
 import string
+from collections.abc import Sequence
 from functools import partial
-from typing import Sequence
 
 import lightning as L
 import pytest
 import torch
 
 from pebr_lit.data.prompt_datamodule import PromptDataModule
-from pebr_lit.grpo_losses import GRPOLoss
+from pebr_lit.grpo.losses import GRPOLoss
 from pebr_lit.modules.grpo import GRPOModule
-from pebr_lit.policy import PolicyWrapper, SamplingSettings
-from pebr_lit.rewards import StageReward
+from pebr_lit.policy.wrapper import PolicyWrapper, SamplingSettings
+from pebr_lit.rewards.stages import StageReward
 
 STEPS = 20
 WINDOW = 5  # steps averaged at the start and at the end
@@ -86,9 +86,16 @@ def _train(assets, world, reward: StageReward) -> list[float]:
     data = PromptDataModule(train_files=[str(world / "train.jsonl")], batch_size=4, epochs=10.0, seed=0)
     record = _RecordLowercase()
     trainer = L.Trainer(
-        accelerator="cpu", devices=1, max_steps=STEPS, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0, callbacks=[record],
-    )  # fmt: skip
+        accelerator="cpu",
+        devices=1,
+        max_steps=STEPS,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        callbacks=[record],
+    )
     trainer.fit(module, data)
     assert len(record.values) == STEPS
     return record.values
@@ -105,4 +112,6 @@ def test_grpo_moves_the_toy_reward_towards_its_optimum(assets, world, one_thread
     last = sum(values[-WINDOW:]) / WINDOW
     trace = " ".join(f"{v:.2f}" for v in values)
     want = f"{'+' if direction > 0 else '-'}{MARGIN}"
-    assert direction * (last - first) > MARGIN, f"lowercase fraction {first:.3f} -> {last:.3f}, want {want}; per step: {trace}"
+    assert direction * (last - first) > MARGIN, (
+        f"lowercase fraction {first:.3f} -> {last:.3f}, want {want}; per step: {trace}"
+    )

@@ -10,9 +10,9 @@ Left out on purpose: the reward's learning effect (``test_grpo_learning``), the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 from types import SimpleNamespace
-from typing import Sequence
 
 import lightning as L
 import pytest
@@ -20,11 +20,11 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from pebr_lit.data.prompt_datamodule import PromptDataModule
-from pebr_lit.grpo_losses import GRPOLoss
+from pebr_lit.grpo.losses import GRPOLoss
+from pebr_lit.grpo.online_filter import OnlineFilter
 from pebr_lit.modules.grpo import GRPOModule
-from pebr_lit.online_filter import OnlineFilter
-from pebr_lit.policy import PolicyWrapper, SamplingSettings
-from pebr_lit.rewards import StageReward
+from pebr_lit.policy.wrapper import PolicyWrapper, SamplingSettings
+from pebr_lit.rewards.stages import StageReward
 
 B, G, MAX_ROUNDS = 2, 4, 6
 FLAT_ANSWER = "1"
@@ -36,7 +36,9 @@ class SomeFlatReward(StageReward):
     def __init__(self, signal: float = 1.0) -> None:
         super().__init__(signal=signal)
 
-    def components(self, responses: Sequence[str], answers: Sequence[str] = (), **inputs: object) -> dict[str, list[float]]:
+    def components(
+        self, responses: Sequence[str], answers: Sequence[str] = (), **inputs: object
+    ) -> dict[str, list[float]]:
         share = [sum(c.islower() for c in r) / len(r) if r else 0.0 for r in responses]
         return {"signal": [0.5 if a == FLAT_ANSWER else s for s, a in zip(share, answers)]}
 
@@ -61,10 +63,14 @@ class _Watch(L.Callback):
         self._rounds += 1
         self._flat += round(float(metrics["train/zero_variance_groups"]) * B)
         if pl_module.rollout_batches != self._done:  # an update (the filter emptied its buffer)
-            self.updates.append({
-                "rounds": self._rounds, "flat": self._flat, "logged_rounds": float(metrics["train/filter_rounds"]),
-                "logged_filtered": float(metrics["train/filtered_groups"]),
-            })  # fmt: skip
+            self.updates.append(
+                {
+                    "rounds": self._rounds,
+                    "flat": self._flat,
+                    "logged_rounds": float(metrics["train/filter_rounds"]),
+                    "logged_filtered": float(metrics["train/filtered_groups"]),
+                }
+            )
             self._rounds, self._flat, self._done = 0, 0, pl_module.rollout_batches
         if self.crash_at_step is not None and trainer.global_step >= self.crash_at_step:
             raise RuntimeError("simulated crash")
@@ -74,10 +80,14 @@ def _run(assets, world, steps: int, root=None, crash_at_step=None, ckpt_path=Non
     L.seed_everything(0, verbose=False)
     policy = PolicyWrapper(str(assets["vlm"]), dtype="float32", freeze_vision=False, freeze_projector=False)
     module = GRPOModule(
-        policy, SomeFlatReward(), loss=GRPOLoss(kl_coef=0.0), online_filter=OnlineFilter(max_rounds=MAX_ROUNDS),
+        policy,
+        SomeFlatReward(),
+        loss=GRPOLoss(kl_coef=0.0),
+        online_filter=OnlineFilter(max_rounds=MAX_ROUNDS),
         sampling=SamplingSettings(num_samples=G, temperature=1.0, top_p=1.0, max_new_tokens=12),
-        optimizer=partial(torch.optim.AdamW, lr=1e-3), micro_batch_size=16,
-    )  # fmt: skip
+        optimizer=partial(torch.optim.AdamW, lr=1e-3),
+        micro_batch_size=16,
+    )
     kept: list[torch.Tensor] = []
     update = module._update
 
@@ -89,9 +99,16 @@ def _run(assets, world, steps: int, root=None, crash_at_step=None, ckpt_path=Non
     data = PromptDataModule(train_files=[str(world / "train.jsonl")], batch_size=B, epochs=10.0, seed=0)
     checkpoints = [ModelCheckpoint(dirpath=root, save_last=True, every_n_train_steps=1)] if root else []
     trainer = L.Trainer(
-        accelerator="cpu", devices=1, max_steps=steps, logger=False, enable_checkpointing=bool(root),
-        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0, callbacks=checkpoints,
-    )  # fmt: skip
+        accelerator="cpu",
+        devices=1,
+        max_steps=steps,
+        logger=False,
+        enable_checkpointing=bool(root),
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        callbacks=checkpoints,
+    )
     watch = _Watch(crash_at_step)
     trainer.callbacks.append(watch)  # after ModelCheckpoint: a crash comes after that step's checkpoint
     try:
@@ -132,10 +149,15 @@ def test_several_processes_are_refused_at_fit_start(policy):
 
 
 def test_a_learning_rate_schedule_with_the_filter_is_warned_about(policy):
-    from pebr_lit.schedules import WarmupConstantDecay
+    from pebr_lit.modules.schedules import WarmupConstantDecay
 
-    module = GRPOModule(policy, SomeFlatReward(), loss=GRPOLoss(kl_coef=0.0), online_filter=OnlineFilter(),
-                        scheduler=partial(WarmupConstantDecay, warmup_steps=1))
+    module = GRPOModule(
+        policy,
+        SomeFlatReward(),
+        loss=GRPOLoss(kl_coef=0.0),
+        online_filter=OnlineFilter(),
+        scheduler=partial(WarmupConstantDecay, warmup_steps=1),
+    )
     module._trainer = SimpleNamespace(world_size=1, global_rank=0, estimated_stepping_batches=40)
     with pytest.warns(UserWarning, match=r"sized for 40 optimizer steps as if every rollout batch made an update"):
         module.configure_optimizers()

@@ -8,10 +8,11 @@ import shutil
 import pytest
 import torch
 
-from pebr_lit.clip_loading import load_clip
-from pebr_lit.clip_score import ClipScorer
-from pebr_lit.data.records import RecordError, load_records
-from pebr_lit.train_clip import load_pairs, main, train_clip
+from pebr_lit.clip.loading import load_clip
+from pebr_lit.clip.scorers import ClipScorer
+from pebr_lit.clip.train import load_pairs, main, train_clip
+from pebr_lit.data.records import load_records
+from pebr_lit.data.sources import RecordError
 
 # 64 training pairs, 16 held out; batch 16 sees each pair ~10 times in 40 steps (~2 s on 2 threads).
 SHORT = dict(steps=40, batch_size=16, lr=2e-3, warmup=5, val_limit=16, eval_candidates=16, progress=False)
@@ -29,7 +30,9 @@ def test_training_lowers_held_out_loss_and_lr_zero_does_not(assets, world, train
     assert m["after"]["loss"] < m["before"]["loss"] - 0.3, (m["before"]["loss"], m["after"]["loss"])
     assert m["after"]["cos_match"] > m["after"]["cos_other"]
     assert m["last_loss"] < m["first_loss"]
-    frozen = train_clip(assets["clip"], world / "train.jsonl", world / "val.jsonl", tmp_path / "frozen", **{**SHORT, "lr": 0.0})
+    frozen = train_clip(
+        assets["clip"], world / "train.jsonl", world / "val.jsonl", tmp_path / "frozen", **{**SHORT, "lr": 0.0}
+    )
     # lr=0 (weight decay is scaled by lr in AdamW too): the check above must fail.
     assert frozen["after"]["loss"] == pytest.approx(frozen["before"]["loss"], abs=1e-5)
 
@@ -61,9 +64,29 @@ def test_rerun_with_same_args_is_cached_and_changed_args_retrain(assets, world, 
     again = train_clip(assets["clip"], world / "train.jsonl", world / "val.jsonl", out, **SHORT)
     assert again["cached"] and again["after"] == m["after"]
     assert (out / "open_clip_model.safetensors").stat().st_mtime_ns == mtime
-    args = ["--clip", str(assets["clip"]), "--records", str(world / "train.jsonl"), "--val-records",
-            str(world / "val.jsonl"), "--out", str(out), "--steps", "40", "--batch-size", "16", "--lr", "2e-3",
-            "--warmup", "5", "--val-limit", "16", "--eval-candidates", "16", "--no-progress"]  # fmt: skip
+    args = [
+        "--clip",
+        str(assets["clip"]),
+        "--records",
+        str(world / "train.jsonl"),
+        "--val-records",
+        str(world / "val.jsonl"),
+        "--out",
+        str(out),
+        "--steps",
+        "40",
+        "--batch-size",
+        "16",
+        "--lr",
+        "2e-3",
+        "--warmup",
+        "5",
+        "--val-limit",
+        "16",
+        "--eval-candidates",
+        "16",
+        "--no-progress",
+    ]
     assert main(args) == 0
     assert "cached" in capsys.readouterr().out
     assert main([*args[:-1], "--steps", "2", "--no-progress"]) == 0

@@ -8,8 +8,12 @@ import pytest
 
 from pebr_lit.eval.answer_log import AnswerLog
 
-SETTINGS = {"policy": {"source": "m"}, "sampling": {"do_sample": False}, "instruction": "x",
-            "benchmarks": {"a": {"class": "MathVista", "path": "/data/a", "limit": 2}}}
+SETTINGS = {
+    "policy": {"source": "m"},
+    "sampling": {"do_sample": False},
+    "instruction": "x",
+    "benchmarks": {"a": {"class": "MathVista", "path": "/data/a", "limit": 2}},
+}
 
 
 def row(index: int, qid: str) -> dict:

@@ -14,15 +14,14 @@ from pebr_lit.eval.answers import (
     extract_choices,
     extract_yes_no,
     match_choice,
-    match_free_form,
     match_yes_no,
     normalize_letter,
     option_table,
     options_from_text,
-    parse_number,
     truth_letters,
 )
-from pebr_lit.format import render_response
+from pebr_lit.eval.numbers import match_free_form, parse_number
+from pebr_lit.format.response import render_response
 
 SHAPES = {"A": "a blue square", "B": "a red circle", "C": "12 cm", "D": "15 cm"}
 
@@ -37,11 +36,26 @@ def pebr(answer: str, description: str = "A red circle and a blue square.") -> s
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("B", "B"), ("b", "B"), ("(b)", "B"), ("B.", "B"), ("B)", "B"), ("[C]", "C"), ("\\boxed{C}", "C"),
-        ("Option d", "D"), ("Answer: a", "A"), ("the answer is (B)", "B"), ("**B**", "B"), ("$B$", "B"),
-        ("AB", None), ("a red", None), ("answerb", None), ("", None), (None, None), (3, None),
+        ("B", "B"),
+        ("b", "B"),
+        ("(b)", "B"),
+        ("B.", "B"),
+        ("B)", "B"),
+        ("[C]", "C"),
+        ("\\boxed{C}", "C"),
+        ("Option d", "D"),
+        ("Answer: a", "A"),
+        ("the answer is (B)", "B"),
+        ("**B**", "B"),
+        ("$B$", "B"),
+        ("AB", None),
+        ("a red", None),
+        ("answerb", None),
+        ("", None),
+        (None, None),
+        (3, None),
     ],
-)  # fmt: skip
+)
 def test_normalize_letter(text: object, expected: str | None) -> None:
     assert normalize_letter(text) == expected
 
@@ -81,27 +95,50 @@ def test_options_from_text(question: object, expected: dict[str, str]) -> None:
     ("response", "expected"),
     [
         # Letter forms (MMMU, MMStar, AI2D, MathVerse, WeMath prompts ask for the letter).
-        ("(B)", "B"), ("B.", "B"), ("B)", "B"), ("B", "B"), ("b", "B"), ("(b)", "B"), ("**B**", "B"),
-        ("Answer: B", "B"), ("The answer is B.", "B"), ("the answer is (b)", "B"), ("\\boxed{B}", "B"),
-        ("Option B", "B"), ("The answer is b", "B"), ("the answer is a", "A"), ("the correct option is C", "C"),
+        ("(B)", "B"),
+        ("B.", "B"),
+        ("B)", "B"),
+        ("B", "B"),
+        ("b", "B"),
+        ("(b)", "B"),
+        ("**B**", "B"),
+        ("Answer: B", "B"),
+        ("The answer is B.", "B"),
+        ("the answer is (b)", "B"),
+        ("\\boxed{B}", "B"),
+        ("Option B", "B"),
+        ("The answer is b", "B"),
+        ("the answer is a", "A"),
+        ("the correct option is C", "C"),
         # Option text alone (MathVista's truth is the option text): normalised case and punctuation.
-        ("a red circle", "B"), ("A Red Circle.", "B"), ("12 cm", "C"),
+        ("a red circle", "B"),
+        ("A Red Circle.", "B"),
+        ("12 cm", "C"),
         ("A red circle", "B"),  # the text of B, not the article-looking letter A
         # Letter plus text; the letter wins over contradicting text (VLMEvalKit reads the letter).
-        ("B. 12 cm", "B"), ("(B) because it is red", "B"), ("B. 15 cm", "B"), ("B 12 cm", "B"),
+        ("B. 12 cm", "B"),
+        ("(B) because it is red", "B"),
+        ("B. 15 cm", "B"),
+        ("B 12 cm", "B"),
         # Answer markers: the last one decides; an option's text after one counts (MMMU, DynaMath).
-        ("the answer is a red circle.", "B"), ("I think the answer is B because A is too small", "B"),
-        ("Answer: B. Option A is wrong.", "B"), ("The answer is A because it is blue", "A"),
+        ("the answer is a red circle.", "B"),
+        ("I think the answer is B because A is too small", "B"),
+        ("Answer: B. Option A is wrong.", "B"),
+        ("The answer is A because it is blue", "A"),
         # One letter standing alone (VLMEvalKit can_infer_option), one option text inside (can_infer_text).
-        ("So (C) it is", "C"), ("it is 15 cm long", "D"),
+        ("So (C) it is", "C"),
+        ("it is 15 cm long", "D"),
         # Nothing, or more than one: None (MMMU would pick at random; a guess is no answer here).
-        ("(A) is wrong and (C) is wrong", None), ("A. Because B is too small", None), ("", None),
+        ("(A) is wrong and (C) is wrong", None),
+        ("A. Because B is too small", None),
+        ("", None),
         ("E", None),  # not an option
-        ("a circle", None), ("A large shape is shown", None),  # "a"/"A" the article, not option A
+        ("a circle", None),
+        ("A large shape is shown", None),  # "a"/"A" the article, not option A
         ("i think b is right", None),  # a lower-case letter inside a sentence is a word, not a choice
         ("12 cm or 15 cm", None),
     ],
-)  # fmt: skip
+)
 def test_extract_choice(response: str, expected: str | None) -> None:
     assert extract_choice(response, SHAPES) == expected
 
@@ -140,12 +177,18 @@ def test_extract_choice_options_without_texts() -> None:
 @pytest.mark.parametrize(
     ("response", "truth", "expected"),
     [
-        ("B", "B", True), ("(b)", "(B)", True), ("a red circle", "b", True), ("A", "B", False),
+        ("B", "B", True),
+        ("(b)", "(B)", True),
+        ("a red circle", "b", True),
+        ("A", "B", False),
         ("a red circle", "a red circle", True),  # MathVista: the truth is the option's text
-        ("B", "15 cm", False), ("D", "15 cm", True),
-        ("B", "", False), ("B", None, False), ("B", "Z", False),  # unreadable or foreign truths match nothing
+        ("B", "15 cm", False),
+        ("D", "15 cm", True),
+        ("B", "", False),
+        ("B", None, False),
+        ("B", "Z", False),  # unreadable or foreign truths match nothing
     ],
-)  # fmt: skip
+)
 def test_match_choice(response: str, truth: object, expected: bool) -> None:
     assert match_choice(response, SHAPES, truth) is expected
 
@@ -162,10 +205,16 @@ def test_match_choice_mathvista_numbers_as_options() -> None:
     ("response", "expected"),
     [
         # LogicVista: several correct letters; all of them and nothing else.
-        ("A, C", True), ("C and A", True), ("(A) (C)", True), ("AC", True), ("The answers are A and C.", True),
-        ("A", False), ("A, B, C", False), ("C", False),
+        ("A, C", True),
+        ("C and A", True),
+        ("(A) (C)", True),
+        ("AC", True),
+        ("The answers are A and C.", True),
+        ("A", False),
+        ("A, B, C", False),
+        ("C", False),
     ],
-)  # fmt: skip
+)
 def test_multi_letter_truth(response: str, expected: bool) -> None:
     assert truth_letters("A, C", "ABCD") == frozenset("AC")
     assert match_choice(response, "ABCD", "A, C") is expected
@@ -182,14 +231,21 @@ def test_extract_choices_falls_back_to_one_letter() -> None:
 @pytest.mark.parametrize(
     ("response", "expected"),
     [
-        ("Yes.", "yes"), ("yes, it is", "yes"), ("NO", "no"), ("**Yes**", "yes"), ("Answer: No", "no"),
+        ("Yes.", "yes"),
+        ("yes, it is", "yes"),
+        ("NO", "no"),
+        ("**Yes**", "yes"),
+        ("Answer: No", "no"),
         ("No, there is no yes sign", "no"),  # the first word decides
         ("The answer is yes.", "yes"),  # the word after the last answer marker
         ("There is no dog", "no"),  # only "no" appears as a word (VLMEvalKit's HallusionBench rule)
-        ("Maybe yes, maybe no", None), ("Yesterday", None), ("I can't tell", None), ("", None),
+        ("Maybe yes, maybe no", None),
+        ("Yesterday", None),
+        ("I can't tell", None),
+        ("", None),
         (pebr("Yes", description="There is no cat."), "yes"),  # the answer section, not the description
     ],
-)  # fmt: skip
+)
 def test_extract_yes_no(response: str, expected: str | None) -> None:
     assert extract_yes_no(response) == expected
 
@@ -197,12 +253,20 @@ def test_extract_yes_no(response: str, expected: str | None) -> None:
 @pytest.mark.parametrize(
     ("response", "truth", "expected"),
     [
-        ("Yes.", "1", True), ("Yes.", "0", False), ("No, it is not", "0", True),  # HallusionBench: "1"/"0"
-        ("yes", "Yes", True), ("no", "No.", True), ("Yes", True, True), ("no", 0, True), ("no", 0.0, True),
-        ("maybe", "1", False), ("maybe", "0", False),  # no answer is wrong either way
-        ("Yes", "maybe", False), ("Yes", None, False),
+        ("Yes.", "1", True),
+        ("Yes.", "0", False),
+        ("No, it is not", "0", True),  # HallusionBench: "1"/"0"
+        ("yes", "Yes", True),
+        ("no", "No.", True),
+        ("Yes", True, True),
+        ("no", 0, True),
+        ("no", 0.0, True),
+        ("maybe", "1", False),
+        ("maybe", "0", False),  # no answer is wrong either way
+        ("Yes", "maybe", False),
+        ("Yes", None, False),
     ],
-)  # fmt: skip
+)
 def test_match_yes_no(response: str, truth: object, expected: bool) -> None:
     assert match_yes_no(response, truth) is expected
 
@@ -213,13 +277,24 @@ def test_match_yes_no(response: str, truth: object, expected: bool) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("1,234.5 cm", (Fraction(2469, 2), False, "cm")), ("\\frac12", (Fraction(1, 2), False, "")),
-        ("-\\frac{3}{4}", (Fraction(-3, 4), False, "")), ("3/4", (Fraction(3, 4), False, "")),
-        ("50\\%", (50, True, "")), ("x = 3", (3, False, "")), ("12 cm^2", (12, False, "cm2")),
-        ("30^{\\circ}", (30, False, "°")), ("5 m/s", (5, False, "m/s")), ("−5", (-5, False, "")),
-        ("2x", None), ("3 pi", None), ("1,23", None), ("[1, 2]", None), ("1/0", None), ("3 million", None),
+        ("1,234.5 cm", (Fraction(2469, 2), False, "cm")),
+        ("\\frac12", (Fraction(1, 2), False, "")),
+        ("-\\frac{3}{4}", (Fraction(-3, 4), False, "")),
+        ("3/4", (Fraction(3, 4), False, "")),
+        ("50\\%", (50, True, "")),
+        ("x = 3", (3, False, "")),
+        ("12 cm^2", (12, False, "cm2")),
+        ("30^{\\circ}", (30, False, "°")),
+        ("5 m/s", (5, False, "m/s")),
+        ("−5", (-5, False, "")),
+        ("2x", None),
+        ("3 pi", None),
+        ("1,23", None),
+        ("[1, 2]", None),
+        ("1/0", None),
+        ("3 million", None),
     ],
-)  # fmt: skip
+)
 def test_parse_number(text: str, expected: tuple | None) -> None:
     assert parse_number(text) == expected
 
@@ -228,32 +303,56 @@ def test_parse_number(text: str, expected: tuple | None) -> None:
     ("response", "truth", "kwargs", "expected"),
     [
         # MathVista/MathVerse: units and formatting around a number.
-        ("12 cm", "12", {}, True), ("12 cm", "12", {"unit_strip": False}, False),
-        ("12 cm", "12 cm", {"unit_strip": False}, True), ("12 cm", "12 m", {}, True),  # stripped: ignored
+        ("12 cm", "12", {}, True),
+        ("12 cm", "12", {"unit_strip": False}, False),
+        ("12 cm", "12 cm", {"unit_strip": False}, True),
+        ("12 cm", "12 m", {}, True),  # stripped: ignored
         ("12 cm", "12 m", {"unit_strip": False}, False),
-        ("1,234,567.5", "1234567.5", {}, True), ("$12", "12", {}, True), ("x = 3", "3", {}, True),
-        ("30°", "30", {}, True), ("30^\\circ", "30", {}, True), ("−5", "-5", {}, True),
+        ("1,234,567.5", "1234567.5", {}, True),
+        ("$12", "12", {}, True),
+        ("x = 3", "3", {}, True),
+        ("30°", "30", {}, True),
+        ("30^\\circ", "30", {}, True),
+        ("−5", "-5", {}, True),
         # MathVista writes percentage answers without "%"; the value reading is accepted too.
-        ("50%", "50", {}, True), ("50%", "0.5", {}, True), ("0.5", "50%", {}, True), ("50%", "5", {}, False),
+        ("50%", "50", {}, True),
+        ("50%", "0.5", {}, True),
+        ("0.5", "50%", {}, True),
+        ("50%", "5", {}, False),
         # Fractions (MathVision, MathVerse).
-        ("1/2", "0.5", {}, True), ("\\frac{1}{2}", "0.5", {}, True), ("2/4", "0.5", {}, True),
+        ("1/2", "0.5", {}, True),
+        ("\\frac{1}{2}", "0.5", {}, True),
+        ("2/4", "0.5", {}, True),
         ("1/3", "0.33", {}, False),
         # MathVista's precision: round both sides to that many decimals; NaN (empty cell) = exact.
-        ("1.23", "1.2", {"precision": 1}, True), ("1.23", "1.2", {}, False), ("1.25", "1.3", {"precision": 1.0}, True),
-        ("2.675", "2.68", {"precision": 2}, True), ("1.23", "1.2", {"precision": float("nan")}, False),
+        ("1.23", "1.2", {"precision": 1}, True),
+        ("1.23", "1.2", {}, False),
+        ("1.25", "1.3", {"precision": 1.0}, True),
+        ("2.675", "2.68", {"precision": 2}, True),
+        ("1.23", "1.2", {"precision": float("nan")}, False),
         ("1.23", "1.2", {"precision": "1"}, True),  # a precision read from a text file
-        ("12.0", "12", {}, True), ("12.7", "12", {}, False),  # MathVista's int() would truncate; no truncation here
+        ("12.0", "12", {}, True),
+        ("12.7", "12", {}, False),  # MathVista's int() would truncate; no truncation here
         # DynaMath: floats within 0.001, inclusive.
-        ("3.143", "3.142", {"tolerance": 0.001}, True), ("3.140", "3.142", {"tolerance": 0.001}, False),
+        ("3.143", "3.142", {"tolerance": 0.001}, True),
+        ("3.140", "3.142", {"tolerance": 0.001}, False),
         # Answers inside sentences: the last "answer is"/boxed (MMMU's open questions, MathVision).
-        ("The answer is 12.", "12", {}, True), ("So the area is \\boxed{12} square units", "12", {}, True),
-        ("12 apples and 13 pears", "12", {}, False), (pebr("12 cm"), "12", {}, True),
+        ("The answer is 12.", "12", {}, True),
+        ("So the area is \\boxed{12} square units", "12", {}, True),
+        ("12 apples and 13 pears", "12", {}, False),
+        (pebr("12 cm"), "12", {}, True),
         # Not numbers: grading.grade (mathruler).
-        ("\\sqrt{12}", "2\\sqrt{3}", {}, True), ("[1, 2]", "[1,2]", {}, True), ("Red", "red", {}, True),
-        ("blue", "red", {}, False), ("2x", "2", {}, False), ("3 pi", "3", {}, False), ("1/0", "0", {}, False),
-        ("12", None, {}, False), (None, "12", {}, False),
+        ("\\sqrt{12}", "2\\sqrt{3}", {}, True),
+        ("[1, 2]", "[1,2]", {}, True),
+        ("Red", "red", {}, True),
+        ("blue", "red", {}, False),
+        ("2x", "2", {}, False),
+        ("3 pi", "3", {}, False),
+        ("1/0", "0", {}, False),
+        ("12", None, {}, False),
+        (None, "12", {}, False),
     ],
-)  # fmt: skip
+)
 def test_match_free_form(response: object, truth: object, kwargs: dict, expected: bool) -> None:
     assert match_free_form(response, truth, **kwargs) is expected
 

@@ -5,17 +5,29 @@ from __future__ import annotations
 import pytest
 
 from pebr_lit.data.records import record_from_dict
-from pebr_lit.eval.baselines import blind_baseline
+from pebr_lit.demo.baselines import blind_baseline
 
 
 def _r(qid: str, problem: str, answer: str, kind: str = "k") -> object:
-    return record_from_dict({"qid": qid, "problem": problem, "answer": answer, "images": ["x.png"], "meta": {"kind": kind}})
+    return record_from_dict(
+        {"qid": qid, "problem": problem, "answer": answer, "images": ["x.png"], "meta": {"kind": kind}}
+    )
 
 
 def test_majority_per_question_then_per_kind():
-    train = [_r("a", "How many?", "2"), _r("b", "How many?", "2"), _r("c", "How many?", "3"), _r("d", "Colour?", "red", "c")]
+    train = [
+        _r("a", "How many?", "2"),
+        _r("b", "How many?", "2"),
+        _r("c", "How many?", "3"),
+        _r("d", "Colour?", "red", "c"),
+    ]
     # "How many?" -> "2" (2 of 3); "Colour?" -> "red"; an unseen text of kind "c" falls back to kind "c" -> "red".
-    test = [_r("e", "How many?", "2"), _r("f", "How many?", "3"), _r("g", "Colour?", "red", "c"), _r("h", "Shade?", "red", "c")]
+    test = [
+        _r("e", "How many?", "2"),
+        _r("f", "How many?", "3"),
+        _r("g", "Colour?", "red", "c"),
+        _r("h", "Shade?", "red", "c"),
+    ]
     assert blind_baseline(train, test) == pytest.approx(3 / 4)
 
 

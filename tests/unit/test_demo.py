@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pebr_lit import demo
-from pebr_lit.demo_steps import DemoSizes, Step, demo_steps
+from pebr_lit.demo import driver as demo
+from pebr_lit.demo.steps import DemoSizes, Step, demo_steps
 
 
 def py(code: str) -> tuple[str, ...]:
@@ -40,8 +40,11 @@ def test_steps_run_after_their_needs_and_are_skipped_when_done(in_tmp):
 
 
 def test_a_failing_step_stops_the_demo_naming_the_step_and_its_log(in_tmp, capsys):
-    steps = [Step("ok", append("ok")), Step("bad", py("import sys; print('boom happened'); sys.exit(3)"), ("ok",)),
-             Step("after", append("after"), ("bad",))]  # fmt: skip
+    steps = [
+        Step("ok", append("ok")),
+        Step("bad", py("import sys; print('boom happened'); sys.exit(3)"), ("ok",)),
+        Step("after", append("after"), ("bad",)),
+    ]
     assert demo.run_steps(steps, jobs=1, cores=1) == 1
     err = capsys.readouterr().err
     assert "step 'bad' failed (exit 3)" in err and "runs/demo/logs/bad.log" in err and "boom happened" in err
@@ -61,15 +64,33 @@ def test_unknown_need_is_an_error(in_tmp):
 def test_steps_cover_the_whole_recipe_and_their_needs_exist():
     steps = demo_steps(DemoSizes(), python="python", root=Path("/repo"))
     names = [s.name for s in steps]
-    for name in ("assets", "data", "clip", "sft", "sample", "tiers", "stage1", "stage2", "stage2_only",
-                 "stage1_no_length", "eval_sft", "eval_stage1", "eval_stage2", "eval_stage2_only", "report"):
+    for name in (
+        "assets",
+        "data",
+        "clip",
+        "sft",
+        "sample",
+        "tiers",
+        "stage1",
+        "stage2",
+        "stage2_only",
+        "stage1_no_length",
+        "eval_sft",
+        "eval_stage1",
+        "eval_stage2",
+        "eval_stage2_only",
+        "report",
+    ):
         assert name in names
     for i, step in enumerate(steps):
         assert all(names.index(n) < i for n in step.needs), step.name  # priority order respects needs
     by = {s.name: s for s in steps}
     assert by["stage2"].argv[:4] == ("python", "/repo/cli.py", "fit", "--config")
     assert "runs/demo/stage1/checkpoints/last.ckpt" in by["eval_stage1"].argv
-    assert by["stage2_only"].argv[by["stage2_only"].argv.index("--model.init_args.init_from") + 1] == "runs/demo/sft/checkpoints/last.ckpt"
+    assert (
+        by["stage2_only"].argv[by["stage2_only"].argv.index("--model.init_args.init_from") + 1]
+        == "runs/demo/sft/checkpoints/last.ckpt"
+    )
 
 
 def test_a_run_directory_with_other_settings_is_refused(in_tmp):

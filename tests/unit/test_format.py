@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pebr_lit.format import (
+from pebr_lit.format.response import (
     ANSWER_HEADING,
     DESCRIPTION_HEADING,
     IMAGE_SLOT,

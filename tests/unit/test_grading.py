@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pebr_lit.eval.grading import grade, normalize
+from pebr_lit.rewards.grading import grade, normalize
 
 
 @pytest.mark.parametrize(
@@ -85,7 +85,7 @@ def test_exponent_towers_and_big_factorials_do_not_hang() -> None:
     # sympy would compute 9**(9**9) or 99999999! eagerly and never return; a subprocess with a
     # deadline turns a hang into a failure instead of a frozen test run.
     code = (
-        "from pebr_lit.eval.grading import grade\n"
+        "from pebr_lit.rewards.grading import grade\n"
         "for p in ['9**9**9', '2**99999999', '(99999999)!+1/2']:\n"
         "    assert grade(p, '1/2') is False, p\n"
         "print('ok')\n"
@@ -117,7 +117,7 @@ def test_sympy_blowups_are_cut_off_by_the_time_limit():
     import sys
 
     code = (
-        "import time; from pebr_lit.eval.grading import grade; t = time.time(); "
+        "import time; from pebr_lit.rewards.grading import grade; t = time.time(); "
         "r = [grade(x, '1/2', time_limit_s=1.0) for x in ('ff(99999999,99999999)', 'rf(9,99999999)')]; "
         "print(r, round(time.time() - t, 1))"
     )

@@ -9,19 +9,16 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pebr_lit.grpo import (
-    K1,
-    K2,
-    K3,
+from pebr_lit.grpo.advantages import (
     AdvantageNormalizer,
     BatchStd,
     GroupMeanOnly,
     GroupMeanStd,
-    SequenceMean,
-    TokenMean,
     zero_variance_groups,
 )
-from pebr_lit.grpo_losses import ClippedSurrogate, GRPOLoss
+from pebr_lit.grpo.aggregation import SequenceMean, TokenMean
+from pebr_lit.grpo.kl import K1, K2, K3
+from pebr_lit.grpo.losses import ClippedSurrogate, GRPOLoss
 
 f64 = torch.float64
 
@@ -120,8 +117,13 @@ def test_bad_rewards_are_named(rewards: torch.Tensor, group_size: int, message: 
 )
 def test_advantages_are_finite_and_sum_to_zero_per_group(group_size, data, normalizer) -> None:
     num_groups = data.draw(st.integers(1, 5))
-    values = data.draw(st.lists(st.sampled_from([0.0, 0.25, 1.0]) | st.floats(-10, 10),
-                                min_size=num_groups * group_size, max_size=num_groups * group_size))
+    values = data.draw(
+        st.lists(
+            st.sampled_from([0.0, 0.25, 1.0]) | st.floats(-10, 10),
+            min_size=num_groups * group_size,
+            max_size=num_groups * group_size,
+        )
+    )
     rewards = t(values)
     adv = normalizer(rewards, group_size).view(num_groups, group_size)
     assert torch.isfinite(adv).all()
@@ -352,8 +354,15 @@ def test_diagnostics_by_hand() -> None:
     mask = t([[1, 1, 0], [1, 1, 0]]).bool()
     loss, stats = GRPOLoss(kl_coef=0.0)(ratios.log(), torch.zeros(2, 3, dtype=f64), None, t([1.0, -1.0]), mask)
     expected = {
-        "policy_loss": 0.375, "clip_fraction": 0.5, "clip_fraction_low": 0.25, "clip_fraction_high": 0.25,
-        "dual_clip_fraction": 0.25, "ratio_mean": 1.75, "ratio_max": 4.0, "ratio_min": 0.5, "approx_kl": 0.47534693,
+        "policy_loss": 0.375,
+        "clip_fraction": 0.5,
+        "clip_fraction_low": 0.25,
+        "clip_fraction_high": 0.25,
+        "dual_clip_fraction": 0.25,
+        "ratio_mean": 1.75,
+        "ratio_max": 4.0,
+        "ratio_min": 0.5,
+        "approx_kl": 0.47534693,
     }
     assert set(stats) == set(expected)  # no "kl" without ref_logprobs, no "entropy" without entropy
     for name, value in expected.items():
@@ -391,7 +400,7 @@ def test_garbage_in_padding_never_leaks_into_loss_stats_or_grads(kl, aggregation
     results = []
     for fill in (clean, garbage):
         logp = fill.clone().requires_grad_()
-        dirty = lambda x: torch.where(mask, x, fill)  # noqa: E731 - old/ref/entropy carry the same garbage
+        dirty = lambda x, fill=fill: torch.where(mask, x, fill)  # noqa: E731 - old/ref/entropy carry the same garbage
         loss, stats = grpo(logp, dirty(old), dirty(ref), t([1.0, -0.5]), mask, entropy=dirty(clean.abs()))
         loss.backward()
         results.append((loss.item(), {k: v.item() for k, v in stats.items()}, logp.grad))
@@ -423,8 +432,13 @@ def test_defaults_are_the_authors_settings() -> None:
 )
 def test_loss_names_bad_inputs(kwargs, message) -> None:
     entropy_coef = kwargs.pop("entropy_coef", 0.0)
-    args = {"logprobs": torch.zeros(2, 3), "old_logprobs": torch.zeros(2, 3), "ref_logprobs": torch.zeros(2, 3),
-            "advantages": torch.zeros(2), "mask": torch.ones(2, 3, dtype=torch.bool)} | kwargs
+    args = {
+        "logprobs": torch.zeros(2, 3),
+        "old_logprobs": torch.zeros(2, 3),
+        "ref_logprobs": torch.zeros(2, 3),
+        "advantages": torch.zeros(2),
+        "mask": torch.ones(2, 3, dtype=torch.bool),
+    } | kwargs
     with pytest.raises(ValueError, match=message):
         GRPOLoss(entropy_coef=entropy_coef)(**args)
 
@@ -442,22 +456,35 @@ def test_pieces_are_chosen_by_class_path() -> None:
     parser = ArgumentParser()
     parser.add_argument("--loss", type=GRPOLoss)
     parser.add_argument("--advantage", type=AdvantageNormalizer)
-    cfg = parser.parse_object({
-        "loss": {"class_path": "pebr_lit.grpo_losses.GRPOLoss", "init_args": {
-            "kl": {"class_path": "pebr_lit.grpo.K1"},
-            "aggregation": {"class_path": "pebr_lit.grpo.SequenceMean"},
-            "policy_loss": {"class_path": "pebr_lit.grpo_losses.ClippedSurrogate", "init_args": {"dual_clip_c": None}},
-        }},
-        "advantage": {"class_path": "pebr_lit.grpo.GroupMeanOnly"},
-    })
+    cfg = parser.parse_object(
+        {
+            "loss": {
+                "class_path": "pebr_lit.grpo.losses.GRPOLoss",
+                "init_args": {
+                    "kl": {"class_path": "pebr_lit.grpo.kl.K1"},
+                    "aggregation": {"class_path": "pebr_lit.grpo.aggregation.SequenceMean"},
+                    "policy_loss": {
+                        "class_path": "pebr_lit.grpo.losses.ClippedSurrogate",
+                        "init_args": {"dual_clip_c": None},
+                    },
+                },
+            },
+            "advantage": {"class_path": "pebr_lit.grpo.advantages.GroupMeanOnly"},
+        }
+    )
     built = parser.instantiate(cfg)
     assert isinstance(built.loss.kl, K1) and isinstance(built.loss.aggregation, SequenceMean)
     assert built.loss.policy_loss.dual_clip_c is None and isinstance(built.advantage, GroupMeanOnly)
 
 
 @settings(max_examples=100, deadline=None)
-@given(data=st.data(), n=st.integers(1, 4), length=st.integers(1, 6),
-       aggregation=st.sampled_from([TokenMean(), SequenceMean()]), kl=st.sampled_from([K1(), K2(), K3()]))
+@given(
+    data=st.data(),
+    n=st.integers(1, 4),
+    length=st.integers(1, 6),
+    aggregation=st.sampled_from([TokenMean(), SequenceMean()]),
+    kl=st.sampled_from([K1(), K2(), K3()]),
+)
 def test_random_finite_inputs_give_finite_loss_and_grads(data, n, length, aggregation, kl) -> None:
     def floats(lo, hi, size):
         return t(data.draw(st.lists(st.floats(lo, hi), min_size=size, max_size=size)))
@@ -481,5 +508,8 @@ def test_micro_batches_weighted_by_weight_reproduce_the_batch(aggregation):
     values = torch.tensor([[1.0, 0, 0], [2.0, 4.0, 6.0], [3.0, 5.0, 0], [9.0, 9.0, 9.0]])
     mask = torch.tensor([[1, 0, 0], [1, 1, 1], [1, 1, 0], [0, 0, 0]], dtype=torch.bool)
     whole = aggregation(values, mask)
-    parts = sum(aggregation(values[a:b], mask[a:b]) * aggregation.weight(mask[a:b]) / aggregation.weight(mask) for a, b in [(0, 1), (1, 4)])
+    parts = sum(
+        aggregation(values[a:b], mask[a:b]) * aggregation.weight(mask[a:b]) / aggregation.weight(mask)
+        for a, b in [(0, 1), (1, 4)]
+    )
     torch.testing.assert_close(parts, whole)

@@ -1,17 +1,37 @@
-"""Judge answer extraction: requests, retries, cache, re-grading by the benchmark's rules, against a local stub server."""
+"""Judge answer extraction: requests, retries, cache, re-grading by the benchmark's rules, against a local
+stub server."""
 
 from __future__ import annotations
 
 import pytest
 
-from pebr_lit.eval.benchmarks.base import CHOICE, FREE_FORM, YES_NO, Benchmark, BenchmarkItem
-from pebr_lit.eval.judge import AnswerJudge, JudgeRequest, JudgeUnavailable, judge_messages, judge_rows, judge_stats
+from pebr_lit.eval.benchmarks.base import (
+    CHOICE,
+    FREE_FORM,
+    YES_NO,
+    Benchmark,
+    BenchmarkItem,
+)
+from pebr_lit.eval.judge import (
+    AnswerJudge,
+    JudgeRequest,
+    JudgeUnavailable,
+    judge_messages,
+    judge_rows,
+    judge_stats,
+)
 from tests.helpers.judge_server import JudgeServer
 
-
 # What the stub judge "reads" in a response: phrases the rules cannot turn into an answer.
-READINGS = {"the second one": "B", "half of it": "1/2", "five": "5", "four": "4", "eight": "8", "three": "3",
-            "on reflection": "No"}
+READINGS = {
+    "the second one": "B",
+    "half of it": "1/2",
+    "five": "5",
+    "four": "4",
+    "eight": "8",
+    "three": "3",
+    "on reflection": "No",
+}
 
 
 def stub_reply(message: str) -> str | int:
@@ -41,14 +61,19 @@ def test_messages_carry_question_form_and_the_end_of_a_long_response():
 
 def test_fallback_judges_only_wrong_rows_and_regrades_with_the_rules(tmp_path):
     bench = Benchmark("unused")
-    items = [item("1", CHOICE, "B", ("red", "blue")), item("2", FREE_FORM, "0.5"), item("3", YES_NO, "yes"),
-             item("4", FREE_FORM, "7"), item("5", FREE_FORM, "3")]
+    items = [
+        item("1", CHOICE, "B", ("red", "blue")),
+        item("2", FREE_FORM, "0.5"),
+        item("3", YES_NO, "yes"),
+        item("4", FREE_FORM, "7"),
+        item("5", FREE_FORM, "3"),
+    ]
     responses = [
         "I would go with the second one.",  # rules cannot read it; the judge's "B" is right
-        "Half of it remains.",             # judged "1/2" equals 0.5 by the math grader
-        "Yes",                                      # right by the rules already: never sent
-        "no idea",                                  # the judge finds no answer
-        "It is five.",                       # judged, still wrong
+        "Half of it remains.",  # judged "1/2" equals 0.5 by the math grader
+        "Yes",  # right by the rules already: never sent
+        "no idea",  # the judge finds no answer
+        "It is five.",  # judged, still wrong
     ]
     rows = scored_rows(bench, items, responses)
     assert [r["correct"] for r in rows] == [False, False, True, False, False]
@@ -59,7 +84,13 @@ def test_fallback_judges_only_wrong_rows_and_regrades_with_the_rules(tmp_path):
     assert [r["correct"] for r in rows] == [True, True, True, False, False]
     assert [r.get("judge_answer") for r in rows] == ["B", "1/2", None, "NONE", "5"]
     assert "judge_answer" not in rows[2] and rows[0]["choice"] == "B" and rows[3]["prediction"] == ""
-    assert judge_stats(rows) == {"rule_accuracy": 0.2, "judged": 4, "judge_failed": 0, "judge_no_answer": 1, "judge_flipped": 2}
+    assert judge_stats(rows) == {
+        "rule_accuracy": 0.2,
+        "judged": 4,
+        "judge_failed": 0,
+        "judge_no_answer": 1,
+        "judge_flipped": 2,
+    }
 
 
 def test_always_mode_lets_the_judge_reading_decide(tmp_path):
@@ -89,10 +120,10 @@ def test_failed_requests_are_retried_then_counted_and_keep_the_rule_score(monkey
     with JudgeServer(flaky) as server:
         judge = AnswerJudge(model="stub", base_url=server.url, api_key_env=None, max_workers=1, retries=2)
         judge_rows(judge, bench, rows, items)
-    assert rows[0]["correct"] is True                       # third attempt succeeded
+    assert rows[0]["correct"] is True  # third attempt succeeded
     assert rows[1]["judge_answer"] is None and rows[1]["correct"] is False
     assert judge_stats(rows)["judge_failed"] == 1
-    assert calls["n"] == 3 + 3                              # 1 + 2 retries for each
+    assert calls["n"] == 3 + 3  # 1 + 2 retries for each
 
 
 def test_cache_answers_a_rerun_without_requests_and_survives_a_cut_last_line(tmp_path):
@@ -108,15 +139,20 @@ def test_cache_answers_a_rerun_without_requests_and_survives_a_cut_last_line(tmp
         f.write('{"key": "cut mid-wri')  # a crash while appending
     rows = scored_rows(bench, items, ["It is four.", "It is eight."])
     with JudgeServer(stub_reply) as server:
-        judge_rows(AnswerJudge(model="stub", base_url=server.url, api_key_env=None, cache=str(cache)), bench, rows, items)
-        assert server.requests == []                         # every answer came from the cache, no endpoint check either
+        judge_rows(
+            AnswerJudge(model="stub", base_url=server.url, api_key_env=None, cache=str(cache)), bench, rows, items
+        )
+        assert server.requests == []  # every answer came from the cache, no endpoint check either
     assert [r["judge_answer"] for r in rows] == ["4", "8"]
     with JudgeServer(stub_reply) as server:  # a new reply is appended after the torn line is cut off
         assert AnswerJudge(model="stub", base_url=server.url, api_key_env=None, cache=str(cache)).extract(
-            [JudgeRequest("q", "three", FREE_FORM)]) == ["3"]
+            [JudgeRequest("q", "three", FREE_FORM)]
+        ) == ["3"]
     assert len(cache.read_text().splitlines()) == 3 and cache.read_text().endswith("\n")
     again = AnswerJudge(model="stub", cache=str(cache))  # no server: every answer must come from the file
-    assert again.extract([JudgeRequest("q", "three", FREE_FORM), JudgeRequest("question 1", "It is four.", FREE_FORM)]) == ["3", "4"]
+    assert again.extract(
+        [JudgeRequest("q", "three", FREE_FORM), JudgeRequest("question 1", "It is four.", FREE_FORM)]
+    ) == ["3", "4"]
     cache.write_text("not json\n")
     with pytest.raises(ValueError, match=r"judge.jsonl:1: not a judge cache line"):
         AnswerJudge(model="stub", cache=str(cache)).extract([JudgeRequest("q", "r", FREE_FORM)])
@@ -137,7 +173,9 @@ def test_ranks_write_their_own_cache_files_and_read_all(tmp_path):
 def test_api_key_is_sent_as_bearer_token(monkeypatch):
     monkeypatch.setenv("PEBR_TEST_JUDGE_KEY", "sk-test")
     with JudgeServer(stub_reply) as server:
-        AnswerJudge(model="m", base_url=server.url, api_key_env="PEBR_TEST_JUDGE_KEY").extract([JudgeRequest("q", "four", FREE_FORM)])
+        AnswerJudge(model="m", base_url=server.url, api_key_env="PEBR_TEST_JUDGE_KEY").extract(
+            [JudgeRequest("q", "four", FREE_FORM)]
+        )
     assert {h.get("Authorization") for h in server.headers} == {"Bearer sk-test"}
     assert all(r["model"] == "m" and r["temperature"] == 0 for r in server.requests)
 
@@ -152,9 +190,14 @@ def test_unusable_endpoint_is_one_clear_error():
         AnswerJudge(model="m", base_url=url, timeout_s=2).extract([JudgeRequest("q", "r", FREE_FORM)])
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"mode": "sometimes"}, "mode"), ({"max_workers": 0}, "max_workers"), ({"base_url": "localhost:8000"}, "http://"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"mode": "sometimes"}, "mode"),
+        ({"max_workers": 0}, "max_workers"),
+        ({"base_url": "localhost:8000"}, "http://"),
+    ],
+)
 def test_bad_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         AnswerJudge(model="m", **kwargs)
@@ -163,4 +206,5 @@ def test_bad_settings_are_refused(kwargs, message):
 def test_reply_text_is_cleaned():
     with JudgeServer(lambda m: ' "12". ' if "twelve" in m else "OK") as server:
         assert AnswerJudge(model="m", base_url=server.url, api_key_env=None).extract(
-            [JudgeRequest("q", "twelve", FREE_FORM)]) == ["12"]
+            [JudgeRequest("q", "twelve", FREE_FORM)]
+        ) == ["12"]

@@ -5,15 +5,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pebr_lit.grpo import GroupMeanStd
-from pebr_lit.online_filter import FilterBuffer, OnlineFilter, RolloutRound, group_rows, set_advantages, update_rows
+from pebr_lit.grpo.advantages import GroupMeanStd
+from pebr_lit.grpo.online_filter import FilterBuffer, OnlineFilter
+from pebr_lit.grpo.rounds import RolloutRound, group_rows, set_advantages, update_rows
 
 G = 2
 
 
 def _round(totals: list[float]) -> RolloutRound:
     n = len(totals)
-    return RolloutRound(prompts={}, ids=torch.zeros(n, 3, dtype=torch.long), mask=torch.ones(n, 3), total=torch.tensor(totals), rows=[])
+    return RolloutRound(
+        prompts={}, ids=torch.zeros(n, 3, dtype=torch.long), mask=torch.ones(n, 3), total=torch.tensor(totals), rows=[]
+    )
 
 
 def test_rounds_are_gathered_until_b_varied_groups_and_the_surplus_is_dropped():
@@ -53,7 +56,9 @@ def test_update_rows_of_rounds_with_different_widths_are_right_padded():
     a, b = _round([0, 1, 2, 3]), _round([0, 1])
     a.rows, b.rows = [2, 3], [1]
     values = [torch.arange(8.0).view(4, 2), torch.tensor([[7.0, 7.0, 7.0], [8.0, 9.0, 10.0]])]
-    torch.testing.assert_close(update_rows([a, b], values), torch.tensor([[4.0, 5.0, 0.0], [6.0, 7.0, 0.0], [8.0, 9.0, 10.0]]))
+    torch.testing.assert_close(
+        update_rows([a, b], values), torch.tensor([[4.0, 5.0, 0.0], [6.0, 7.0, 0.0], [8.0, 9.0, 10.0]])
+    )
 
 
 def test_max_rounds_must_be_positive():

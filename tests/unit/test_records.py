@@ -16,13 +16,13 @@ from PIL import Image
 
 from pebr_lit.data.records import (
     Record,
-    RecordError,
     check_images,
     load_records,
     record_from_dict,
     record_to_dict,
     write_records,
 )
+from pebr_lit.data.sources import RecordError
 
 
 def png(color=(255, 0, 0), mode="RGB", size=(4, 3)) -> bytes:
@@ -55,8 +55,13 @@ def image_dir(tmp_path: Path) -> Path:
 
 
 def test_jsonl_round_trip_with_all_fields(image_dir: Path):
-    full = row(key_words=["circle", "red"], description="a red circle", response="### ...", meta={"kind": "count"},
-               images=["img/a.png", "img/b.png"])
+    full = row(
+        key_words=["circle", "red"],
+        description="a red circle",
+        response="### ...",
+        meta={"kind": "count"},
+        images=["img/a.png", "img/b.png"],
+    )
     src = write_jsonl(image_dir / "train.jsonl", [full, row("q2")])
     records = load_records(src)
     assert [r.qid for r in records] == ["q1", "q2"]
@@ -83,8 +88,16 @@ def test_write_records_from_dicts_creates_parent_and_keeps_relative_paths(tmp_pa
     raw = {"qid": "q1", "question": "Q?", "answer": "3", "image": "x/y.png"}
     out = write_records([raw], tmp_path / "new" / "deep" / "d.jsonl")
     written = json.loads(out.read_text())
-    assert written == {"qid": "q1", "problem": "Q?", "answer": "3", "images": ["x/y.png"], "key_words": [],
-                       "description": None, "response": None, "meta": {}}
+    assert written == {
+        "qid": "q1",
+        "problem": "Q?",
+        "answer": "3",
+        "images": ["x/y.png"],
+        "key_words": [],
+        "description": None,
+        "response": None,
+        "meta": {},
+    }
 
 
 def test_record_to_dict_relative_only_inside_root(tmp_path: Path):
@@ -107,10 +120,17 @@ def test_parquet_with_image_bytes_round_trip(tmp_path: Path):
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
     data = png((0, 255, 0))
-    table = pa.Table.from_pylist([
-        {"qid": "p1", "problem": "Colour?", "answer": 7, "image": {"bytes": data, "path": "g.png"},
-         "key_words": "green, square,"},
-    ])
+    table = pa.Table.from_pylist(
+        [
+            {
+                "qid": "p1",
+                "problem": "Colour?",
+                "answer": 7,
+                "image": {"bytes": data, "path": "g.png"},
+                "key_words": "green, square,",
+            },
+        ]
+    )
     pq.write_table(table, tmp_path / "d.parquet")
     (record,) = load_records(tmp_path / "d.parquet")
     assert record.images == (data,) and record.answer == "7" and record.key_words == ("green", "square")
@@ -166,9 +186,10 @@ def test_blank_lines_skipped_and_rows_are_line_numbers(tmp_path: Path):
 def test_aliases_single_image_numbers_and_base64(tmp_path: Path):
     data = png((9, 9, 9))
     url = "data:image/png;base64," + base64.b64encode(data).decode()
-    src = write_jsonl(tmp_path / "d.jsonl", [{"id": 12, "question": "Q?", "answer": 2.0, "image": url,
-                                             "keywords": ["a", 5],
-                                             "difficulty": "hard"}])
+    src = write_jsonl(
+        tmp_path / "d.jsonl",
+        [{"id": 12, "question": "Q?", "answer": 2.0, "image": url, "keywords": ["a", 5], "difficulty": "hard"}],
+    )
     (record,) = load_records(src)
     # id 12 -> "12"; 2.0 -> "2" (pandas turns gappy int columns into floats); extra field kept in meta.
     assert (record.qid, record.problem, record.answer) == ("12", "Q?", "2")
@@ -311,8 +332,23 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
     max_leaves=8,
 )
-keys = st.sampled_from(["qid", "problem", "answer", "images", "image", "key_words", "keywords", "description",
-                        "response", "meta", "id", "question", "other"])
+keys = st.sampled_from(
+    [
+        "qid",
+        "problem",
+        "answer",
+        "images",
+        "image",
+        "key_words",
+        "keywords",
+        "description",
+        "response",
+        "meta",
+        "id",
+        "question",
+        "other",
+    ]
+)
 values = json_values | st.text(max_size=8).map(lambda s: f"data:image/png;base64,{s}")
 # Some rows start valid and get a field or two overwritten, so both outcomes are exercised.
 rows = st.dictionaries(keys, values, max_size=8) | st.builds(
@@ -321,8 +357,11 @@ rows = st.dictionaries(keys, values, max_size=8) | st.builds(
 
 
 # PEBR_FUZZ_EXAMPLES=5000 for a longer hunt; 150 keeps the unit tier fast.
-@settings(max_examples=int(os.environ.get("PEBR_FUZZ_EXAMPLES", 150)), deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=int(os.environ.get("PEBR_FUZZ_EXAMPLES", 150)),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(items=st.lists(rows, max_size=3) | st.lists(rows | json_values, max_size=4))
 def test_fuzzed_rows_load_or_raise_record_error(tmp_path: Path, items: list):
     src = tmp_path / "fuzz.jsonl"

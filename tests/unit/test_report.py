@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from pebr_lit.report import build_report, eval_scores, first_last, read_metrics, stage_summary
+from pebr_lit.demo.report import (
+    build_report,
+    eval_scores,
+    first_last,
+    read_metrics,
+    stage_summary,
+)
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
@@ -19,8 +25,11 @@ def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
 
 def test_read_metrics_skips_blanks_and_keeps_last_value_of_a_relogged_step(tmp_path):
     # A resumed run logs step 1 again: the second value (0.7) must win; blank cells are not values.
-    path = write_csv(tmp_path / "m.csv", ["epoch", "step", "train/a", "val/b"],
-                     [[0, 0, 0.5, None], [0, 1, 0.6, None], [0, 1, 0.7, None], [0, 1, None, 0.9]])
+    path = write_csv(
+        tmp_path / "m.csv",
+        ["epoch", "step", "train/a", "val/b"],
+        [[0, 0, 0.5, None], [0, 1, 0.6, None], [0, 1, 0.7, None], [0, 1, None, 0.9]],
+    )
     m = read_metrics(path)
     assert m["train/a"] == [(0, 0.5), (1, 0.7)]
     assert m["val/b"] == [(1, 0.9)]
@@ -43,23 +52,48 @@ def test_first_last_and_stage_summary():
 def _run(tmp_path: Path, acc: dict[str, float], keyword: dict[str, float]) -> Path:
     run = tmp_path / "run"
     for name in acc:
-        write_csv(run / f"eval_{name}" / "test" / "metrics.csv",
-                  ["epoch", "step", "test/accuracy", "test/format_rate", "test/reward/keyword", "test/clip_similarity", "test/reward/clip",
-                   "test/questions"],
-                  [[0, 0, acc[name], 1.0, keyword[name], 0.9, 0.95, 400]])  # fmt: skip
-    write_csv(run / "stage1" / "metrics.csv", ["step", "train/reward/keyword", "train/reward/clip", "train/response_length/mean"],
-              [[i, 0.5 + i / 100, 0.8, 100 + i] for i in range(20)])
-    write_csv(run / "stage1_no_length" / "metrics.csv", ["step", "train/response_length/mean"], [[i, 100 + 2 * i] for i in range(20)])
-    write_csv(run / "stage2" / "metrics.csv", ["step", "train/reward/accuracy", "train/reward/format"], [[i, 0.5, 1.0] for i in range(20)])
+        write_csv(
+            run / f"eval_{name}" / "test" / "metrics.csv",
+            [
+                "epoch",
+                "step",
+                "test/accuracy",
+                "test/format_rate",
+                "test/reward/keyword",
+                "test/clip_similarity",
+                "test/reward/clip",
+                "test/questions",
+            ],
+            [[0, 0, acc[name], 1.0, keyword[name], 0.9, 0.95, 400]],
+        )
+    write_csv(
+        run / "stage1" / "metrics.csv",
+        ["step", "train/reward/keyword", "train/reward/clip", "train/response_length/mean"],
+        [[i, 0.5 + i / 100, 0.8, 100 + i] for i in range(20)],
+    )
+    write_csv(
+        run / "stage1_no_length" / "metrics.csv",
+        ["step", "train/response_length/mean"],
+        [[i, 100 + 2 * i] for i in range(20)],
+    )
+    write_csv(
+        run / "stage2" / "metrics.csv",
+        ["step", "train/reward/accuracy", "train/reward/format"],
+        [[i, 0.5, 1.0] for i in range(20)],
+    )
     (run / "tiers").mkdir()
-    (run / "tiers" / "summary.json").write_text(json.dumps({"questions": 10, "mean_pass_rate": 0.5,
-                                                            "counts": {"easy": 3, "medium": 5, "hard": 2}}))  # fmt: skip
+    (run / "tiers" / "summary.json").write_text(
+        json.dumps({"questions": 10, "mean_pass_rate": 0.5, "counts": {"easy": 3, "medium": 5, "hard": 2}})
+    )
     return run
 
 
 def test_report_table_and_targets_come_from_the_logs(tmp_path):
-    run = _run(tmp_path, acc={"sft": 0.60, "stage1": 0.61, "stage2": 0.66, "stage2_only": 0.63},
-               keyword={"sft": 0.80, "stage1": 0.85, "stage2": 0.84, "stage2_only": 0.80})
+    run = _run(
+        tmp_path,
+        acc={"sft": 0.60, "stage1": 0.61, "stage2": 0.66, "stage2_only": 0.63},
+        keyword={"sft": 0.80, "stage1": 0.85, "stage2": 0.84, "stage2_only": 0.80},
+    )
     path = build_report(run)
     text = path.read_text()
     assert eval_scores(run / "eval_stage2")["accuracy"] == 0.66
@@ -81,8 +115,11 @@ def test_report_table_and_targets_come_from_the_logs(tmp_path):
 
 
 def test_report_says_when_a_target_is_missed(tmp_path):
-    run = _run(tmp_path, acc={"sft": 0.60, "stage1": 0.61, "stage2": 0.62, "stage2_only": 0.63},
-               keyword={"sft": 0.80, "stage1": 0.79, "stage2": 0.84, "stage2_only": 0.80})
+    run = _run(
+        tmp_path,
+        acc={"sft": 0.60, "stage1": 0.61, "stage2": 0.62, "stage2_only": 0.63},
+        keyword={"sft": 0.80, "stage1": 0.79, "stage2": 0.84, "stage2_only": 0.80},
+    )
     text = build_report(run).read_text()
     # 2 * sqrt(.6*.4/400 + .62*.38/400) = 2 * 0.03448 -> ±6.9 points
     assert "+2.0 points, 2 SE ±6.9 (target: at least +5) — NOT met" in text

@@ -10,22 +10,19 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pebr_lit.format import render_response
-from pebr_lit.rewards import (
+from pebr_lit.format.response import render_response
+from pebr_lit.rewards.components import (
     STOPWORDS,
-    PerceptionReward,
-    ReasoningReward,
-    StageReward,
     accuracy_reward,
-    choice_letter_match,
     clip_reward_from_similarity,
     clip_text,
     extract_keywords,
     format_reward,
     keyword_reward,
     length_reward,
-    math_verify_grade,
 )
+from pebr_lit.rewards.grading import choice_letter_match, math_verify_grade
+from pebr_lit.rewards.stages import PerceptionReward, ReasoningReward, StageReward
 
 SCENE = "A red square and two blue circles"
 
@@ -98,8 +95,17 @@ def test_extract_keywords_synthetic_description() -> None:
     # Stopwords gone (there, are, from, to, a, and), repeats gone (small, blue), order of first mention;
     # max_keywords=10 cuts the 11th, "triangle".
     assert extract_keywords(description) == [
-        "three", "shapes", "left", "right", "large", "red", "circle", "small", "blue", "square",
-    ]  # fmt: skip
+        "three",
+        "shapes",
+        "left",
+        "right",
+        "large",
+        "red",
+        "circle",
+        "small",
+        "blue",
+        "square",
+    ]
     assert extract_keywords(description, max_keywords=3) == ["three", "shapes", "left"]
     assert extract_keywords("The image shows 3 dogs, a cat's toy and x.") == ["3", "dogs", "cat's", "toy"]
     assert extract_keywords(None) == []  # type: ignore[arg-type]
@@ -275,9 +281,13 @@ def test_stage_rewards_are_chosen_by_class_path() -> None:
     parser = ArgumentParser()
     parser.add_argument("--reward", type=StageReward)
     cfg = parser.parse_object(
-        {"reward": {"class_path": "pebr_lit.rewards.ReasoningReward",
-                    "init_args": {"accuracy": 0.8, "grader": "pebr_lit.rewards.math_verify_grade"}}}
-    )  # fmt: skip
+        {
+            "reward": {
+                "class_path": "pebr_lit.rewards.stages.ReasoningReward",
+                "init_args": {"accuracy": 0.8, "grader": "pebr_lit.rewards.grading.math_verify_grade"},
+            }
+        }
+    )
     reward = parser.instantiate_classes(cfg).reward
     assert isinstance(reward, ReasoningReward) and reward.grader is math_verify_grade
     assert reward.weights == {"accuracy": 0.8, "format": 0.1}
@@ -285,8 +295,17 @@ def test_stage_rewards_are_chosen_by_class_path() -> None:
 
 # --- fuzz: any text -> a finite reward in range --------------------------------------------------------------
 
-HEADINGS = ["### Image Description:", "### Rationales:", "### Let's think step by step.", "### Step 1:",
-            "### Step 2:", "### The final answer is:", "###", "\n", " "]  # fmt: skip
+HEADINGS = [
+    "### Image Description:",
+    "### Rationales:",
+    "### Let's think step by step.",
+    "### Step 1:",
+    "### Step 2:",
+    "### The final answer is:",
+    "###",
+    "\n",
+    " ",
+]
 texts = st.one_of(
     st.text(max_size=300),
     st.lists(st.one_of(st.sampled_from(HEADINGS), st.text(max_size=40)), max_size=12).map("".join),

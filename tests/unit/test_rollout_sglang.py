@@ -18,9 +18,10 @@ import sys
 import threading
 import time
 import types
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import torch
@@ -30,10 +31,19 @@ from transformers import AutoModelForImageTextToText
 
 from pebr_lit.data.collate import encode_prompts
 from pebr_lit.data.records import load_records
-from pebr_lit.policy import LoraSettings, PolicyWrapper, SamplingSettings
-from pebr_lit.rollout import EngineRollout, SGLangOffline, SGLangServer, logprob_gap
-from pebr_lit.rollout import sglang_io
-from pebr_lit.rollout.sglang_io import build_generate_request, encode_image, parse_generate_outputs
+from pebr_lit.policy.wrapper import LoraSettings, PolicyWrapper, SamplingSettings
+from pebr_lit.rollout import (
+    EngineRollout,
+    SGLangOffline,
+    SGLangServer,
+    logprob_gap,
+    sglang_io,
+)
+from pebr_lit.rollout.sglang_io import (
+    build_generate_request,
+    encode_image,
+    parse_generate_outputs,
+)
 from pebr_lit.rollout.weights import engine_weights
 from tests.helpers.http_json import send_json
 
@@ -65,7 +75,9 @@ class FakeSGLang:
                     status, answer = 200, fake.reply(body)
                 elif self.path == "/update_weights_from_disk":
                     ok = fake.update_ok and (Path(body["model_path"]) / "config.json").is_file()
-                    message = "Succeeded to update model weights." if ok else "Failed to get weights iterator: no weights."
+                    message = (
+                        "Succeeded to update model weights." if ok else "Failed to get weights iterator: no weights."
+                    )
                     status, answer = (200 if ok else 400), {"success": ok, "message": message, "num_paused_requests": 0}
                 else:
                     status, answer = 404, {"error": f"no route {self.path}"}
@@ -88,7 +100,9 @@ class FakeSGLang:
         self.server.server_close()
 
 
-def _output(ids: list[int], finish: dict, logprobs: list[float] | None = None, prompt_tokens: int | None = None) -> dict:
+def _output(
+    ids: list[int], finish: dict, logprobs: list[float] | None = None, prompt_tokens: int | None = None
+) -> dict:
     """One output in sglang's documented shape."""
     meta: dict[str, Any] = {"finish_reason": finish, "completion_tokens": len(ids)}
     if prompt_tokens is not None:
@@ -148,11 +162,16 @@ def test_request_strips_left_padding_and_repeats_each_prompt():
         "input_ids": [[5, 6], [5, 6], [7, 8, 9, 10], [7, 8, 9, 10]],  # row i answers prompt i // 2
         "image_data": [["img-a"], ["img-a"], ["img-b"], ["img-b"]],
         "sampling_params": {
-            "max_new_tokens": 12, "temperature": 0.7, "top_p": 0.9, "top_k": -1, "min_p": 0.0,
-            "repetition_penalty": 1.0, "stop_token_ids": [EOS, 7],
+            "max_new_tokens": 12,
+            "temperature": 0.7,
+            "top_p": 0.9,
+            "top_k": -1,
+            "min_p": 0.0,
+            "repetition_penalty": 1.0,
+            "stop_token_ids": [EOS, 7],
         },
         "return_logprob": True,
-    }  # fmt: skip
+    }
 
 
 def test_greedy_request_and_text_only_prompts():
@@ -180,7 +199,10 @@ def test_outputs_become_right_padded_rows_cut_at_the_end_token():
     # Row 1's stop token is missing from output_ids and gets appended (without an engine log-prob);
     # row 3 ends before the suppressed token and, having no end token, is truncated.
     assert parsed.response_ids.tolist() == [
-        [11, 12, EOS, PAD, PAD], [13, EOS, PAD, PAD, PAD], [14, 15, 16, 17, 18], [19, PAD, PAD, PAD, PAD],
+        [11, 12, EOS, PAD, PAD],
+        [13, EOS, PAD, PAD, PAD],
+        [14, 15, 16, 17, 18],
+        [19, PAD, PAD, PAD, PAD],
     ]
     assert parsed.response_mask.tolist() == [[1, 1, 1, 0, 0], [1, 1, 0, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]]
     assert parsed.truncated.tolist() == [False, False, True, True]
@@ -242,7 +264,7 @@ def test_server_round_trip_builds_a_rollout_the_trainer_can_score(policy, record
     prompts = _prompts(policy, records)
     rollout = engine.generate(policy, prompts, records, SamplingSettings(num_samples=2, max_new_tokens=8))
 
-    (path, body), = server.requests
+    ((path, body),) = server.requests
     assert path == "/generate" and body["return_logprob"] is True
     rows = [ids[keep.bool()].tolist() for ids, keep in zip(prompts["input_ids"], prompts["attention_mask"])]
     assert body["input_ids"] == [rows[0], rows[0], rows[1], rows[1]]
@@ -252,7 +274,10 @@ def test_server_round_trip_builds_a_rollout_the_trainer_can_score(policy, record
 
     assert isinstance(rollout, EngineRollout) and rollout.num_samples == 2
     assert rollout.response_ids.tolist() == [
-        [40, EOS, PAD, PAD, PAD], [40, 41, EOS, PAD, PAD], [40, 41, 42, PAD, PAD], [40, 41, 42, 43, EOS],
+        [40, EOS, PAD, PAD, PAD],
+        [40, 41, EOS, PAD, PAD],
+        [40, 41, 42, PAD, PAD],
+        [40, 41, 42, 43, EOS],
     ]  # row k: k + 1 tokens, then <|im_end|> except row 2 (length)
     assert rollout.truncated.tolist() == [False, False, True, False]
     assert rollout.texts == policy.tokenizer.batch_decode(rollout.response_ids, skip_special_tokens=True)
@@ -308,7 +333,7 @@ def lora_policy(assets):
 def test_sync_writes_the_merged_policy_and_posts_update_weights_from_disk(lora_policy, assets, records, fake, tmp_path):
     server = fake()
     SGLangServer(server.url, sync_dir=str(tmp_path / "sync"), shard_mb=1).sync_weights(lora_policy)
-    (path, body), = server.requests
+    ((path, body),) = server.requests
     assert path == "/update_weights_from_disk" and body == {"model_path": str((tmp_path / "sync").resolve())}
 
     # The written names are the on-disk names of the original checkpoint (what sglang's loader reads).
@@ -338,11 +363,15 @@ def test_failed_weight_update_raises_the_servers_message(lora_policy, fake, tmp_
 
 def test_qlora_policy_syncs_as_the_model_its_forward_computes(assets, records, fake, tmp_path):
     pytest.importorskip("bitsandbytes")
-    from pebr_lit.policy import QuantizationSettings
+    from pebr_lit.policy.wrapper import QuantizationSettings
 
     torch.manual_seed(0)
-    policy = PolicyWrapper(str(assets["vlm"]), dtype="float32", lora=LoraSettings(r=4, alpha=8, dropout=0.0),
-                           quantization=QuantizationSettings(compute_dtype="float32"))  # fmt: skip
+    policy = PolicyWrapper(
+        str(assets["vlm"]),
+        dtype="float32",
+        lora=LoraSettings(r=4, alpha=8, dropout=0.0),
+        quantization=QuantizationSettings(compute_dtype="float32"),
+    )
     with torch.no_grad():
         for name, param in policy.model.named_parameters():
             if "lora_B" in name:
@@ -359,7 +388,9 @@ def test_qlora_policy_syncs_as_the_model_its_forward_computes(assets, records, f
 
 
 # --------------------------------------------------------------------------------------- offline
-def _fake_sglang(monkeypatch, calls: list, start_s: float = 0.0, outputs: Callable[[dict], list] = _scripted_reply) -> None:
+def _fake_sglang(
+    monkeypatch, calls: list, start_s: float = 0.0, outputs: Callable[[dict], list] = _scripted_reply
+) -> None:
     """A stand-in ``sglang`` module whose Engine follows the documented Python API."""
 
     class Engine:
@@ -372,7 +403,9 @@ def _fake_sglang(monkeypatch, calls: list, start_s: float = 0.0, outputs: Callab
             return outputs(kwargs)
 
         def update_weights_from_tensor(self, named_tensors, load_format=None, flush_cache=True):
-            calls.append(("update", {"named_tensors": list(named_tensors), "flush_cache": flush_cache}, threading.get_ident()))
+            calls.append(
+                ("update", {"named_tensors": list(named_tensors), "flush_cache": flush_cache}, threading.get_ident())
+            )
             return True, "Success"
 
         def shutdown(self) -> None:
@@ -408,7 +441,9 @@ def test_offline_engine_calls_follow_the_documented_api_on_one_thread(monkeypatc
     kinds = [c[0] for c in calls]
     assert kinds[:2] == ["init", "generate"] and kinds[-1] == "shutdown" and set(kinds[2:-1]) == {"update"}
     assert calls[0][1] == {"model_path": lora_policy.source, "tp_size": 1, "mem_fraction_static": 0.3, "dtype": "auto"}
-    assert os.environ["SGLANG_RETURN_ORIGINAL_LOGPROB"] == "1", "engine log-probs must be at temperature 1, like the trainer's"
+    assert os.environ["SGLANG_RETURN_ORIGINAL_LOGPROB"] == "1", (
+        "engine log-probs must be at temperature 1, like the trainer's"
+    )
     assert set(calls[1][1]) == {"input_ids", "image_data", "sampling_params", "return_logprob"}
     assert rollout.response_mask.sum(1).tolist() == [2, 3, 3, 5]
     updates = [c[1] for c in calls if c[0] == "update"]
@@ -437,33 +472,43 @@ def _fit_with_engine(engine: dict, assets, world, tmp_path):
     from cli import main
 
     configs = Path(__file__).resolve().parents[2] / "configs" / "demo"
-    return main([
-        "fit", "--config", str(configs / "stage2.yaml"),
-        "--model.init_args.init_from=null",
-        f"--model.init_args.policy.init_args.model_name_or_path={assets['vlm']}",
-        f"--model.init_args.rollout_engine={json.dumps(engine)}",
-        "--model.init_args.sampling.num_samples=2",
-        "--model.init_args.sampling.max_new_tokens=8",
-        f"--data.init_args.train_files=[{world / 'train.jsonl'}]",
-        "--data.init_args.val_files=null",
-        "--data.init_args.batch_size=2",
-        f"--trainer.logger.init_args.save_dir={tmp_path}",
-        f"--trainer.default_root_dir={tmp_path}",
-        "--trainer.enable_progress_bar=false",
-        "--trainer.limit_val_batches=0",
-        "--trainer.fast_dev_run=2",
-    ])  # fmt: skip
+    return main(
+        [
+            "fit",
+            "--config",
+            str(configs / "stage2.yaml"),
+            "--model.init_args.init_from=null",
+            f"--model.init_args.policy.init_args.model_name_or_path={assets['vlm']}",
+            f"--model.init_args.rollout_engine={json.dumps(engine)}",
+            "--model.init_args.sampling.num_samples=2",
+            "--model.init_args.sampling.max_new_tokens=8",
+            f"--data.init_args.train_files=[{world / 'train.jsonl'}]",
+            "--data.init_args.val_files=null",
+            "--data.init_args.batch_size=2",
+            f"--trainer.logger.init_args.save_dir={tmp_path}",
+            f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.limit_val_batches=0",
+            "--trainer.fast_dev_run=2",
+        ]
+    )
 
 
 def test_grpo_steps_with_a_server_engine_sync_and_log_the_log_prob_gap(assets, world, fake, tmp_path):
     server = fake(_scripted_reply)
     engine = {"class_path": "pebr_lit.rollout.SGLangServer", "init_args": {"url": server.url, "timeout_s": 30}}
-    with pytest.warns(UserWarning, match="logprob_tolerance=0.05"):  # the fake's log-probs (-0.5 each) are not the model's
+    with pytest.warns(
+        UserWarning, match="logprob_tolerance=0.05"
+    ):  # the fake's log-probs (-0.5 each) are not the model's
         cli = _fit_with_engine(engine, assets, world, tmp_path)
     # One sync before the first rollout (the engine starts from its own checkpoint), one after each update.
     assert [path for path, _ in server.requests] == [
-        "/update_weights_from_disk", "/generate", "/update_weights_from_disk", "/generate", "/update_weights_from_disk",
-    ]  # fmt: skip
+        "/update_weights_from_disk",
+        "/generate",
+        "/update_weights_from_disk",
+        "/generate",
+        "/update_weights_from_disk",
+    ]
     logged = cli.trainer.logged_metrics
     assert torch.isfinite(logged["train/engine_logprob_diff/mean"]) and logged["train/engine_logprob_diff/max"] > 0
 
@@ -474,19 +519,31 @@ def test_benchmark_evaluation_with_a_server_engine(assets, fake, tmp_path):
     from cli import main
     from tests.helpers.benchmark_files import mathvista_row, write_parquet
 
-    data = write_parquet(tmp_path / "mv" / "testmini-00000-of-00001.parquet",
-                         [mathvista_row(str(i), "free_form", "4", answer_type="integer") for i in range(1, 4)])
+    data = write_parquet(
+        tmp_path / "mv" / "testmini-00000-of-00001.parquet",
+        [mathvista_row(str(i), "free_form", "4", answer_type="integer") for i in range(1, 4)],
+    )
     server = fake(_scripted_reply)
     engine = {"class_path": "pebr_lit.rollout.SGLangServer", "init_args": {"url": server.url, "timeout_s": 30}}
     configs = Path(__file__).resolve().parents[2] / "configs" / "eval"
     out = tmp_path / "eval"
-    main(["test", "--config", str(configs / "mathvista.yaml"),
-          f"--model.init_args.policy.init_args.model_name_or_path={assets['vlm']}",
-          "--model.init_args.policy.init_args.dtype=float32",
-          f"--model.init_args.rollout_engine={json.dumps(engine)}",
-          f"--model.init_args.benchmarks.init_args.path={data}", f"--model.init_args.output_dir={out}",
-          "--data.init_args.batch_size=2", "--data.init_args.num_workers=0", "--trainer.accelerator=cpu",
-          "--trainer.enable_progress_bar=false", f"--trainer.logger.init_args.save_dir={tmp_path}"])
+    main(
+        [
+            "test",
+            "--config",
+            str(configs / "mathvista.yaml"),
+            f"--model.init_args.policy.init_args.model_name_or_path={assets['vlm']}",
+            "--model.init_args.policy.init_args.dtype=float32",
+            f"--model.init_args.rollout_engine={json.dumps(engine)}",
+            f"--model.init_args.benchmarks.init_args.path={data}",
+            f"--model.init_args.output_dir={out}",
+            "--data.init_args.batch_size=2",
+            "--data.init_args.num_workers=0",
+            "--trainer.accelerator=cpu",
+            "--trainer.enable_progress_bar=false",
+            f"--trainer.logger.init_args.save_dir={tmp_path}",
+        ]
+    )
     assert [path for path, _ in server.requests] == ["/update_weights_from_disk", "/generate", "/generate"]
     assert [len(body["input_ids"]) for path, body in server.requests if path == "/generate"] == [2, 1]
     rows = [json.loads(line) for line in (out / "mathvista.jsonl").read_text().splitlines()]

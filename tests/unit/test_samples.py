@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from pebr_lit.data.records import RecordError
 from pebr_lit.data.samples import (
     append_rows,
     done_qids,
@@ -18,6 +17,7 @@ from pebr_lit.data.samples import (
     shard_path,
     shard_paths,
 )
+from pebr_lit.data.sources import RecordError
 
 
 def _line(qid: str, k: int = 1, n: int = 2) -> bytes:
@@ -26,15 +26,28 @@ def _line(qid: str, k: int = 1, n: int = 2) -> bytes:
 
 def test_make_row_counts_by_hand():
     row = make_row("q", [1.0, 0.0, 1.0, 1.0], responses=["a", "b", "c", "d"], format_ok=[1.0, 1.0, 0.0, 1.0])
-    assert row == {"qid": "q", "n": 4, "n_correct": 3, "pass_rate": 0.75, "correct": [1, 0, 1, 1],
-                   "responses": ["a", "b", "c", "d"], "format": [1, 1, 0, 1]}
+    assert row == {
+        "qid": "q",
+        "n": 4,
+        "n_correct": 3,
+        "pass_rate": 0.75,
+        "correct": [1, 0, 1, 1],
+        "responses": ["a", "b", "c", "d"],
+        "format": [1, 1, 0, 1],
+    }
     assert "responses" not in make_row("q", [0.0])
 
 
 def test_shard_names_and_discovery_by_rank(tmp_path):
     base = tmp_path / "samples.jsonl"
     assert shard_path(base, 3) == tmp_path / "samples.rank3.jsonl"
-    for name in ("samples.rank10.jsonl", "samples.rank2.jsonl", "samples.rankx.jsonl", "other.rank0.jsonl", "samples.rank1.json"):
+    for name in (
+        "samples.rank10.jsonl",
+        "samples.rank2.jsonl",
+        "samples.rankx.jsonl",
+        "other.rank0.jsonl",
+        "samples.rank1.json",
+    ):
         (tmp_path / name).write_text("")
     assert [p.name for p in shard_paths(base)] == ["samples.rank2.jsonl", "samples.rank10.jsonl"]  # numeric order
 
@@ -78,8 +91,12 @@ def test_a_complete_line_that_is_not_a_row_is_an_error_not_skipped(tmp_path):
 
 @pytest.mark.parametrize(
     ("row", "field"),
-    [({"qid": "a", "n": 2, "n_correct": 3}, "n_correct"), ({"qid": "a", "n": 0, "n_correct": 0}, "n"),
-     ({"qid": "", "n": 1, "n_correct": 0}, "qid"), ({"qid": "a", "n": 2, "n_correct": 1.0}, "n_correct")],
+    [
+        ({"qid": "a", "n": 2, "n_correct": 3}, "n_correct"),
+        ({"qid": "a", "n": 0, "n_correct": 0}, "n"),
+        ({"qid": "", "n": 1, "n_correct": 0}, "qid"),
+        ({"qid": "a", "n": 2, "n_correct": 1.0}, "n_correct"),
+    ],
 )
 def test_invalid_rows_name_file_row_and_field(tmp_path, row, field):
     path = tmp_path / "s.jsonl"
@@ -115,8 +132,11 @@ def test_the_same_question_with_different_results_is_an_error_naming_both(tmp_pa
     base = tmp_path / "samples.jsonl"
     shard_path(base, 0).write_bytes(_line("a", k=1))
     shard_path(base, 1).write_bytes(_line("b") + _line("a", k=2))
-    with pytest.raises(RecordError, match=r"samples.rank1.jsonl:row 2: field 'qid': qid 'a' was already sampled "
-                                          r"with a different result at .*samples.rank0.jsonl:row 1"):
+    with pytest.raises(
+        RecordError,
+        match=r"samples.rank1.jsonl:row 2: field 'qid': qid 'a' was already sampled "
+        r"with a different result at .*samples.rank0.jsonl:row 1",
+    ):
         merge_samples(base)
     assert len(shard_paths(base)) == 2 and not base.exists()  # nothing merged, nothing lost
 

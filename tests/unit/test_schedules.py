@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from pebr_lit.schedules import WarmupConstantDecay
+from pebr_lit.modules.schedules import WarmupConstantDecay
 
 
 def optimizer(lr: float = 1.0) -> torch.optim.Optimizer:
@@ -116,6 +116,8 @@ def test_invalid_settings_name_the_field(kwargs: dict, field: str) -> None:
         schedule(**kwargs)
 
 
-@pytest.mark.parametrize("kwargs", [{"decay_fraction": 0.0}, {"decay_fraction": 1.0}, {"min_ratio": 0.0}, {"min_ratio": 1.0}])
+@pytest.mark.parametrize(
+    "kwargs", [{"decay_fraction": 0.0}, {"decay_fraction": 1.0}, {"min_ratio": 0.0}, {"min_ratio": 1.0}]
+)
 def test_boundary_settings_are_accepted(kwargs: dict) -> None:
     assert schedule(total_steps=10, **kwargs).factor(0) == 1.0

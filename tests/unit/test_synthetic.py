@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pebr_lit import format as pebr_format
-from pebr_lit.data import synthetic
-from pebr_lit.data.synthetic import (
+from pebr_lit.demo import synthetic
+from pebr_lit.demo.synthetic import (
     KINDS,
     Scene,
     SceneObject,
@@ -27,6 +26,7 @@ from pebr_lit.data.synthetic import (
     make_scene,
     render,
 )
+from pebr_lit.format import response as pebr_format
 
 COLOR_WORDS = ("red", "green", "blue", "yellow")
 SHAPE_WORDS = ("circle", "square", "triangle")
@@ -137,12 +137,16 @@ def _blobs(image: Image.Image, background: tuple[int, int, int]) -> list[dict]:
         bbox_area = (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
         blobs.append(
             {
-                "cx": xs.mean(), "cy": ys.mean(), "area": len(points), "fill": len(points) / bbox_area,
-                "color": colors.most_common(1)[0][0], "touches_border": bool(
+                "cx": xs.mean(),
+                "cy": ys.mean(),
+                "area": len(points),
+                "fill": len(points) / bbox_area,
+                "color": colors.most_common(1)[0][0],
+                "touches_border": bool(
                     ys.min() == 0 or xs.min() == 0 or ys.max() == fg.shape[0] - 1 or xs.max() == fg.shape[1] - 1
                 ),
             }
-        )  # fmt: skip
+        )
     return blobs
 
 
@@ -165,7 +169,9 @@ def test_rendered_shapes_match_the_scene_and_do_not_overlap():
             area = {(b["cx"], b["cy"]): b["area"] for b in blobs}
             by_size: dict[str, list[int]] = {"large": [], "small": []}
             for o in objects:
-                by_size[o["size"]] += [a for (cx, cy), a in area.items() if abs(cx - o["x"]) < 1.5 and abs(cy - o["y"]) < 1.5]
+                by_size[o["size"]] += [
+                    a for (cx, cy), a in area.items() if abs(cx - o["x"]) < 1.5 and abs(cy - o["y"]) < 1.5
+                ]
             assert min(by_size["large"]) > 1.5 * max(by_size["small"])
 
 
@@ -281,15 +287,20 @@ def test_hand_built_scene():
     kinds = ("largest_color", "largest_shape", "count_total", "most_common_color")
     answers = {kind: make_question(scene, rng, kind=kind) for kind in kinds}
     assert {k: q.answer for k, q in answers.items()} == {
-        "largest_color": "red", "largest_shape": "circle", "count_total": "3", "most_common_color": "blue",
-    }  # fmt: skip
+        "largest_color": "red",
+        "largest_shape": "circle",
+        "count_total": "3",
+        "most_common_color": "blue",
+    }
     assert answers["count_total"].steps[-1] == "Counting them one by one gives 1, 2, 3, so the total is 3."
     single = Scene((SceneObject("square", "green", "large", 50, 50, 18),), 112)
     assert describe(single) == "There is one shape: a large green square."
 
 
 def test_tie_falls_back_to_another_kind():
-    tie = Scene((SceneObject("circle", "red", "large", 30, 30, 18), SceneObject("square", "blue", "small", 80, 80, 11)), 112)
+    tie = Scene(
+        (SceneObject("circle", "red", "large", 30, 30, 18), SceneObject("square", "blue", "small", 80, 80, 11)), 112
+    )
     q = make_question(tie, np.random.default_rng(1), kind="most_common_color")
     assert q.kind != "most_common_color"
     assert q.answer == expected_answer(q.kind, q.question, [o.to_dict() for o in tie.objects])

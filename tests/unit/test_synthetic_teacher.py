@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from pebr_lit.data.synthetic import make_record
-from pebr_lit.data.synthetic_teacher import TeacherNoise, can_slip, slipped_answer, terse_description
-from pebr_lit.format import parse_response
+from pebr_lit.demo.synthetic import make_record
+from pebr_lit.demo.teacher import (
+    TeacherNoise,
+    can_slip,
+    slipped_answer,
+    terse_description,
+)
+from pebr_lit.format.response import parse_response
 
 
 @pytest.mark.parametrize("answer,slipped", [("3", "4"), ("0", "1"), ("11", "12")])

@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pebr_lit.data.records import check_images, load_records, record_from_dict, write_records
+from pebr_lit.data.records import (
+    check_images,
+    load_records,
+    record_from_dict,
+    write_records,
+)
 from pebr_lit.data.samples import make_row
 from pebr_lit.data.tiers import main, split_tiers, summarize, tier_of, write_tiers
 
@@ -17,7 +22,15 @@ from pebr_lit.data.tiers import main, split_tiers, summarize, tier_of, write_tie
 # ------------------------------------------------------------------------------------ tier_of
 @pytest.mark.parametrize(
     ("n_correct", "n", "tier"),
-    [(8, 8, "easy"), (7, 8, "medium"), (1, 8, "medium"), (0, 8, "hard"), (1, 1, "easy"), (0, 1, "hard"), (1, 2, "medium")],
+    [
+        (8, 8, "easy"),
+        (7, 8, "medium"),
+        (1, 8, "medium"),
+        (0, 8, "hard"),
+        (1, 1, "easy"),
+        (0, 1, "hard"),
+        (1, 2, "medium"),
+    ],
 )
 def test_default_thresholds_are_all_some_none(n_correct, n, tier):
     assert tier_of(n_correct / n) == tier
@@ -25,8 +38,15 @@ def test_default_thresholds_are_all_some_none(n_correct, n, tier):
 
 @pytest.mark.parametrize(
     ("pass_rate", "tier"),
-    [(0.75, "easy"), (math.nextafter(0.75, 0.0), "medium"), (0.25, "hard"), (math.nextafter(0.25, 1.0), "medium"),
-     (1.0, "easy"), (0.0, "hard"), (0.5, "medium")],
+    [
+        (0.75, "easy"),
+        (math.nextafter(0.75, 0.0), "medium"),
+        (0.25, "hard"),
+        (math.nextafter(0.25, 1.0), "medium"),
+        (1.0, "easy"),
+        (0.0, "hard"),
+        (0.5, "medium"),
+    ],
 )
 def test_custom_thresholds_are_inclusive_at_both_ends(pass_rate, tier):
     assert tier_of(pass_rate, easy_min_pass_rate=0.75, hard_max_pass_rate=0.25) == tier
@@ -70,7 +90,11 @@ def test_split_keeps_input_order_within_each_tier():
     records = [_record(q) for q in ("a", "b", "c", "d", "e")]
     samples = _samples({"e": (8, 8), "d": (0, 8), "c": (3, 8), "b": (8, 8), "a": (1, 8)})
     tiers = split_tiers(records, samples)
-    assert {k: [r.qid for r in v] for k, v in tiers.items()} == {"easy": ["b", "e"], "medium": ["a", "c"], "hard": ["d"]}
+    assert {k: [r.qid for r in v] for k, v in tiers.items()} == {
+        "easy": ["b", "e"],
+        "medium": ["a", "c"],
+        "hard": ["d"],
+    }
 
 
 def test_missing_sampling_rows_are_an_error_naming_them():
@@ -102,8 +126,16 @@ def pool(tmp_path: Path) -> Path:
     rows = []
     for i in range(5):
         Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(tmp_path / "data" / "images" / f"q{i}.png")
-        rows.append({"qid": f"q{i}", "problem": f"Question {i}?", "answer": str(i), "images": [f"images/q{i}.png"],
-                     "key_words": ["red"], "meta": {"kind": "count"}})
+        rows.append(
+            {
+                "qid": f"q{i}",
+                "problem": f"Question {i}?",
+                "answer": str(i),
+                "images": [f"images/q{i}.png"],
+                "key_words": ["red"],
+                "meta": {"kind": "count"},
+            }
+        )
     return write_records(rows, tmp_path / "data" / "rl.jsonl")
 
 
@@ -114,8 +146,9 @@ def _write_samples(path: Path, counts: dict[str, tuple[int, int]]) -> Path:
 
 
 def test_write_tiers_files_keep_full_records_and_valid_image_paths(pool, tmp_path):
-    samples = _write_samples(tmp_path / "sampling" / "samples.jsonl",
-                             {"q0": (4, 4), "q1": (2, 4), "q2": (0, 4), "q3": (4, 4), "q4": (3, 4)})
+    samples = _write_samples(
+        tmp_path / "sampling" / "samples.jsonl", {"q0": (4, 4), "q1": (2, 4), "q2": (0, 4), "q3": (4, 4), "q4": (3, 4)}
+    )
     summary = write_tiers(samples, [pool], tmp_path / "tiers")
     assert summary["counts"] == {"easy": 2, "medium": 2, "hard": 1}
     out = tmp_path / "tiers"
@@ -140,7 +173,17 @@ def test_cli_reports_incomplete_sampling_without_a_traceback(pool, tmp_path, cap
 
 def test_cli_writes_tiers(pool, tmp_path, capsys):
     samples = _write_samples(tmp_path / "samples.jsonl", {f"q{i}": (i % 3, 2) for i in range(5)})
-    main(["--samples", str(samples), "--records", str(pool), "--out", str(tmp_path / "tiers"),
-          "--easy-min-pass-rate", "0.5"])
+    main(
+        [
+            "--samples",
+            str(samples),
+            "--records",
+            str(pool),
+            "--out",
+            str(tmp_path / "tiers"),
+            "--easy-min-pass-rate",
+            "0.5",
+        ]
+    )
     # n_correct 0,1,2,0,1 of 2 with easy >= 0.5: q1,q2,q4 easy; q0,q3 hard; none medium.
     assert "easy=3 medium=0 hard=2" in capsys.readouterr().out

@@ -16,6 +16,16 @@ from pebr_lit.eval.benchmarks.mmstar import MMStar
 from pebr_lit.eval.benchmarks.wemath import WeMath
 
 __all__ = [
-    "AI2D", "Benchmark", "BenchmarkItem", "DynaMath", "HallusionBench", "LogicVista", "MathVerse", "MathVision",
-    "MathVista", "MMMU", "MMStar", "WeMath",
-]  # fmt: skip
+    "AI2D",
+    "Benchmark",
+    "BenchmarkItem",
+    "DynaMath",
+    "HallusionBench",
+    "LogicVista",
+    "MathVerse",
+    "MathVision",
+    "MathVista",
+    "MMMU",
+    "MMStar",
+    "WeMath",
+]

@@ -17,7 +17,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from pebr_lit.data.sources import RecordError
-from pebr_lit.eval.benchmarks.base import CHOICE, LETTERS, Benchmark, BenchmarkItem, letter_of, mcq_prompt
+from pebr_lit.eval.benchmarks.base import (
+    CHOICE,
+    LETTERS,
+    Benchmark,
+    BenchmarkItem,
+    letter_of,
+    mcq_prompt,
+)
 from pebr_lit.eval.benchmarks.tables import as_list, read_table, tsv_images
 
 
@@ -34,8 +41,10 @@ class AI2D(Benchmark):
 
     default_name = "ai2d"
     default_split = "test"
-    layout = ("lmms-lab/ai2d's test parquet (question, options, answer index, "
-              "image) or VLMEvalKit's AI2D_TEST.tsv (index, question, A-D, answer letter, image)")
+    layout = (
+        "lmms-lab/ai2d's test parquet (question, options, answer index, "
+        "image) or VLMEvalKit's AI2D_TEST.tsv (index, question, A-D, answer letter, image)"
+    )
     group_by = ("category",)
 
     def load(self, path: Path) -> list[BenchmarkItem]:
@@ -53,11 +62,21 @@ class AI2D(Benchmark):
                 qid = str(row.get("index", n))
                 options = tuple(str(o) for o in as_list(self.need(row, "options", source)))
                 if not answer.isdigit():
-                    raise RecordError(source, f"answer {answer!r} is not an option index", f"AI2D expects {self.layout}", "answer")
+                    raise RecordError(
+                        source, f"answer {answer!r} is not an option index", f"AI2D expects {self.layout}", "answer"
+                    )
                 answer = letter_of(int(answer), source, "answer", len(options))
                 images = (self.image(self.need(row, "image", source), source, "image", root),)
-            items.append(BenchmarkItem(
-                qid=qid, problem=mcq_prompt(question, options), answer=answer, images=images, kind=CHOICE,
-                options=options, source=source, meta={"category": row.get("category")},
-            ))
+            items.append(
+                BenchmarkItem(
+                    qid=qid,
+                    problem=mcq_prompt(question, options),
+                    answer=answer,
+                    images=images,
+                    kind=CHOICE,
+                    options=options,
+                    source=source,
+                    meta={"category": row.get("category")},
+                )
+            )
         return items

@@ -4,7 +4,7 @@ An adapter (one subclass per benchmark, chosen by ``class_path`` in YAML) reads 
 *released* file layout into ``BenchmarkItem``s (prompt text with the options written in, ground
 truth, images, grouping fields), scores one response by the benchmark's published rules
 (``score``) and turns the scored rows into the benchmark's official numbers (``aggregate``).
-Scoring grades the PeBR final-answer section (``format.extract_answer``), which falls back to the
+Scoring grades the PeBR final-answer section (``format.response.extract_answer``), which falls back to the
 whole response when a model does not write the heading.
 
 Shared here: image references checked at load with errors that name the row, column and file,
@@ -20,18 +20,25 @@ from __future__ import annotations
 import os
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar
 
 from PIL import Image
 
 from pebr_lit.data.images import ImageRef, normalise_ref
 from pebr_lit.data.records import load_item_images, problem_and_fix
 from pebr_lit.data.sources import RecordError
-from pebr_lit.eval.answers import extract_choice, match_choice, match_free_form, match_yes_no, options_from_text
+from pebr_lit.eval.answers import (
+    extract_choice,
+    match_choice,
+    match_yes_no,
+    options_from_text,
+)
 from pebr_lit.eval.benchmarks.tables import tsv_images
-from pebr_lit.format import extract_answer
+from pebr_lit.eval.numbers import match_free_form
+from pebr_lit.format.response import extract_answer
 
 CHOICE, FREE_FORM, YES_NO = "choice", "free_form", "yes_no"
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -87,8 +94,14 @@ class Benchmark:
     #: Metrics shown for this benchmark in the summary table.
     headline: ClassVar[tuple[str, ...]] = ("accuracy",)
 
-    def __init__(self, path: str, limit: int | None = None, image_root: str | None = None, name: str | None = None,
-                 split: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        limit: int | None = None,
+        image_root: str | None = None,
+        name: str | None = None,
+        split: str | None = None,
+    ) -> None:
         if limit is not None and limit < 1:
             raise ValueError(f"{type(self).__name__}.limit must be >= 1 or null, got {limit}.")
         if name is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", name):
@@ -111,8 +124,12 @@ class Benchmark:
         seen: dict[str, str] = {}
         for item in items:
             if item.qid in seen:
-                raise RecordError(item.source, f"duplicate question id {item.qid!r} (first at {seen[item.qid]})",
-                                  "Point to one split of the benchmark, not several copies", "qid")
+                raise RecordError(
+                    item.source,
+                    f"duplicate question id {item.qid!r} (first at {seen[item.qid]})",
+                    "Point to one split of the benchmark, not several copies",
+                    "qid",
+                )
             seen[item.qid] = item.source
         items = items[: self.limit] if self.limit is not None else items
         return [replace(item, index=i) for i, item in enumerate(items)]
@@ -132,8 +149,12 @@ class Benchmark:
         value = row.get(name)
         if value is None or (isinstance(value, str) and not value.strip()):
             what = "missing column" if name not in row else "empty value in column"
-            raise RecordError(source, f"{what} '{name}' (columns present: {', '.join(sorted(map(str, row)))})",
-                              f"{type(self).__name__} expects {self.layout}", name)
+            raise RecordError(
+                source,
+                f"{what} '{name}' (columns present: {', '.join(sorted(map(str, row)))})",
+                f"{type(self).__name__} expects {self.layout}",
+                name,
+            )
         return value
 
     def image(self, value: Any, source: str, column: str, root: Path) -> ImageRef:
@@ -145,13 +166,24 @@ class Benchmark:
         except ValueError as e:
             raise RecordError(source, *problem_and_fix(e, "Replace the image"), column) from None
         if isinstance(ref, str) and not os.path.isfile(ref):
-            raise RecordError(source, f"image file not found: {ref}",
-                              "Unpack the benchmark's images where its file expects them, or set image_root", column)
+            raise RecordError(
+                source,
+                f"image file not found: {ref}",
+                "Unpack the benchmark's images where its file expects them, or set image_root",
+                column,
+            )
         return ref
 
-    def row_images(self, row: dict[str, Any], source: str, root: Path, tsv: bool,
-                   columns: tuple[str, ...] = ("decoded_image", "image")) -> tuple[ImageRef, ...]:
-        """A row's images: a TSV's base64 ``image`` cell, else the first filled of ``columns`` (the last is required)."""
+    def row_images(
+        self,
+        row: dict[str, Any],
+        source: str,
+        root: Path,
+        tsv: bool,
+        columns: tuple[str, ...] = ("decoded_image", "image"),
+    ) -> tuple[ImageRef, ...]:
+        """A row's images: a TSV's base64 ``image`` cell, else the first filled of ``columns`` (the last is
+        required)."""
         if tsv:
             return tuple(tsv_images(self.need(row, "image", source), source))
         column = next((c for c in columns[:-1] if row.get(c)), columns[-1])
@@ -159,11 +191,15 @@ class Benchmark:
 
     # ------------------------------------------------------------------------------------- scoring
     def score(self, response: str, item: BenchmarkItem) -> dict[str, Any]:
-        """``{"prediction": the graded answer text, "correct": bool}`` (plus ``"choice"``, the letter read, for multiple choice)."""
+        """``{"prediction": the graded answer text, "correct": bool}`` (plus ``"choice"``, the letter read, for
+        multiple choice)."""
         text = extract_answer(response)
         if item.kind == CHOICE:
-            return {"prediction": text, "choice": extract_choice(text, item.options),
-                    "correct": match_choice(text, item.options, item.answer)}
+            return {
+                "prediction": text,
+                "choice": extract_choice(text, item.options),
+                "correct": match_choice(text, item.options, item.answer),
+            }
         if item.kind == YES_NO:
             return {"prediction": text, "correct": match_yes_no(text, item.answer)}
         return {"prediction": text, "correct": match_free_form(text, item.answer, precision=item.meta.get("precision"))}
@@ -212,7 +248,9 @@ def mcq_prompt(question: str, options: Iterable[str], hint: str | None = None, s
 def letter_of(index: int, source: str, column: str, count: int) -> str:
     """Option letter of a 0-based answer index; out of range is an error naming the column."""
     if not 0 <= index < count:
-        raise RecordError(source, f"answer index {index} outside the {count} options", "Check the file is the released one", column)
+        raise RecordError(
+            source, f"answer index {index} outside the {count} options", "Check the file is the released one", column
+        )
     return LETTERS[index]
 
 

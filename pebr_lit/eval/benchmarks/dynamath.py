@@ -31,12 +31,19 @@ from pathlib import Path
 from typing import Any
 
 from pebr_lit.data.sources import RecordError
-from pebr_lit.eval.answers import match_free_form
 from pebr_lit.eval.benchmarks.base import (
-    CHOICE, FREE_FORM, Benchmark, BenchmarkItem, accuracy_by, all_correct_by, inline_options, mean,
-)  # fmt: skip
+    CHOICE,
+    FREE_FORM,
+    Benchmark,
+    BenchmarkItem,
+    accuracy_by,
+    all_correct_by,
+    inline_options,
+    mean,
+)
 from pebr_lit.eval.benchmarks.tables import read_table, tsv_images
-from pebr_lit.format import extract_answer
+from pebr_lit.eval.numbers import match_free_form
+from pebr_lit.format.response import extract_answer
 
 _VARIANT_RE = re.compile(r"(?:variant|sample)_?(\d+)")
 FLOAT_TOLERANCE = 0.001
@@ -66,8 +73,10 @@ class DynaMath(Benchmark):
     """
 
     default_name = "dynamath"
-    layout = ("DynaMath/DynaMath_Sample's sample_variant<k> parquets (id, question, ground_truth, answer_type, "
-              "subject, knowledge_level, decoded_image) or VLMEvalKit's DynaMath.tsv")
+    layout = (
+        "DynaMath/DynaMath_Sample's sample_variant<k> parquets (id, question, ground_truth, answer_type, "
+        "subject, knowledge_level, decoded_image) or VLMEvalKit's DynaMath.tsv"
+    )
     group_by = ("subject", "knowledge_level")
     headline = ("worst_case_accuracy", "accuracy")
 
@@ -82,7 +91,10 @@ class DynaMath(Benchmark):
             for source, row in read_table(file):
                 if tsv:
                     seed, variant = str(self.need(row, "qid", source)), str(self.need(row, "varid", source))
-                    truth, images = self.need(row, "answer", source), tuple(tsv_images(self.need(row, "image", source), source))
+                    truth, images = (
+                        self.need(row, "answer", source),
+                        tuple(tsv_images(self.need(row, "image", source), source)),
+                    )
                 else:
                     seed, variant = str(self.need(row, "id", source)), found.group(1) if found else "1"
                     truth = self.need(row, "ground_truth" if "ground_truth" in row else "answer", source)
@@ -90,13 +102,24 @@ class DynaMath(Benchmark):
                     images = (self.image(self.need(row, column, source), source, column, root),)
                 question = str(self.need(row, "question", source))
                 answer_type = str(self.need(row, "answer_type", source))
-                items.append(BenchmarkItem(
-                    qid=f"{seed}_v{variant}", problem=question, answer=str(truth).strip(), images=images,
-                    kind=CHOICE if answer_type == "multiple choice" else FREE_FORM,
-                    options=inline_options(question) if answer_type == "multiple choice" else (), source=source,
-                    meta={"seed": seed, "variant": variant, "answer_type": answer_type, "subject": row.get("subject"),
-                          "knowledge_level": row.get("knowledge_level", row.get("level"))},
-                ))
+                items.append(
+                    BenchmarkItem(
+                        qid=f"{seed}_v{variant}",
+                        problem=question,
+                        answer=str(truth).strip(),
+                        images=images,
+                        kind=CHOICE if answer_type == "multiple choice" else FREE_FORM,
+                        options=inline_options(question) if answer_type == "multiple choice" else (),
+                        source=source,
+                        meta={
+                            "seed": seed,
+                            "variant": variant,
+                            "answer_type": answer_type,
+                            "subject": row.get("subject"),
+                            "knowledge_level": row.get("knowledge_level", row.get("level")),
+                        },
+                    )
+                )
         return items
 
     def score(self, response: str, item: BenchmarkItem) -> dict[str, Any]:
@@ -107,8 +130,12 @@ class DynaMath(Benchmark):
 
     def aggregate(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         seeds = {r["meta"]["seed"] for r in rows}
-        metrics = {"accuracy": mean(r["correct"] for r in rows), "worst_case_accuracy": worst_case(rows),
-                   "n": len(rows), "seeds": len(seeds)}
+        metrics = {
+            "accuracy": mean(r["correct"] for r in rows),
+            "worst_case_accuracy": worst_case(rows),
+            "n": len(rows),
+            "seeds": len(seeds),
+        }
         breakdown = {g: accuracy_by(rows, g) for g in self.group_by}
         breakdown.update({f"worst_case_by_{g}": worst_case(rows, g) for g in self.group_by})
         return {"metrics": metrics, "breakdown": breakdown}

@@ -40,7 +40,13 @@ from pathlib import Path
 from typing import Any
 
 from pebr_lit.data.sources import RecordError
-from pebr_lit.eval.benchmarks.base import YES_NO, Benchmark, BenchmarkItem, all_correct_by, mean
+from pebr_lit.eval.benchmarks.base import (
+    YES_NO,
+    Benchmark,
+    BenchmarkItem,
+    all_correct_by,
+    mean,
+)
 from pebr_lit.eval.benchmarks.tables import is_tsv, read_table
 
 KEYS = ("category", "subcategory", "set_id", "figure_id", "question_id")
@@ -67,9 +73,14 @@ def hallusion_scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
     easy = all_correct_by([r for r in rows if r["meta"].get("visual_input") == "1"], _question)
     hard = all_correct_by([r for r in rows if r["meta"].get("visual_input") == "2"], _question)
     return {
-        "aAcc": mean(r["correct"] for r in rows), "fAcc": mean(figures.values()), "qAcc": mean(questions.values()),
-        "easy_qAcc": mean(easy.values()), "hard_qAcc": mean(hard.values()),
-        "n": len(rows), "figures": len(figures), "questions": len(questions),
+        "aAcc": mean(r["correct"] for r in rows),
+        "fAcc": mean(figures.values()),
+        "qAcc": mean(questions.values()),
+        "easy_qAcc": mean(easy.values()),
+        "hard_qAcc": mean(hard.values()),
+        "n": len(rows),
+        "figures": len(figures),
+        "questions": len(questions),
     }
 
 
@@ -77,7 +88,8 @@ class HallusionBench(Benchmark):
     """HallusionBench image questions (951).
 
     Args:
-        path: lmms-lab's ``image`` parquet (or its data folder, read with ``split``), the official ``HallusionBench.json``, or VLMEvalKit's TSV.
+        path: lmms-lab's ``image`` parquet (or its data folder, read with ``split``), the official
+            ``HallusionBench.json``, or VLMEvalKit's TSV.
         limit: Evaluate only the first N questions; null = all (fAcc/qAcc need whole groups).
         image_root: Folder that relative image paths start from; null = the data file's folder.
         name: Name in metric keys and result files.
@@ -86,12 +98,21 @@ class HallusionBench(Benchmark):
     """
 
     default_name = "hallusionbench"
-    layout = ("lmms-lab/HallusionBench's image parquet or the official json (category, subcategory, visual_input, "
-              "set_id, figure_id, question_id, question, gt_answer, image/filename) or VLMEvalKit's HallusionBench.tsv")
+    layout = (
+        "lmms-lab/HallusionBench's image parquet or the official json (category, subcategory, visual_input, "
+        "set_id, figure_id, question_id, question, gt_answer, image/filename) or VLMEvalKit's HallusionBench.tsv"
+    )
     headline = ("qAcc", "fAcc", "aAcc")
 
-    def __init__(self, path: str, limit: int | None = None, image_root: str | None = None, name: str | None = None,
-                 split: str = "image", skip_text_only: bool = True) -> None:
+    def __init__(
+        self,
+        path: str,
+        limit: int | None = None,
+        image_root: str | None = None,
+        name: str | None = None,
+        split: str = "image",
+        skip_text_only: bool = True,
+    ) -> None:
         super().__init__(path, limit, image_root, name)
         self.split = split
         self.skip_text_only = skip_text_only
@@ -104,30 +125,53 @@ class HallusionBench(Benchmark):
             meta = self._tsv_keys(row, source) if tsv else {k: str(self.need(row, k, source)) for k in KEYS}
             if str(row.get("visual_input", "1")) == "0":
                 if not self.skip_text_only:
-                    raise RecordError(source, "question without an image (visual_input 0)",
-                                      "Evaluate the image split, or set skip_text_only: true", "visual_input")
+                    raise RecordError(
+                        source,
+                        "question without an image (visual_input 0)",
+                        "Evaluate the image split, or set skip_text_only: true",
+                        "visual_input",
+                    )
                 self.skipped_text_only += 1
                 continue
             column = "answer" if tsv else "gt_answer"
             truth = TRUTHS.get(str(self.need(row, column, source)).strip().lower())
             if truth is None:
-                raise RecordError(source, f"{column} {row[column]!r} is not '1'/'0' (gt_answer) or 'Yes'/'No' (TSV answer)",
-                                  f"HallusionBench expects {self.layout}", column)
-            items.append(BenchmarkItem(
-                qid="_".join(meta[k] for k in KEYS), problem=str(self.need(row, "question", source)), answer=truth,
-                images=self.row_images(row, source, root, tsv, ("image", "filename")), kind=YES_NO,
-                meta={**meta, "visual_input": str(row.get("visual_input", ""))}, source=source,
-            ))
+                raise RecordError(
+                    source,
+                    f"{column} {row[column]!r} is not '1'/'0' (gt_answer) or 'Yes'/'No' (TSV answer)",
+                    f"HallusionBench expects {self.layout}",
+                    column,
+                )
+            items.append(
+                BenchmarkItem(
+                    qid="_".join(meta[k] for k in KEYS),
+                    problem=str(self.need(row, "question", source)),
+                    answer=truth,
+                    images=self.row_images(row, source, root, tsv, ("image", "filename")),
+                    kind=YES_NO,
+                    meta={**meta, "visual_input": str(row.get("visual_input", ""))},
+                    source=source,
+                )
+            )
         return items
 
     def _tsv_keys(self, row: dict[str, Any], source: str) -> dict[str, str]:
         parts = str(self.need(row, "index", source)).split("_")
         if len(parts) < 6:
-            raise RecordError(source, f"index {row['index']!r} has no set_id/figure_id/question_id parts (4th-6th, '_'-separated)",
-                              "Use VLMEvalKit's HallusionBench.tsv as released", "index")
+            raise RecordError(
+                source,
+                f"index {row['index']!r} has no set_id/figure_id/question_id parts (4th-6th, '_'-separated)",
+                "Use VLMEvalKit's HallusionBench.tsv as released",
+                "index",
+            )
         subcategory = row.get("l2-category") or row.get("subcategory")
-        return {"category": str(self.need(row, "category", source)), "subcategory": str(subcategory or ""),
-                "set_id": parts[3], "figure_id": parts[4], "question_id": parts[5]}
+        return {
+            "category": str(self.need(row, "category", source)),
+            "subcategory": str(subcategory or ""),
+            "set_id": parts[3],
+            "figure_id": parts[4],
+            "question_id": parts[5],
+        }
 
     def aggregate(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         scores = hallusion_scores(rows)

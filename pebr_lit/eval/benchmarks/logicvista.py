@@ -28,7 +28,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pebr_lit.eval.benchmarks.base import CHOICE, FREE_FORM, Benchmark, BenchmarkItem, inline_options
+from pebr_lit.eval.benchmarks.base import (
+    CHOICE,
+    FREE_FORM,
+    Benchmark,
+    BenchmarkItem,
+    inline_options,
+)
 from pebr_lit.eval.benchmarks.tables import as_list, read_table
 
 _LETTERS_RE = re.compile(r"[A-Z](?:\s*,\s*[A-Z])*")
@@ -46,11 +52,15 @@ class LogicVista(Benchmark):
     """
 
     default_name = "logicvista"
-    layout = ("LogicVista's data/dataset.json: {id: {imagename, question, answer, skill, broad_capability, "
-              "specific_capability}} with images/ beside it")
+    layout = (
+        "LogicVista's data/dataset.json: {id: {imagename, question, answer, skill, broad_capability, "
+        "specific_capability}} with images/ beside it"
+    )
     group_by = GROUPS
 
-    def __init__(self, path: str, limit: int | None = None, image_root: str | None = None, name: str | None = None) -> None:
+    def __init__(
+        self, path: str, limit: int | None = None, image_root: str | None = None, name: str | None = None
+    ) -> None:
         super().__init__(path, limit, image_root, name)
         self.skipped_empty = 0
 
@@ -66,12 +76,18 @@ class LogicVista(Benchmark):
                 continue
             question = str(self.need(row, "question", source))
             answer = str(self.need(row, "answer", source)).strip()
-            items.append(BenchmarkItem(
-                qid=str(self.need(row, "id", source)), problem=question, answer=answer,
-                kind=CHOICE if _LETTERS_RE.fullmatch(answer) else FREE_FORM, options=inline_options(question),
-                images=(self.image(str(self.need(row, "imagename", source)), source, "imagename", root),),
-                meta={g: [str(v) for v in as_list(row.get(g))] for g in GROUPS}, source=source,
-            ))
+            items.append(
+                BenchmarkItem(
+                    qid=str(self.need(row, "id", source)),
+                    problem=question,
+                    answer=answer,
+                    kind=CHOICE if _LETTERS_RE.fullmatch(answer) else FREE_FORM,
+                    options=inline_options(question),
+                    images=(self.image(str(self.need(row, "imagename", source)), source, "imagename", root),),
+                    meta={g: [str(v) for v in as_list(row.get(g))] for g in GROUPS},
+                    source=source,
+                )
+            )
         return items
 
     def aggregate(self, rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -36,7 +36,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from pebr_lit.data.sources import RecordError
-from pebr_lit.eval.benchmarks.base import CHOICE, FREE_FORM, Benchmark, BenchmarkItem, inline_options
+from pebr_lit.eval.benchmarks.base import (
+    CHOICE,
+    FREE_FORM,
+    Benchmark,
+    BenchmarkItem,
+    inline_options,
+)
 from pebr_lit.eval.benchmarks.tables import as_dict, is_tsv, read_table
 
 PROMPTS = ("query_cot", "query_wo", "question")
@@ -46,7 +52,8 @@ class MathVerse(Benchmark):
     """MathVerse testmini (3,940 image questions).
 
     Args:
-        path: ``testmini.parquet`` / ``testmini.json`` (or a folder holding it, read with ``split``), or a MathVerse_MINI TSV.
+        path: ``testmini.parquet`` / ``testmini.json`` (or a folder holding it, read with ``split``), or a
+            MathVerse_MINI TSV.
         limit: Evaluate only the first N questions; null = all.
         image_root: Folder that relative image paths start from; null = the data file's folder.
         name: Name in metric keys and result files.
@@ -55,12 +62,21 @@ class MathVerse(Benchmark):
     """
 
     default_name = "mathverse"
-    layout = ("AI4Math/MathVerse's testmini parquet/json: sample_index, problem_version, question_type, "
-              "answer, image, query_cot, question_for_eval, metadata")
+    layout = (
+        "AI4Math/MathVerse's testmini parquet/json: sample_index, problem_version, question_type, "
+        "answer, image, query_cot, question_for_eval, metadata"
+    )
     group_by = ("problem_version", "subject", "subfield", "question_type")
 
-    def __init__(self, path: str, limit: int | None = None, image_root: str | None = None, name: str | None = None,
-                 prompt: str = "query_cot", split: str = "testmini") -> None:
+    def __init__(
+        self,
+        path: str,
+        limit: int | None = None,
+        image_root: str | None = None,
+        name: str | None = None,
+        prompt: str = "query_cot",
+        split: str = "testmini",
+    ) -> None:
         super().__init__(path, limit, image_root, name)
         if prompt not in PROMPTS:
             raise ValueError(f"MathVerse.prompt must be one of {PROMPTS}, got {prompt!r}.")
@@ -72,20 +88,34 @@ class MathVerse(Benchmark):
         items = []
         for source, row in read_table(path, self.split if path.is_dir() else None):
             if not row.get("image"):
-                raise RecordError(source, "no image (text-only version)",
-                                  "Evaluate testmini.parquet/json; the text-only file has no images", "image")
+                raise RecordError(
+                    source,
+                    "no image (text-only version)",
+                    "Evaluate testmini.parquet/json; the text-only file has no images",
+                    "image",
+                )
             qtype = self.need(row, "question_type", source)
             meta_in = as_dict(row.get("metadata"))  # a struct, or a dict string in the TSV
             full_question = row.get("question_for_eval") or row.get("question") or ""
             kind, options = FREE_FORM, ()
             if qtype == "multi-choice":
                 kind, options = CHOICE, inline_options(full_question)
-            items.append(BenchmarkItem(
-                qid=str(row.get("sample_index") or self.need(row, "index", source)),
-                problem=str(self.need(row, self.prompt, source)), answer=str(self.need(row, "answer", source)).strip(),
-                images=self.row_images(row, source, root, tsv, ("image",)), kind=kind, options=options, source=source,
-                meta={"problem_version": row.get("problem_version"), "question_type": qtype,
-                      "subject": meta_in.get("subject"), "subfield": meta_in.get("subfield"),
-                      "problem_index": None if row.get("problem_index") is None else str(row["problem_index"])},
-            ))
+            items.append(
+                BenchmarkItem(
+                    qid=str(row.get("sample_index") or self.need(row, "index", source)),
+                    problem=str(self.need(row, self.prompt, source)),
+                    answer=str(self.need(row, "answer", source)).strip(),
+                    images=self.row_images(row, source, root, tsv, ("image",)),
+                    kind=kind,
+                    options=options,
+                    source=source,
+                    meta={
+                        "problem_version": row.get("problem_version"),
+                        "question_type": qtype,
+                        "subject": meta_in.get("subject"),
+                        "subfield": meta_in.get("subfield"),
+                        "problem_index": None if row.get("problem_index") is None else str(row["problem_index"]),
+                    },
+                )
+            )
         return items

@@ -31,9 +31,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pebr_lit.eval.benchmarks.base import CHOICE, FREE_FORM, LETTERS, Benchmark, BenchmarkItem, with_choices
+from pebr_lit.eval.benchmarks.base import (
+    CHOICE,
+    FREE_FORM,
+    LETTERS,
+    Benchmark,
+    BenchmarkItem,
+    with_choices,
+)
 from pebr_lit.eval.benchmarks.tables import as_list, is_tsv, read_table
-from pebr_lit.format import IMAGE_SLOT
+from pebr_lit.format.response import IMAGE_SLOT
 
 PLACEHOLDER = "<image1>"
 
@@ -57,8 +64,10 @@ class MathVision(Benchmark):
 
     default_name = "mathvision"
     default_split = "test"
-    layout = ("MathLLMs/MathVision's parquet or MATH-V's jsonl (id, question, options, answer, level, subject, "
-              "decoded_image/image) or VLMEvalKit's MathVision.tsv (index, question, choices, answer, category, image)")
+    layout = (
+        "MathLLMs/MathVision's parquet or MATH-V's jsonl (id, question, options, answer, level, subject, "
+        "decoded_image/image) or VLMEvalKit's MathVision.tsv (index, question, choices, answer, category, image)"
+    )
     group_by = ("subject", "level")
 
     def root(self, path: Path) -> Path:
@@ -67,8 +76,10 @@ class MathVision(Benchmark):
 
     def load(self, path: Path) -> list[BenchmarkItem]:
         root, tsv = self.root(path), is_tsv(path)
-        return [self._item(row, source, root, tsv)
-                for source, row in read_table(path, self.split if path.is_dir() else None)]
+        return [
+            self._item(row, source, root, tsv)
+            for source, row in read_table(path, self.split if path.is_dir() else None)
+        ]
 
     def _item(self, row: dict[str, Any], source: str, root: Path, tsv: bool) -> BenchmarkItem:
         options = tuple(str(o) for o in as_list(row.get("options", row.get("choices"))))
@@ -78,8 +89,13 @@ class MathVision(Benchmark):
         return BenchmarkItem(
             qid=str(row.get("id") or self.need(row, "index", source)),
             problem=problem if drawn else with_choices(problem, options),
-            answer=str(self.need(row, "answer", source)).strip(), images=self.row_images(row, source, root, tsv),
-            kind=CHOICE if options else FREE_FORM, options=options, source=source,
-            meta={"subject": row.get("subject") or row.get("category"),
-                  "level": None if level is None or level == "" else str(level)},
+            answer=str(self.need(row, "answer", source)).strip(),
+            images=self.row_images(row, source, root, tsv),
+            kind=CHOICE if options else FREE_FORM,
+            options=options,
+            source=source,
+            meta={
+                "subject": row.get("subject") or row.get("category"),
+                "level": None if level is None or level == "" else str(level),
+            },
         )

@@ -46,9 +46,16 @@ from pathlib import Path
 from typing import Any
 
 from pebr_lit.data.sources import RecordError
-from pebr_lit.eval.answers import free_form_candidates, match_free_form
-from pebr_lit.eval.benchmarks.base import CHOICE, FREE_FORM, LETTERS, Benchmark, BenchmarkItem, with_choices
+from pebr_lit.eval.benchmarks.base import (
+    CHOICE,
+    FREE_FORM,
+    LETTERS,
+    Benchmark,
+    BenchmarkItem,
+    with_choices,
+)
 from pebr_lit.eval.benchmarks.tables import as_dict, as_list, is_tsv, read_table
+from pebr_lit.eval.numbers import free_form_candidates, match_free_form
 
 META_FIELDS = ("task", "category", "context", "grade", "source", "language", "skills")
 
@@ -67,9 +74,11 @@ class MathVista(Benchmark):
 
     default_name = "mathvista"
     default_split = "testmini"
-    layout = ("AI4Math/MathVista's testmini parquet (pid, query, answer, question_type, answer_type, "
-              "choices, precision, decoded_image/image, metadata), the repository's data/testmini.json with "
-              "data/query.json beside it, or VLMEvalKit's MathVista_MINI.tsv")
+    layout = (
+        "AI4Math/MathVista's testmini parquet (pid, query, answer, question_type, answer_type, "
+        "choices, precision, decoded_image/image, metadata), the repository's data/testmini.json with "
+        "data/query.json beside it, or VLMEvalKit's MathVista_MINI.tsv"
+    )
     group_by = ("question_type", "answer_type", *META_FIELDS)
 
     def load(self, path: Path) -> list[BenchmarkItem]:
@@ -80,8 +89,12 @@ class MathVista(Benchmark):
             qtype = self.need(row, "question_type", source)
             answer = row.get("answer")
             if answer is None or not str(answer).strip():
-                raise RecordError(source, "empty value in column 'answer'",
-                                  "MathVista's test split hides its answers; evaluate testmini", "answer")
+                raise RecordError(
+                    source,
+                    "empty value in column 'answer'",
+                    "MathVista's test split hides its answers; evaluate testmini",
+                    "answer",
+                )
             answer = str(answer).strip()
             meta_in = as_dict(row.get("metadata")) or row  # the TSV writes the metadata as columns
             meta: dict[str, Any] = {name: meta_in.get(name) for name in META_FIELDS}
@@ -98,15 +111,27 @@ class MathVista(Benchmark):
                 if answer in options:
                     letter = LETTERS[options.index(answer)]
                 elif letter not in LETTERS[: len(options)] or not letter:
-                    raise RecordError(source, f"answer {answer!r} is not one of the choices {list(options)}",
-                                      "MathVista multiple-choice answers are option texts; check the file", "answer")
+                    raise RecordError(
+                        source,
+                        f"answer {answer!r} is not one of the choices {list(options)}",
+                        "MathVista multiple-choice answers are option texts; check the file",
+                        "answer",
+                    )
                 answer, kind, problem = letter, CHOICE, with_choices(problem, options)
             elif row.get("answer_type") == "float" and _number(row.get("precision")) is not None:
                 meta["precision"] = int(_number(row["precision"]))  # decimals to round to before comparing
-            items.append(BenchmarkItem(
-                qid=pid, problem=problem, answer=answer, images=self.row_images(row, source, root, tsv), kind=kind,
-                options=options, meta=meta, source=source,
-            ))
+            items.append(
+                BenchmarkItem(
+                    qid=pid,
+                    problem=problem,
+                    answer=answer,
+                    images=self.row_images(row, source, root, tsv),
+                    kind=kind,
+                    options=options,
+                    meta=meta,
+                    source=source,
+                )
+            )
         return items
 
     def score(self, response: str, item: BenchmarkItem) -> dict[str, Any]:
@@ -129,7 +154,9 @@ def _queries(path: Path) -> dict[str, str]:
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        raise RecordError(str(file), f"cannot read as JSON ({e})", "Use MathVista's data/query.json as released") from None
+        raise RecordError(
+            str(file), f"cannot read as JSON ({e})", "Use MathVista's data/query.json as released"
+        ) from None
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 

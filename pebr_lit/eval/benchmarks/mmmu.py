@@ -36,20 +36,39 @@ from typing import Any
 
 from pebr_lit.data.images import ImageRef
 from pebr_lit.data.sources import RecordError
-from pebr_lit.eval.answers import match_free_form
-from pebr_lit.eval.benchmarks.base import CHOICE, FREE_FORM, LETTERS, Benchmark, BenchmarkItem, mcq_prompt
+from pebr_lit.eval.benchmarks.base import (
+    CHOICE,
+    FREE_FORM,
+    LETTERS,
+    Benchmark,
+    BenchmarkItem,
+    mcq_prompt,
+)
 from pebr_lit.eval.benchmarks.tables import as_list, read_table, tsv_images
-from pebr_lit.format import IMAGE_SLOT, extract_answer
+from pebr_lit.eval.numbers import match_free_form
+from pebr_lit.format.response import IMAGE_SLOT, extract_answer
 
 DISCIPLINES = {
     "Art and Design": ("Art", "Art_Theory", "Design", "Music"),
     "Business": ("Accounting", "Economics", "Finance", "Manage", "Marketing"),
     "Science": ("Biology", "Chemistry", "Geography", "Math", "Physics"),
-    "Health and Medicine": ("Basic_Medical_Science", "Clinical_Medicine", "Diagnostics_and_Laboratory_Medicine",
-                            "Pharmacy", "Public_Health"),
+    "Health and Medicine": (
+        "Basic_Medical_Science",
+        "Clinical_Medicine",
+        "Diagnostics_and_Laboratory_Medicine",
+        "Pharmacy",
+        "Public_Health",
+    ),
     "Humanities and Social Science": ("History", "Literature", "Sociology", "Psychology"),
-    "Tech and Engineering": ("Agriculture", "Architecture_and_Engineering", "Computer_Science", "Electronics",
-                             "Energy_and_Power", "Materials", "Mechanical_Engineering"),
+    "Tech and Engineering": (
+        "Agriculture",
+        "Architecture_and_Engineering",
+        "Computer_Science",
+        "Electronics",
+        "Energy_and_Power",
+        "Materials",
+        "Mechanical_Engineering",
+    ),
 }
 DISCIPLINE_OF = {subject: group for group, subjects in DISCIPLINES.items() for subject in subjects}
 
@@ -67,8 +86,12 @@ def interleave(text: str, images: dict[int, ImageRef], source: str) -> tuple[str
     if not named:
         return text, tuple(images[k] for k in sorted(images))
     if missing := sorted(set(named) - set(images)):
-        raise RecordError(source, f"the prompt names <image {missing[0]}> but the row has images {sorted(images)}",
-                          "Check that the file is the released one", "question")
+        raise RecordError(
+            source,
+            f"the prompt names <image {missing[0]}> but the row has images {sorted(images)}",
+            "Check that the file is the released one",
+            "question",
+        )
     unnamed = [k for k in sorted(images) if k not in named]
     return IMAGE_SLOT * len(unnamed) + _IMAGE_REF.sub(IMAGE_SLOT, text), tuple(images[k] for k in unnamed + named)
 
@@ -77,7 +100,8 @@ class MMMU(Benchmark):
     """MMMU validation (900 questions over 30 subjects).
 
     Args:
-        path: The MMMU/MMMU folder (subject folders), lmms-lab/MMMU's data folder, one parquet file, or VLMEvalKit's MMMU_DEV_VAL.tsv.
+        path: The MMMU/MMMU folder (subject folders), lmms-lab/MMMU's data folder, one parquet file, or
+            VLMEvalKit's MMMU_DEV_VAL.tsv.
         limit: Evaluate only the first N questions; null = all.
         image_root: Folder that relative image paths start from; null = the data file's folder.
         name: Name in metric keys and result files.
@@ -86,8 +110,10 @@ class MMMU(Benchmark):
 
     default_name = "mmmu"
     default_split = "validation"
-    layout = ("MMMU/MMMU's <Subject>/validation-*.parquet (id, question, options, answer, question_type, "
-              "image_1..image_7, topic_difficulty) or VLMEvalKit's MMMU_DEV_VAL.tsv (id, question, A.., answer, split, image)")
+    layout = (
+        "MMMU/MMMU's <Subject>/validation-*.parquet (id, question, options, answer, question_type, "
+        "image_1..image_7, topic_difficulty) or VLMEvalKit's MMMU_DEV_VAL.tsv (id, question, A.., answer, split, image)"
+    )
     group_by = ("subject", "discipline", "topic_difficulty", "question_type")
 
     def files(self, path: Path) -> list[Path]:
@@ -95,7 +121,9 @@ class MMMU(Benchmark):
             return [path]
         files = sorted(p for p in path.rglob(f"{self.split}-*.parquet") if p.is_file())
         if not files:
-            raise RecordError(str(path), f"no {self.split}-*.parquet files below this folder", f"MMMU expects {self.layout}")
+            raise RecordError(
+                str(path), f"no {self.split}-*.parquet files below this folder", f"MMMU expects {self.layout}"
+            )
         return files
 
     def load(self, path: Path) -> list[BenchmarkItem]:
@@ -112,9 +140,14 @@ class MMMU(Benchmark):
         qtype = self.need(row, "question_type", source)
         options = tuple(str(o) for o in as_list(row.get("options")))
         if qtype == "multiple-choice" and not options:
-            raise RecordError(source, "multiple-choice question without options", f"MMMU expects {self.layout}", "options")
-        images = {k: self.image(row[f"image_{k}"], source, f"image_{k}", root)
-                  for k in range(1, 8) if row.get(f"image_{k}") is not None}
+            raise RecordError(
+                source, "multiple-choice question without options", f"MMMU expects {self.layout}", "options"
+            )
+        images = {
+            k: self.image(row[f"image_{k}"], source, f"image_{k}", root)
+            for k in range(1, 8)
+            if row.get(f"image_{k}") is not None
+        }
         return self._build(row, source, options, qtype, images)
 
     def _tsv_item(self, row: dict[str, Any], source: str) -> BenchmarkItem:
@@ -122,8 +155,9 @@ class MMMU(Benchmark):
         images = dict(enumerate(tsv_images(self.need(row, "image", source), source), start=1))
         return self._build(row, source, options, "multiple-choice" if options else "open", images)
 
-    def _build(self, row: dict[str, Any], source: str, options: tuple[str, ...], qtype: str,
-               images: dict[int, ImageRef]) -> BenchmarkItem:
+    def _build(
+        self, row: dict[str, Any], source: str, options: tuple[str, ...], qtype: str, images: dict[int, ImageRef]
+    ) -> BenchmarkItem:
         if not images:
             raise RecordError(source, "no image in image_1..image_7", f"MMMU expects {self.layout}", "image_1")
         qid = str(row.get("id") or self.need(row, "index", source))
@@ -131,10 +165,20 @@ class MMMU(Benchmark):
         text = mcq_prompt(str(self.need(row, "question", source)), options, row.get("hint") or None)
         problem, ordered = interleave(text, images, source)
         return BenchmarkItem(
-            qid=qid, problem=problem, answer=str(self.need(row, "answer", source)).strip(), images=ordered,
-            kind=CHOICE if qtype == "multiple-choice" else FREE_FORM, options=options, source=source,
-            meta={"subject": subject, "discipline": DISCIPLINE_OF.get(subject), "question_type": qtype,
-                  "topic_difficulty": row.get("topic_difficulty"), "subfield": row.get("subfield")},
+            qid=qid,
+            problem=problem,
+            answer=str(self.need(row, "answer", source)).strip(),
+            images=ordered,
+            kind=CHOICE if qtype == "multiple-choice" else FREE_FORM,
+            options=options,
+            source=source,
+            meta={
+                "subject": subject,
+                "discipline": DISCIPLINE_OF.get(subject),
+                "question_type": qtype,
+                "topic_difficulty": row.get("topic_difficulty"),
+                "subfield": row.get("subfield"),
+            },
         )
 
     def score(self, response: str, item: BenchmarkItem) -> dict[str, Any]:

@@ -19,7 +19,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pebr_lit.eval.benchmarks.base import CHOICE, LETTERS, Benchmark, BenchmarkItem, inline_options, mcq_prompt
+from pebr_lit.eval.benchmarks.base import (
+    CHOICE,
+    LETTERS,
+    Benchmark,
+    BenchmarkItem,
+    inline_options,
+    mcq_prompt,
+)
 from pebr_lit.eval.benchmarks.tables import read_table, tsv_images
 
 
@@ -34,8 +41,10 @@ class MMStar(Benchmark):
     """
 
     default_name = "mmstar"
-    layout = ("Lin-Chen/MMStar's mmstar.parquet (index, question with options, image, answer, "
-              "category, l2_category) or VLMEvalKit's MMStar.tsv")
+    layout = (
+        "Lin-Chen/MMStar's mmstar.parquet (index, question with options, image, answer, "
+        "category, l2_category) or VLMEvalKit's MMStar.tsv"
+    )
     group_by = ("category", "l2_category")
 
     def load(self, path: Path) -> list[BenchmarkItem]:
@@ -51,9 +60,19 @@ class MMStar(Benchmark):
             else:
                 options, problem = inline_options(question), question
                 images = (self.image(self.need(row, "image", source), source, "image", root),)
-            items.append(BenchmarkItem(
-                qid=str(self.need(row, "index", source)), problem=problem, answer=str(self.need(row, "answer", source)).strip(),
-                images=images, kind=CHOICE, options=options, source=source,
-                meta={"category": row.get("category"), "l2_category": row.get("l2_category", row.get("l2-category"))},
-            ))
+            items.append(
+                BenchmarkItem(
+                    qid=str(self.need(row, "index", source)),
+                    problem=problem,
+                    answer=str(self.need(row, "answer", source)).strip(),
+                    images=images,
+                    kind=CHOICE,
+                    options=options,
+                    source=source,
+                    meta={
+                        "category": row.get("category"),
+                        "l2_category": row.get("l2_category", row.get("l2-category")),
+                    },
+                )
+            )
         return items

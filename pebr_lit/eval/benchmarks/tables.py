@@ -17,8 +17,9 @@ import ast
 import base64
 import binascii
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from pebr_lit.data.sources import RecordError, read_rows
 
@@ -34,7 +35,9 @@ def read_table(path: Path, split: str | None = None) -> Iterator[tuple[str, dict
         return
     for source, row in read_rows(path, split, None):
         if not isinstance(row, dict):
-            raise RecordError(source, f"expected an object, got {type(row).__name__}", "Point to the benchmark's data file")
+            raise RecordError(
+                source, f"expected an object, got {type(row).__name__}", "Point to the benchmark's data file"
+            )
         yield source, row
 
 
@@ -57,16 +60,24 @@ def _rows_tsv(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     try:  # every cell as text, empty cells as "" (VLMEvalKit leaves unused option columns empty)
         frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
     except (ValueError, OSError) as e:
-        raise RecordError(str(path), f"cannot read as TSV ({e})", "Check that the file is a complete VLMEvalKit TSV") from None
+        raise RecordError(
+            str(path), f"cannot read as TSV ({e})", "Check that the file is a complete VLMEvalKit TSV"
+        ) from None
     rows = frame.to_dict(orient="records")
     # VLMEvalKit stores a repeated image once: a short "image" cell is the index of the row holding it.
-    by_index = {row["index"]: row["image"] for row in rows if len(row.get("image", "")) > 64} if "index" in frame else {}
+    by_index = (
+        {row["index"]: row["image"] for row in rows if len(row.get("image", "")) > 64} if "index" in frame else {}
+    )
     for n, row in enumerate(rows, start=1):
         cell = row.get("image", "")
         if by_index and 0 < len(cell.strip()) <= 64:
             if cell.strip() not in by_index:
-                raise RecordError(f"{path}:row {n}", f"image cell {cell.strip()!r} names no row's index that holds an image",
-                                  "Check that the TSV is complete (VLMEvalKit writes a repeated image once)", "image")
+                raise RecordError(
+                    f"{path}:row {n}",
+                    f"image cell {cell.strip()!r} names no row's index that holds an image",
+                    "Check that the TSV is complete (VLMEvalKit writes a repeated image once)",
+                    "image",
+                )
             row["image"] = by_index[cell.strip()]
         yield f"{path}:row {n}", row
 
@@ -81,7 +92,9 @@ def tsv_images(value: str, source: str, column: str = "image") -> list[bytes]:
         except (binascii.Error, ValueError):
             data = b""
         if not data:
-            raise RecordError(source, "not base64 image data", "VLMEvalKit TSVs store each image base64-encoded", column)
+            raise RecordError(
+                source, "not base64 image data", "VLMEvalKit TSVs store each image base64-encoded", column
+            )
         out.append(data)
     return out
 

@@ -33,7 +33,15 @@ from pathlib import Path
 from typing import Any
 
 from pebr_lit.data.sources import RecordError
-from pebr_lit.eval.benchmarks.base import CHOICE, LETTERS, Benchmark, BenchmarkItem, accuracy_by, mcq_prompt, mean
+from pebr_lit.eval.benchmarks.base import (
+    CHOICE,
+    LETTERS,
+    Benchmark,
+    BenchmarkItem,
+    accuracy_by,
+    mcq_prompt,
+    mean,
+)
 from pebr_lit.eval.benchmarks.tables import read_table
 
 _KEY_RE = re.compile(r"^([23])steps_(\d|multi)$")
@@ -112,11 +120,18 @@ class WeMath(Benchmark):
         for source, row in read_table(path, self.split if path.is_dir() else None):
             pid, key = str(self.need(row, "ID", source)), str(self.need(row, "key", source))
             problem, options, answer = self._choices(row, source)
-            items.append(BenchmarkItem(
-                qid=f"{pid}_{key}", problem=problem, answer=answer, kind=CHOICE, options=options, source=source,
-                images=(self.image(self.need(row, "image_path", source), source, "image_path", root),),
-                meta={"problem_id": pid, "key": key, "knowledge_concept": row.get("knowledge concept")},
-            ))
+            items.append(
+                BenchmarkItem(
+                    qid=f"{pid}_{key}",
+                    problem=problem,
+                    answer=answer,
+                    kind=CHOICE,
+                    options=options,
+                    source=source,
+                    images=(self.image(self.need(row, "image_path", source), source, "image_path", root),),
+                    meta={"problem_id": pid, "key": key, "knowledge_concept": row.get("knowledge concept")},
+                )
+            )
         return items
 
     def _choices(self, row: dict[str, Any], source: str) -> tuple[str, tuple[str, ...], str]:
@@ -127,8 +142,12 @@ class WeMath(Benchmark):
         if not labelled:  # WeMath's prompt stops after the options; unsplittable ones are shown as written
             return f"Question: {question}\nOptions: {raw}", (), answer
         if answer not in labelled:
-            raise RecordError(source, f"answer {answer!r} is not one of the option labels {list(labelled)} in {raw!r}",
-                              "Check the file is the released one", "answer")
+            raise RecordError(
+                source,
+                f"answer {answer!r} is not one of the option labels {list(labelled)} in {raw!r}",
+                "Check the file is the released one",
+                "answer",
+            )
         options = tuple(labelled.values())
         return mcq_prompt(question, options, select_line=False), options, LETTERS[list(labelled).index(answer)]
 

@@ -1,0 +1,1 @@
+"""CLIP-family similarity scorers, their loading, contrastive training; the reward on top is in rewards/."""

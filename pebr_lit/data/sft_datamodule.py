@@ -1,0 +1,180 @@
+"""SFTDataModule: records from files -> SFT training batches and generation batches for evaluation.
+
+Training batches are prompt + target token ids with labels on the assistant turn; validation, test
+and predict batches are left-padded prompts plus the records themselves (answers, keywords) for
+grading generated responses. Tokenisation happens in the DataLoader workers (``data.collate``) with
+the policy's own processor, which the module hands over at ``setup`` (the one coupling point, see ``processor``).
+A resumable prediction writer (``callbacks.sampling_writer``) leaves out questions it has already
+written by setting ``predict_skip_qids`` in its ``setup`` hook, before any predict batch is built;
+under several processes each predict record goes to one rank (``RankSlice``), and a rank may get none.
+
+Left out on purpose: difficulty tiers and RL prompt batches (``data.tiers`` / tiered DataModule).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import lightning as L
+from torch.utils.data import DataLoader, Dataset
+
+from pebr_lit.data.batches import RecordDataset
+from pebr_lit.data.collate import collate_prompts, collate_sft
+from pebr_lit.data.loaders import RankSlice, eval_loader
+from pebr_lit.data.records import check_images, load_files
+from pebr_lit.data.sources import RecordError
+from pebr_lit.format.response import INSTRUCTION
+
+
+class SFTDataModule(L.LightningDataModule):
+    """Record files for warm-up SFT and generation-based evaluation.
+
+    Args:
+        train_files: Record files (JSONL/JSON/parquet/HF datasets dir) with a ``response`` target per row.
+        val_files: Held-out record files; validation generates answers and grades them.
+        test_files: Record files for ``test``; graded like validation.
+        predict_files: Record files for ``predict``; only prompts are needed.
+        image_root: Directory that relative image paths start from; null = each data file's directory.
+        batch_size: Training examples per step (per device).
+        eval_batch_size: Prompts per generation batch in validation/test/predict.
+        max_length: Longest SFT example in tokens (prompt incl. image tokens + target); longer targets are cut.
+        max_prompt_length: Longest prompt in tokens for generation; null = no limit.
+        val_limit: Use only the first N validation records (generation is slow); null = all.
+        num_workers: DataLoader worker processes (image decoding and tokenisation run there).
+        instruction: Format instruction placed before each question.
+        check_image_files: Verify every image path exists at setup, so a missing file fails early.
+    """
+
+    def __init__(
+        self,
+        train_files: list[str] | None = None,
+        val_files: list[str] | None = None,
+        test_files: list[str] | None = None,
+        predict_files: list[str] | None = None,
+        image_root: str | None = None,
+        batch_size: int = 16,
+        eval_batch_size: int = 32,
+        max_length: int = 1024,
+        max_prompt_length: int | None = None,
+        val_limit: int | None = None,
+        num_workers: int = 0,
+        instruction: str = INSTRUCTION,
+        check_image_files: bool = True,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1 or eval_batch_size < 1:
+            raise ValueError("batch_size and eval_batch_size must be >= 1.")
+        self.files = {
+            "fit": train_files or [],
+            "validate": val_files or [],
+            "test": test_files or [],
+            "predict": predict_files or [],
+        }
+        self.image_root = image_root
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.max_length = max_length
+        self.max_prompt_length = max_prompt_length
+        self.val_limit = val_limit
+        self.num_workers = num_workers
+        self.instruction = instruction
+        self.check_image_files = check_image_files
+        #: The policy's processor. Set by the LightningModule (``setup``) or by hand before use.
+        self.processor: Any = None
+        #: Qids that ``predict`` leaves out (results already on disk). Set by a resumable writer's
+        #: ``setup`` hook, after this module's ``setup`` and before ``predict_dataloader``.
+        self.predict_skip_qids: frozenset[str] = frozenset()
+        self.datasets: dict[str, RecordDataset] = {}
+
+    def setup(self, stage: str) -> None:
+        if self.processor is None and self.trainer is not None:
+            self.processor = self.trainer.lightning_module.policy.processor
+        if self.processor is None:
+            raise RuntimeError(
+                "SFTDataModule has no processor: attach it to a Trainer with a pebr-lit module, or set .processor."
+            )
+        wanted = {"fit": ("fit", "validate"), "validate": ("validate",), "test": ("test",), "predict": ("predict",)}[
+            stage
+        ]
+        for split in wanted:
+            if split in self.datasets or not self.files[split]:
+                continue
+            limit = self.val_limit if split == "validate" else None
+            records = load_files(self.files[split], self.image_root, limit)
+            if split == "fit":
+                missing = [r for r in records if not r.response]
+                if missing:
+                    raise RecordError(
+                        missing[0].source,
+                        "no SFT target",
+                        "Every training row needs a PeBR-format 'response' for SFT.",
+                        "response",
+                    )
+            if self.check_image_files:
+                check_images(records)
+            self.datasets[split] = RecordDataset(records)
+        if stage == "fit" and "fit" not in self.datasets:
+            raise ValueError("fit needs data.train_files: give at least one record file with SFT targets.")
+        if stage in ("test", "predict") and stage not in self.datasets:
+            raise ValueError(f"{stage} needs data.{stage}_files.")
+
+    def _loader(self, split: str, collate: Any, batch_size: int, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.datasets[split],
+            batch_size=batch_size,
+            shuffle=shuffle,
+            collate_fn=collate,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def _prompt_collate(self) -> Any:
+        return partial(
+            collate_prompts,
+            processor=self.processor,
+            max_prompt_length=self.max_prompt_length,
+            instruction=self.instruction,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        collate = partial(
+            collate_sft, processor=self.processor, max_length=self.max_length, instruction=self.instruction
+        )
+        return self._loader("fit", collate, self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        if "validate" not in self.datasets:
+            return []
+        return self._eval("validate", self.datasets["validate"])
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval("test", self.datasets["test"])
+
+    def _eval(self, split: str, dataset: Dataset) -> DataLoader:
+        return eval_loader(dataset, self.eval_batch_size, self._prompt_collate(), self.num_workers, self.trainer, split)
+
+    @property
+    def predict_qids(self) -> list[str]:
+        """Every qid of the predict files, in file order, skipped or not (after ``setup("predict")``)."""
+        return [r.qid for r in self.datasets["predict"].records]
+
+    def predict_dataloader(self) -> DataLoader:
+        dataset = self.datasets["predict"]
+        if self.predict_skip_qids:
+            dataset = RecordDataset([r for r in dataset.records if r.qid not in self.predict_skip_qids])
+        world_size = self.trainer.world_size if self.trainer is not None else 1
+        sampler = None
+        if world_size > 1:
+            sampler = RankSlice(dataset, world_size, self.trainer.global_rank)
+            # Read by Lightning's predict loop right after this call: a rank without batches just idles.
+            self.allow_zero_length_dataloader_with_multiple_devices = True
+        collate = self._prompt_collate()
+        return DataLoader(
+            dataset,
+            batch_size=self.eval_batch_size,
+            sampler=sampler,
+            collate_fn=collate,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )

@@ -1,0 +1,419 @@
+"""PolicyWrapper: one Hugging Face vision-language model + its processor, shared by every stage.
+
+It loads any Qwen2-VL / Qwen2.5-VL checkpoint (local directory or hub id) through the ``transformers``
+auto classes, applies freezing, LoRA or QLoRA, samples responses, scores per-token log-probs of given
+responses, gives reference log-probs by disabling the adapter, and exports a merged checkpoint.
+
+Left out on purpose: prompt encoding (``pebr_lit.data.collate``), rewards, losses and optimisation
+(the LightningModules own the loop), and moving weights between stages (``pebr_lit.policy.checkpoint``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+import pebr_lit.policy.attention  # noqa: F401  (registers attn_implementation "sdpa_folded_gqa")
+from pebr_lit.policy.inputs import (
+    expand_prompts,
+    images_per_row,
+    mask_after_eos,
+    select_prompt_rows,
+)
+from pebr_lit.policy.kv_cache import KV_CACHES, preallocated_cache
+from pebr_lit.policy.rollout import Rollout
+from pebr_lit.policy.settings import (
+    _DTYPES,
+    DEFAULT_LORA_TARGETS,
+    LoraSettings,
+    QuantizationSettings,
+    SamplingSettings,
+)
+
+__all__ = [
+    "DEFAULT_LORA_TARGETS",
+    "LoraSettings",
+    "PolicyWrapper",
+    "QuantizationSettings",
+    "Rollout",
+    "SamplingSettings",
+    "expand_prompts",
+    "images_per_row",
+    "select_prompt_rows",
+]
+
+
+def _load_dtype(name: str) -> torch.dtype | str:
+    if name == "auto":
+        return "auto"
+    if name not in _DTYPES:
+        raise ValueError(f"dtype must be 'auto' or one of {sorted(_DTYPES)}, got {name!r}.")
+    return _DTYPES[name]
+
+
+class PolicyWrapper(nn.Module):
+    """A vision-language policy: HF model + processor, optionally with LoRA or QLoRA.
+
+    Args:
+        model_name_or_path: Local directory or hub id of a Qwen2-VL / Qwen2.5-VL checkpoint.
+        dtype: Weight dtype: auto (as saved), float32, bfloat16 or float16.
+        attn_implementation: Attention kernel: sdpa, sdpa_folded_gqa (CPU decoding without KV copies), eager or
+            flash_attention_2; null = library default.
+        kv_cache: KV cache of generate: dynamic (Hugging Face default) or preallocated (written in place, same
+            tokens; falls back to dynamic where unsupported).
+        freeze_vision: Keep the vision tower's weights fixed (the authors' SFT does).
+        freeze_projector: Keep the vision-to-language projector (merger) fixed.
+        gradient_checkpointing: Recompute activations in backward to save memory.
+        lora: LoRA settings; null trains the full (unfrozen) model.
+        quantization: 4-bit QLoRA settings; needs ``lora`` and a CUDA device for training.
+        min_pixels: Smallest image area the processor resizes to; null = processor default.
+        max_pixels: Largest image area (authors: 1024*28*28); null = processor default.
+        revision: Hub revision (branch, tag or commit) when loading by id.
+        trust_remote_code: Allow custom model code shipped with the checkpoint.
+    """
+
+    def __init__(
+        self,
+        model_name_or_path: str,
+        dtype: str = "auto",
+        attn_implementation: str | None = "sdpa",
+        kv_cache: str = "dynamic",
+        freeze_vision: bool = True,
+        freeze_projector: bool = True,
+        gradient_checkpointing: bool = False,
+        lora: LoraSettings | None = None,
+        quantization: QuantizationSettings | None = None,
+        min_pixels: int | None = None,
+        max_pixels: int | None = None,
+        revision: str | None = None,
+        trust_remote_code: bool = False,
+    ) -> None:
+        super().__init__()
+        if quantization is not None and lora is None:
+            raise ValueError(
+                "quantization (QLoRA) needs lora settings too: a 4-bit base model cannot be trained directly."
+            )
+        if kv_cache not in KV_CACHES:
+            raise ValueError(f"kv_cache must be one of {KV_CACHES}, got {kv_cache!r}.")
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        self.source = model_name_or_path
+        self.lora_settings = lora
+        self.quantization = quantization
+        self.kv_cache = kv_cache
+        self._hub_kwargs = {
+            "revision": revision,
+            "trust_remote_code": trust_remote_code,
+        }  # the export reloads the same base
+        self._check_source(model_name_or_path)
+        processor_kwargs: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
+        if min_pixels is not None:
+            processor_kwargs["min_pixels"] = min_pixels
+        if max_pixels is not None:
+            processor_kwargs["max_pixels"] = max_pixels
+        self.processor = AutoProcessor.from_pretrained(model_name_or_path, **processor_kwargs)
+        self.processor.tokenizer.padding_side = "left"  # prompts end where responses begin
+
+        load_kwargs: dict[str, Any] = {
+            "dtype": _load_dtype(dtype),
+            "revision": revision,
+            "trust_remote_code": trust_remote_code,
+        }
+        if attn_implementation:
+            load_kwargs["attn_implementation"] = attn_implementation
+        if quantization is not None:
+            load_kwargs.update(self._quantization_kwargs(quantization))
+        model = AutoModelForImageTextToText.from_pretrained(model_name_or_path, **load_kwargs)
+
+        for name, param in model.named_parameters():
+            if (freeze_vision and _is_vision(name) and not _is_projector(name)) or (
+                freeze_projector and _is_projector(name)
+            ):
+                param.requires_grad_(False)
+        if gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.config.use_cache = False  # cache and checkpointing conflict during training forwards
+            model.enable_input_require_grads()
+        if lora is not None:
+            model = self._add_lora(model, lora)
+        # from_pretrained returns eval mode; Lightning keeps module modes as it finds them, so
+        # dropout (LoRA's included) would silently stay off in training.
+        self.model = model.train()
+
+    # ----------------------------------------------------------------------------------------- loading
+    @staticmethod
+    def _check_source(path: str) -> None:
+        looks_local = path.startswith((".", "/", "~")) or os.sep in path and Path(path).parent.exists()
+        if looks_local and not Path(path).expanduser().is_dir():
+            raise FileNotFoundError(
+                f"model_name_or_path={path!r} is not a directory. Build the tiny demo model with "
+                "`python -m pebr_lit.demo.tiny --out runs/demo/assets` (or `make assets`) "
+                "or point to a saved Hugging Face checkpoint."
+            )
+
+    @staticmethod
+    def _quantization_kwargs(q: QuantizationSettings) -> dict[str, Any]:
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError as err:
+            raise ImportError("QLoRA needs bitsandbytes: pip install 'pebr-lit[qlora]'.") from err
+        from transformers import BitsAndBytesConfig
+
+        config = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type=q.quant_type,
+            bnb_4bit_use_double_quant=q.double_quant,
+            bnb_4bit_compute_dtype=_DTYPES[q.compute_dtype],
+        )
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+        return {"quantization_config": config, "device_map": {"": device}}
+
+    @staticmethod
+    def _add_lora(model: nn.Module, lora: LoraSettings) -> nn.Module:
+        from peft import LoraConfig, get_peft_model
+
+        names = "|".join(re.escape(t) for t in lora.target_modules)
+        # peft treats a string as a full-match regex: this keeps adapters out of the vision tower,
+        # whose MLP reuses names such as gate_proj.
+        targets: str | list[str] = (
+            rf".*language_model.*\.({names})" if lora.language_model_only else list(lora.target_modules)
+        )
+        config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets)
+        return get_peft_model(model, config)
+
+    # ------------------------------------------------------------------------------------ properties
+    @property
+    def tokenizer(self) -> Any:
+        return self.processor.tokenizer
+
+    @property
+    def has_adapter(self) -> bool:
+        return self.lora_settings is not None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def eos_token_ids(self) -> list[int]:
+        """Tokens that end a response: the end-of-turn token and the model's configured eos ids."""
+        ids: set[int] = set()
+        for token in ("<|im_end|>", self.tokenizer.eos_token):
+            if token is not None:
+                tid = self.tokenizer.convert_tokens_to_ids(token)
+                if isinstance(tid, int) and tid != self.tokenizer.unk_token_id:
+                    ids.add(tid)
+        gen_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        ids.update([gen_eos] if isinstance(gen_eos, int) else (gen_eos or []))
+        return sorted(ids)
+
+    @property
+    def suppressed_token_ids(self) -> list[int]:
+        """Image/video placeholder and delimiter tokens, never to be sampled.
+
+        A sampled ``<|image_pad|>`` makes the next forward with ``pixel_values`` fail (placeholder count
+        != image features), which is exactly GRPO's log-prob pass after a rollout. Real checkpoints
+        almost never sample them; untrained or small models do.
+        """
+        config = self.model.config
+        names = ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")
+        ids = {getattr(config, n) for n in names if isinstance(getattr(config, n, None), int)}
+        configured = getattr(getattr(self.model, "generation_config", None), "suppress_tokens", None) or []
+        return sorted(ids | set(configured))
+
+    def describe(self) -> dict[str, Any]:
+        """What a checkpoint needs to know to rebuild or check this policy."""
+        return {
+            "source": self.source,
+            "lora": asdict(self.lora_settings) if self.lora_settings else None,
+            "quantization": asdict(self.quantization) if self.quantization else None,
+        }
+
+    def forward(self, **inputs: Any) -> Any:
+        return self.model(**inputs)
+
+    # ------------------------------------------------------------------------------------- sampling
+    @torch.no_grad()
+    def generate(self, prompts: dict[str, torch.Tensor], sampling: SamplingSettings) -> Rollout:
+        """Sample ``sampling.num_samples`` responses for each left-padded prompt in ``prompts``."""
+        n = sampling.num_samples
+        pad_id = self.tokenizer.pad_token_id
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            kwargs: dict[str, Any] = {
+                "max_new_tokens": sampling.max_new_tokens,
+                "do_sample": sampling.do_sample,
+                "num_return_sequences": n,
+                "eos_token_id": self.eos_token_ids,
+                "pad_token_id": pad_id,
+                # Checkpoints ship sampling defaults (Qwen2.5-VL: repetition_penalty 1.05, top_k 1) that
+                # would silently reshape the distribution GRPO's ratios assume; pin plain sampling.
+                "repetition_penalty": 1.0,
+            }
+            if sampling.do_sample:
+                kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+            if self.suppressed_token_ids:
+                kwargs["suppress_tokens"] = self.suppressed_token_ids
+            if self.kv_cache == "preallocated":  # None: the model needs Hugging Face's own cache
+                cache = preallocated_cache(self.model, prompts["input_ids"].shape[1] + sampling.max_new_tokens)
+                if cache is not None:
+                    kwargs["past_key_values"] = cache
+            out = self.model.generate(**prompts, **kwargs)  # [B*n, P+R]
+        finally:
+            self.model.train(was_training)
+        prompt_len = prompts["input_ids"].shape[1]
+        response_ids = out[:, prompt_len:]  # [B*n, R]
+        response_mask = mask_after_eos(response_ids, self.eos_token_ids)  # [B*n, R]
+        response_ids = response_ids.masked_fill(response_mask == 0, pad_id)
+        ends = torch.isin(response_ids, torch.tensor(self.eos_token_ids, device=response_ids.device))
+        texts = self.tokenizer.batch_decode(response_ids, skip_special_tokens=True)
+        return Rollout(
+            prompt_ids=prompts["input_ids"].repeat_interleave(n, dim=0),  # [B*n, P]
+            prompt_mask=prompts["attention_mask"].repeat_interleave(n, dim=0),  # [B*n, P]
+            response_ids=response_ids,
+            response_mask=response_mask,
+            texts=texts,
+            truncated=~ends.any(dim=1),  # [B*n]
+            num_samples=n,
+        )
+
+    # ------------------------------------------------------------------------------------ log-probs
+    def token_logprobs(
+        self,
+        prompts: dict[str, torch.Tensor],
+        response_ids: torch.Tensor,
+        response_mask: torch.Tensor,
+        num_samples: int = 1,
+        prompt_rows: Sequence[int] | None = None,
+        with_entropy: bool = False,
+        reuse_image_features: bool = True,
+        chunk_rows: int = 4,
+        model: nn.Module | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Per-token log-probs of ``response_ids`` given the prompts, and optionally the entropy.
+
+        ``prompts`` holds B left-padded prompts (with their images); response row ``i`` answers prompt
+        ``prompt_rows[i]`` (default ``i // num_samples``). With ``reuse_image_features`` each image is
+        encoded once and its features shared by all rows answering it (gradients add up through the
+        reuse), instead of once per row. Padding positions get log-prob 0.
+        Returns ``(logprobs [N, R], entropy [N, R] or None)``.
+        """
+        rows = (
+            list(prompt_rows) if prompt_rows is not None else [i // num_samples for i in range(response_ids.shape[0])]
+        )
+        if len(rows) != response_ids.shape[0]:
+            raise ValueError(f"prompt_rows has {len(rows)} entries for {response_ids.shape[0]} responses.")
+        model = model if model is not None else self.model
+        inputs = self._select_inputs(prompts, rows, reuse_image_features, model)
+        resp_len = response_ids.shape[1]
+        inputs["input_ids"] = torch.cat([inputs["input_ids"], response_ids], dim=1)  # [N, P+R]
+        inputs["attention_mask"] = torch.cat(
+            [inputs["attention_mask"], response_mask.to(inputs["attention_mask"].dtype)], dim=1
+        )
+        if "mm_token_type_ids" in inputs:  # response tokens are text (type 0)
+            zeros = torch.zeros_like(response_ids, dtype=inputs["mm_token_type_ids"].dtype)
+            inputs["mm_token_type_ids"] = torch.cat([inputs["mm_token_type_ids"], zeros], dim=1)
+        # Keep logits for the R positions that predict response tokens only: the prompt's logits are
+        # never needed and a 150k vocabulary makes them the largest tensor of the step.
+        logits = model(**inputs, use_cache=False, logits_to_keep=resp_len + 1).logits[:, :-1]  # [N, R, V]
+        logprobs, entropies = [], []
+        for start in range(0, logits.shape[0], chunk_rows):  # fp32 log-softmax chunked over rows
+            logp = logits[start : start + chunk_rows].float().log_softmax(-1)  # [c, R, V]
+            ids = response_ids[start : start + chunk_rows]
+            logprobs.append(logp.gather(-1, ids.unsqueeze(-1)).squeeze(-1))  # [c, R]
+            if with_entropy:
+                entropies.append(-(logp.exp() * logp).sum(-1))  # [c, R]
+        keep = response_mask.bool()  # [N, R]
+        out = torch.where(keep, torch.cat(logprobs), 0.0)  # [N, R]
+        ent = torch.where(keep, torch.cat(entropies), 0.0) if with_entropy else None
+        return out, ent
+
+    def _select_inputs(
+        self, prompts: dict[str, torch.Tensor], rows: list[int], reuse_image_features: bool, model: nn.Module
+    ) -> dict[str, Any]:
+        """Model inputs for prompt rows ``rows`` (repeats allowed), images included."""
+        config = model.config
+        counts = images_per_row(prompts, config.image_token_id, config.vision_config.spatial_merge_size)
+        inputs, order = select_prompt_rows(prompts, rows, counts)
+        hf_model = model.get_base_model() if hasattr(model, "get_base_model") else model  # under any peft wrapper
+        supports = "mm_encoder_outputs" in inspect.signature(hf_model.forward).parameters
+        if reuse_image_features and order and supports:
+            from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+            features = hf_model.get_image_features(prompts["pixel_values"], prompts["image_grid_thw"], return_dict=True)
+            per_image = features.pooler_output  # tuple of [tokens_i, D], one per prompt image
+            del inputs["pixel_values"]
+            inputs["mm_encoder_outputs"] = {
+                "image": BaseModelOutputWithPooling(pooler_output=tuple(per_image[j] for j in order))
+            }
+        return inputs
+
+    @contextlib.contextmanager
+    def reference(self) -> Iterator[None]:
+        """Run the frozen base model: the LoRA adapter is disabled inside this block."""
+        if not self.has_adapter:
+            raise RuntimeError(
+                "reference() needs LoRA (the base weights are the reference). For full fine-tuning, "
+                "keep a separate reference model (the reference-model callback does)."
+            )
+        with self.model.disable_adapter():
+            yield
+
+    # --------------------------------------------------------------------------------------- export
+    def save_pretrained(self, out_dir: str | Path, merge_lora: bool = True) -> Path:
+        """Write a Hugging Face checkpoint (model + processor) loadable by plain ``transformers``.
+
+        With LoRA and ``merge_lora``, the adapter is folded into the base weights first; this ends the
+        adapter's life in this wrapper (use it at the end of training or on a fresh load). Without
+        merging, only the adapter is written (load it with ``peft``). A QLoRA base is reloaded in the
+        compute dtype for merging, since folding an update into 4-bit weights would round it away.
+        """
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        model = self.model
+        if self.has_adapter and merge_lora:
+            if self.quantization is not None:
+                model = self._merged_from_unquantized()
+            else:
+                model = model.merge_and_unload()
+                self.model = model
+                self.lora_settings = None
+        model.save_pretrained(out)
+        self.processor.save_pretrained(out)
+        return out
+
+    def _merged_from_unquantized(self) -> nn.Module:
+        from peft import get_peft_model_state_dict, set_peft_model_state_dict
+        from transformers import AutoModelForImageTextToText
+
+        assert self.quantization is not None and self.lora_settings is not None
+        base = AutoModelForImageTextToText.from_pretrained(
+            self.source, dtype=_DTYPES[self.quantization.compute_dtype], **self._hub_kwargs
+        )
+        trained = {n: p.detach().cpu() for n, p in self.model.named_parameters() if p.requires_grad}
+        fresh = self._add_lora(base, self.lora_settings)
+        set_peft_model_state_dict(fresh, get_peft_model_state_dict(self.model))
+        with torch.no_grad():  # non-adapter parameters that were trained (e.g. an unfrozen projector)
+            params = dict(fresh.named_parameters())
+            for name, value in trained.items():
+                if "lora_" not in name and name in params:
+                    params[name].copy_(value)
+        return fresh.merge_and_unload()
+
+
+def _is_vision(name: str) -> bool:
+    return re.search(r"(^|\.)visual\.", name) is not None
+
+
+def _is_projector(name: str) -> bool:
+    return re.search(r"(^|\.)visual\.merger\.", name) is not None

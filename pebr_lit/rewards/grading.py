@@ -1,0 +1,119 @@
+"""Answer grading shared by the accuracy reward, SFT validation and benchmark evaluation.
+
+``grade`` compares a predicted answer with the ground truth: exact after light normalisation
+(case, surrounding punctuation, a trailing period), then ``mathruler``'s math-aware comparison
+(the authors' grader: ``1/2`` equals ``0.5``, ``\\frac{1}{2}`` equals ``0.5``). It never raises, and
+on the main thread the math-aware part is cut off after ``time_limit_s`` (sympy can be led into
+unbounded work by adversarial model output); elsewhere only the input guards below apply.
+
+Left out on purpose: benchmark-specific conventions such as multiple-choice letters (``eval``
+adapters) and pulling the answer out of a response (``format.response.extract_answer``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import signal
+import threading
+from collections.abc import Iterator
+
+_STRIP = " \t\n\r.。,;:!\"'`*$"
+#: A leading '.' is a decimal point (".5" is 0.5, not 5), so only the trailing side drops it.
+_LEAD_STRIP = _STRIP.replace(".", "")
+
+
+def normalize(text: str) -> str:
+    """Lower-case, collapse spaces, drop surrounding quotes/punctuation and ``\\boxed{...}``."""
+    text = text.strip()
+    boxed = re.fullmatch(r"\\boxed\{(.*)\}", text, flags=re.DOTALL)
+    if boxed:
+        text = boxed.group(1)
+    return re.sub(r"\s+", " ", text.rstrip(_STRIP).lstrip(_LEAD_STRIP)).lower()
+
+
+class _TimedOut(BaseException):
+    """Not an Exception, so ``except Exception`` blocks inside sympy/mathruler cannot swallow it."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Raise ``_TimedOut`` after ``seconds`` of wall time (a SIGALRM timer; main thread on Unix only)."""
+    usable = seconds > 0 and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise _TimedOut
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def grade(prediction: object, truth: object, time_limit_s: float = 2.0) -> bool:
+    """True when ``prediction`` matches ``truth``; any failure or timeout inside the grader counts as wrong."""
+    if not isinstance(prediction, str) or not isinstance(truth, str):
+        return False
+    pred, gold = normalize(prediction), normalize(truth)
+    if not pred:
+        return False
+    if pred == gold:
+        return True
+    if "!" in pred:  # sympy evaluates factorials eagerly: "(99999999)!+1/2" never returns
+        return False
+    try:
+        from mathruler.grader import grade_answer
+
+        # mathruler refuses '^' towers such as 9^9^9 but not the same tower written with '**',
+        # which sympy then computes forever; spelling power as '^' lets its guard apply.
+        with _time_limit(time_limit_s):
+            return bool(grade_answer(pred.replace("**", "^"), gold.replace("**", "^")))
+    except (Exception, _TimedOut):  # the grader parses arbitrary model output with sympy; never let that crash a step
+        return False
+
+
+_MATH_VERIFY_TIMEOUT_S = 3  # per parse and per comparison; sympy can take forever on towers like 9^9^9
+
+
+def math_verify_grade(prediction: str, truth: str) -> bool:
+    """Grade with Hugging Face ``math-verify`` (after an exact match on normalised text); never raises.
+
+    math-verify times out with SIGALRM, which works only in the main thread; off it, only the exact match
+    counts (sympy without a timeout may never return).
+    """
+    if not isinstance(prediction, str) or not isinstance(truth, str) or not normalize(prediction):
+        return False
+    if normalize(prediction) == normalize(truth):
+        return True
+    try:
+        from math_verify import parse, verify
+
+        if threading.current_thread() is not threading.main_thread():
+            return False
+        t = _MATH_VERIFY_TIMEOUT_S
+        gold, pred = parse(truth, parsing_timeout=t), parse(prediction, parsing_timeout=t)
+        return bool(gold and pred and verify(gold, pred, timeout_seconds=t))
+    except Exception:  # arbitrary model output goes through sympy; a crash is a wrong answer
+        return False
+
+
+_CHOICE_TRUTH_RE = re.compile(r"\(?([a-z])\)?")
+
+
+# A leading option letter: "(B)" followed by anything, or "B" alone or followed by ".", ")" or ":"
+# and a space; "A large red circle" is not option A.
+_CHOICE_PRED_RE = re.compile(r"\s*(?:\(([A-Za-z])\)|([A-Za-z])(?:[.):](?:\s|$)|\s*$))")
+
+
+def choice_letter_match(prediction: str, truth: str) -> bool:
+    """True when ``truth`` is a single option letter and ``prediction`` starts with that option
+    (the accuracy reward's rule: no options known, so no text matching)."""
+    gold = _CHOICE_TRUTH_RE.fullmatch(normalize(truth))
+    pred = _CHOICE_PRED_RE.match(prediction.replace("*", ""))
+    return bool(gold and pred and (pred.group(1) or pred.group(2)).lower() == gold.group(1))

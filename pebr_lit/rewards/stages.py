@@ -1,0 +1,158 @@
+"""The stage rewards: a batch of per-sample inputs -> weighted ``total`` plus every component as tensors ``[N]``.
+
+``PerceptionReward`` (stage 1: CLIP + keyword + format + length, accuracy logged) and
+``ReasoningReward`` (stage 2: accuracy + format), each chosen by ``class_path``; each component is
+returned so it can be logged on its own (``train/reward/keyword``, ...).
+
+Left out on purpose: the per-response functions (``rewards.components``), the graders
+(``rewards.grading``), the CLIP model (the similarity comes in as a number), logging and I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from pebr_lit.rewards.components import (
+    Grader,
+    accuracy_reward,
+    clip_reward_from_similarity,
+    clip_text,
+    format_reward,
+    keyword_reward,
+    length_reward,
+)
+from pebr_lit.rewards.grading import grade
+
+
+class StageReward:
+    """Weighted sum of per-sample components; ``__call__`` returns ``{"total": [N], <component>: [N], ...}``."""
+
+    #: True when the caller must pass ``clip_similarity`` (and so run a CLIP scorer).
+    needs_clip: bool = False
+
+    def __init__(self, **weights: float) -> None:
+        for name, w in weights.items():
+            if not (math.isfinite(w) and w >= 0):
+                raise ValueError(f"{type(self).__name__}: weight {name}={w} must be finite and >= 0.")
+        if not any(weights.values()):
+            raise ValueError(f"{type(self).__name__}: all weights are 0; give at least one a positive weight.")
+        self.weights = dict(weights)
+
+    def components(self, responses: Sequence[str], **inputs: object) -> dict[str, list[float]]:
+        """Per-sample values of every weighted component, each in [0, 1]."""
+        raise NotImplementedError
+
+    def __call__(
+        self,
+        responses: Sequence[str],
+        answers: Sequence[str] | None = None,
+        key_words: Sequence[Sequence[str]] | None = None,
+        num_tokens: Sequence[float] | torch.Tensor | None = None,
+        clip_similarity: Sequence[float] | torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Score a batch. Each given sequence has one entry per response (ground truth, keywords,
+        response token counts, CLIP image-description cosine similarities)."""
+        given = {
+            "answers": answers,
+            "key_words": key_words,
+            "num_tokens": num_tokens,
+            "clip_similarity": clip_similarity,
+        }
+        for name, values in given.items():
+            if values is not None and len(values) != len(responses):
+                raise ValueError(
+                    f"{type(self).__name__}: {name} has {len(values)} entries for {len(responses)} responses; "
+                    "pass one per response."
+                )
+        parts = {k: torch.tensor(v, dtype=torch.float32) for k, v in self.components(responses, **given).items()}
+        total = torch.zeros(len(responses))  # [N]
+        for name, weight in self.weights.items():
+            total = total + weight * parts[name]  # [N]
+        return {"total": total, **parts}
+
+
+def _require(stage: str, name: str, values: object) -> None:
+    if values is None:
+        raise ValueError(f"{stage}: `{name}` is required (one entry per response); the caller must pass it.")
+
+
+class PerceptionReward(StageReward):
+    """Stage 1: ``clip·clip + keyword·keyword + format·format + length·length`` (+ accuracy, logged at weight 0)."""
+
+    needs_clip = True
+
+    def __init__(
+        self,
+        clip: float = 0.4,
+        keyword: float = 0.4,
+        format: float = 0.1,
+        length: float = 0.1,
+        accuracy: float = 0.0,
+        description_only: bool = True,
+        whole_word: bool = True,
+        clip_threshold: float = 0.4,
+        target_length: int = 512,
+        grader: Grader = grade,
+    ) -> None:
+        """
+        Args:
+            clip: weight of the CLIP image-description reward.
+            keyword: weight of the keyword reward.
+            format: weight of the format reward.
+            length: weight of the length reward.
+            accuracy: weight of accuracy (paper: 0; it is computed and returned regardless).
+            description_only: keywords searched in the description only (paper) or the whole response (authors).
+            whole_word: whole-word keyword matching; False = substring, as the authors' code.
+            clip_threshold: similarity at and above which the CLIP reward is 1 (paper: 0.4).
+            target_length: response tokens up to which the length reward is 1 (paper: 512).
+            grader: answer grader for the accuracy component.
+        """
+        super().__init__(clip=clip, keyword=keyword, format=format, length=length, accuracy=accuracy)
+        if not clip_threshold > 0 or target_length <= 0:
+            raise ValueError(
+                f"PerceptionReward: clip_threshold={clip_threshold} and target_length={target_length} must be positive."
+            )
+        self.description_only, self.whole_word = description_only, whole_word
+        self.clip_threshold, self.target_length, self.grader = clip_threshold, target_length, grader
+
+    def components(self, responses: Sequence[str], **inputs: object) -> dict[str, list[float]]:
+        names = ("answers", "key_words", "num_tokens", "clip_similarity")
+        for name in names:
+            _require("PerceptionReward", name, inputs[name])
+        answers, key_words, num_tokens, sims = (inputs[k] for k in names)
+        sims = sims.tolist() if isinstance(sims, torch.Tensor) else list(sims)
+        lengths = num_tokens.tolist() if isinstance(num_tokens, torch.Tensor) else list(num_tokens)
+        # The similarity of an absent description is CLIP's score for "", which says nothing about the image.
+        tau, scope, whole = self.clip_threshold, self.description_only, self.whole_word
+        return {
+            "clip": [clip_reward_from_similarity(s, tau) if clip_text(r) else 0.0 for r, s in zip(responses, sims)],
+            "keyword": [keyword_reward(r, k, scope, whole) for r, k in zip(responses, key_words)],
+            "format": [format_reward(r) for r in responses],
+            "length": [length_reward(n, self.target_length) for n in lengths],
+            "accuracy": [accuracy_reward(r, a, self.grader) for r, a in zip(responses, answers)],
+        }
+
+
+class ReasoningReward(StageReward):
+    """Stage 2: ``accuracy·accuracy + format·format``."""
+
+    def __init__(self, accuracy: float = 0.9, format: float = 0.1, grader: Grader = grade) -> None:
+        """
+        Args:
+            accuracy: weight of answer accuracy (paper: 0.9).
+            format: weight of the format reward (paper: 0.1).
+            grader: answer grader: ``pebr_lit.rewards.grading.grade`` (mathruler, the authors') or
+                ``pebr_lit.rewards.grading.math_verify_grade``.
+        """
+        super().__init__(accuracy=accuracy, format=format)
+        self.grader = grader
+
+    def components(self, responses: Sequence[str], **inputs: object) -> dict[str, list[float]]:
+        _require("ReasoningReward", "answers", inputs["answers"])
+        return {
+            "accuracy": [accuracy_reward(r, a, self.grader) for r, a in zip(responses, inputs["answers"])],
+            "format": [format_reward(r) for r in responses],
+        }
