@@ -471,7 +471,7 @@ def _fit_with_engine(engine: dict, assets, world, tmp_path):
     """Two GRPO steps of the stage-2 demo config with ``engine`` as the rollout engine."""
     from cli import main
 
-    configs = Path(__file__).resolve().parents[2] / "configs" / "demo"
+    configs = Path(__file__).resolve().parents[3] / "configs" / "demo"
     return main(
         [
             "fit",
@@ -525,7 +525,7 @@ def test_benchmark_evaluation_with_a_server_engine(assets, fake, tmp_path):
     )
     server = fake(_scripted_reply)
     engine = {"class_path": "pebr_lit.rollout.SGLangServer", "init_args": {"url": server.url, "timeout_s": 30}}
-    configs = Path(__file__).resolve().parents[2] / "configs" / "eval"
+    configs = Path(__file__).resolve().parents[3] / "configs" / "eval"
     out = tmp_path / "eval"
     main(
         [
