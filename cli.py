@@ -67,5 +67,15 @@ def main(args: list[str] | None = None, run: bool = True) -> PeBRCLI:
     )
 
 
+def console_main() -> int:
+    """The installed ``pebr-lit`` command: ``python cli.py`` with a process exit status.
+
+    ``main`` returns the CLI object, which ``sys.exit`` would print and turn into status 1; a bad
+    argument still exits 2 (argparse's ``SystemExit``) and a failing run still raises.
+    """
+    main()
+    return 0
+
+
 if __name__ == "__main__":
     main()
