@@ -3,11 +3,11 @@ PY      ?= .venv/bin/python
 export HF_HUB_OFFLINE = 1
 export TOKENIZERS_PARALLELISM = false
 
-.PHONY: venv demo demo-steps report test test-fast clean
+.PHONY: venv demo demo-steps report lint test test-fast clean
 
 venv: .venv/.installed
 
-# torch/torchvision first and pinned: the lightest pair that imports together here (see README).
+# torch/torchvision first and pinned: the lightest pair that imports together here (see docs/install.md).
 .venv/.installed: pyproject.toml
 	python3 -m venv .venv
 	.venv/bin/pip install -q --upgrade pip
@@ -27,11 +27,16 @@ demo-steps: venv
 report: venv
 	$(PY) -m pebr_lit.demo.report --run runs/demo
 
+# Lint and formatting (ruff, configured in pyproject.toml) come first: a style slip fails as fast as a test.
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
 # The full CPU suite (GPU tests skip themselves without CUDA). test-fast leaves out `slow` tests.
-test: venv
+test: lint
 	$(PY) -m pytest -q
 
-test-fast: venv
+test-fast: lint
 	$(PY) -m pytest -m "not slow" -q
 
 clean:
