@@ -2,8 +2,8 @@
 
 They let the whole recipe run on CPU and in tests with the same loading code as real checkpoints:
 the VLM directory loads with ``AutoModelForImageTextToText``/``AutoProcessor``, the CLIP directory
-with open_clip's own ``local-dir:`` schema (``clip.loading.load_clip``). Model sizes follow model "S"
-in DEMO-NOTES (text 128 x 2 layers, vision 64 x 2 blocks, 16 image tokens for a 112 x 112 image).
+with open_clip's own ``local-dir:`` schema (``clip.loading.load_clip``). Model sizes: text 128 x 2
+layers (docs/demo.md, "The tiny model"), vision 64 x 2 blocks, 16 image tokens for a 112 x 112 image).
 
 Left out on purpose: the CLIP itself (``demo.tiny_clip.build_tiny_clip``) and CLIP loading
 (``clip.loading.load_clip``); training anything (SFT trains the VLM; the tiny

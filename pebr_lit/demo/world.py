@@ -41,7 +41,7 @@ NUMBER_WORDS: tuple[str, ...] = (
     "twelve",
 )
 
-# Question kinds, easiest (for a tiny model, see DEMO-NOTES) first; implemented in synthetic_questions.
+# Question kinds, easiest for the tiny model first (docs/demo.md, "The tiny model"); implemented in demo.questions.
 KINDS: tuple[str, ...] = (
     "largest_color",
     "count_total",
@@ -84,7 +84,7 @@ class WorldConfig:
     max_objects: int = 6
     """Most shapes in a scene (at most 12)."""
     small_radius: int = 11
-    """Nominal radius of the small shapes in pixels (8 px was too small to identify, DEMO-NOTES)."""
+    """Nominal radius of the small shapes in pixels (at 8 px, about one 14-px patch, the tiny model could not tell the shapes apart)."""
     large_radius: int = 18
     """Nominal radius of the one large shape in pixels."""
     gap: int = 4

@@ -1,7 +1,7 @@
 """QLoRA training on CUDA: 4-bit load, sampling, and GRPO-/SFT-like steps that move the adapters only.
 
 This is the half of the QLoRA contract that the CPU cannot check: bitsandbytes' CPU backward breaks
-after a ``generate`` (DEPENDENCIES.md), and ``tests/contract/policy/test_qlora_cpu.py`` covers loading,
+after a ``generate`` (docs/status.md), and ``tests/contract/policy/test_qlora_cpu.py`` covers loading,
 log-probs and the merged export. Skipped without a CUDA device (``tests/conftest.py``).
 
 Left out on purpose: throughput and memory figures (``benchmarks/``).

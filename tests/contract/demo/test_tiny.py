@@ -154,7 +154,7 @@ def test_vlm_round_trip_config_and_processor(vlm_dir, loaded, tokenizer):
     gen = model.generation_config
     assert gen.eos_token_id == [tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")]
     assert gen.pad_token_id == tok.pad_token_id
-    # Tied embeddings: the ~0.6 M of DEMO-NOTES' model "S".
+    # Tied embeddings: the ~0.6 M parameters of the tiny model (docs/demo.md).
     assert model.lm_head.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
     assert 0.5e6 < model.num_parameters() < 0.7e6
 
