@@ -84,7 +84,7 @@ class WorldConfig:
     max_objects: int = 6
     """Most shapes in a scene (at most 12)."""
     small_radius: int = 11
-    """Nominal radius of the small shapes in pixels (at 8 px, about one 14-px patch, the tiny model could not tell the shapes apart)."""
+    """Nominal radius of the small shapes in pixels (at 8 px, about one patch, the tiny model confused them)."""
     large_radius: int = 18
     """Nominal radius of the one large shape in pixels."""
     gap: int = 4
