@@ -20,7 +20,7 @@ warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual opt
 
 # Imported so that short class names resolve in configs and --help lists them.
 from lightning.pytorch import LightningDataModule, LightningModule  # noqa: E402
-from lightning.pytorch.cli import LightningCLI  # noqa: E402
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI  # noqa: E402
 
 import pebr_lit.data.prompt_datamodule  # noqa: E402,F401
 import pebr_lit.data.sft_datamodule  # noqa: E402,F401
@@ -34,12 +34,20 @@ import pebr_lit.modules.sft  # noqa: E402,F401
 
 
 class PeBRCLI(LightningCLI):
-    """LightningCLI with pebr-lit's defaults: any module/datamodule subclass, seeded runs.
+    """LightningCLI with pebr-lit's defaults: any module/datamodule subclass, seeded runs, the processor link.
+
+    ``model.processor -> data.init_args.processor`` hands the policy's processor to the DataModule when both
+    are built (the other values a DataModule reads off its module are ``pebr_lit.data.contracts``).
 
     A logger with a fixed ``version`` (the demo configs log fit runs to ``runs/demo/<stage>``) gets
     the subcommand appended for ``validate``/``test``/``predict``, so evaluating with a stage's own
     config writes ``runs/demo/<stage>/test/`` instead of deleting the training logs.
     """
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # The DataModule tokenises with the policy's processor, which exists once the model is built; a link
+        # applied on instantiation builds the model first. Ignored for a pair without these attributes.
+        parser.link_arguments("model.processor", "data.init_args.processor", apply_on="instantiate")
 
     def before_instantiate_classes(self) -> None:
         if self.subcommand in (None, "fit"):

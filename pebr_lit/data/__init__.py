@@ -1,1 +1,1 @@
-"""Records and batches: schema, loading, collate, tiers, sampling shards, DataModules; no model or scoring."""
+"""Records, batches, collate, tiers, sampling shards, DataModules and their module contracts; no model or scoring."""

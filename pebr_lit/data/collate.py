@@ -5,7 +5,8 @@ examples are the prompt's ids followed by the target's ids, right-padded, with t
 assistant turn only. Prompt and target are tokenised separately and concatenated, so the prompt
 part of an SFT example is exactly what the policy sees at generation time.
 
-Left out on purpose: reading files (``records``) and batching policy (``datamodule``).
+Left out on purpose: reading files (``data.records``), batch types (``data.batches``), DataLoaders and
+which records go in them (``data.loaders``, the DataModules).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """PromptDataModule: prompt batches from record files for the GRPO stages, resumable to the batch.
 
 Training draws from a seeded ``PromptStream`` that starts after the rollout batches the module has
-already completed (``rollout_batches`` on the LightningModule, saved in its checkpoints), so a stage
-resumed with ``--ckpt_path`` neither repeats nor skips prompts. That position means something only
+already completed (its ``rollout_batches``, saved in its checkpoints: ``data.contracts.RolloutProgress``),
+so a stage resumed with ``--ckpt_path`` neither repeats nor skips prompts. That position means something only
 for the same stream, so checkpoints also hold the stream's fingerprint (pool size, a hash of its
 qids in order, batch size, seed, epochs) and a resume over another pool or order is refused.
 Validation and test batches are the held-out records in file order; under several processes each
@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 
 from pebr_lit.data.batches import RecordDataset
 from pebr_lit.data.collate import collate_prompts
+from pebr_lit.data.contracts import RolloutProgress, processor_for, served_module
 from pebr_lit.data.loaders import eval_loader
 from pebr_lit.data.prompt_stream import PromptStream
 from pebr_lit.data.records import check_images, load_files
@@ -46,6 +47,7 @@ class PromptDataModule(L.LightningDataModule):
         test_limit: Use only the first N test records; null = all.
         num_workers: DataLoader worker processes.
         instruction: Format instruction placed before each question.
+        processor: The policy's processor; the CLI links it from the model; null = the attached module's at setup.
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class PromptDataModule(L.LightningDataModule):
         test_limit: int | None = None,
         num_workers: int = 0,
         instruction: str = INSTRUCTION,
+        processor: Any = None,
     ) -> None:
         super().__init__()
         if batch_size < 1 or eval_batch_size < 1:
@@ -80,17 +83,11 @@ class PromptDataModule(L.LightningDataModule):
         self.test_limit = test_limit
         self.num_workers = num_workers
         self.instruction = instruction
-        #: The policy's processor; taken from the LightningModule at ``setup`` unless set by hand.
-        self.processor: Any = None
+        self.processor = processor
         self.records: dict[str, list[Any]] = {}
 
     def setup(self, stage: str) -> None:
-        if self.processor is None and self.trainer is not None:
-            self.processor = self.trainer.lightning_module.policy.processor
-        if self.processor is None:
-            raise RuntimeError(
-                "PromptDataModule has no processor: attach it to a Trainer with a pebr-lit module, or set .processor."
-            )
+        self.processor = processor_for(self)
         wanted = {"fit": ("fit", "validate"), "validate": ("validate",), "test": ("test",)}.get(stage, ())
         for split in wanted:
             if split in self.records or not self.files[split]:
@@ -155,8 +152,8 @@ class PromptDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        module = self.trainer.lightning_module
-        start = int(getattr(module, "rollout_batches", 0))
+        fix = "Serve a GRPO module (pebr_lit.modules.perception/reasoning), which counts its rollout batches."
+        start = int(served_module(self, RolloutProgress, fix).rollout_batches)
         stream = self.train_stream(start, self.trainer.global_rank, self.trainer.world_size)
         return DataLoader(stream, batch_size=None, num_workers=self.num_workers, persistent_workers=False)
 

@@ -3,7 +3,8 @@
 Training batches are prompt + target token ids with labels on the assistant turn; validation, test
 and predict batches are left-padded prompts plus the records themselves (answers, keywords) for
 grading generated responses. Tokenisation happens in the DataLoader workers (``data.collate``) with
-the policy's own processor, which the module hands over at ``setup`` (the one coupling point, see ``processor``).
+the policy's own processor: linked from the model by the CLI, else taken from the attached module at
+``setup`` (``data.contracts.ProcessorSource``).
 A resumable prediction writer (``callbacks.sampling_writer``) leaves out questions it has already
 written by setting ``predict_skip_qids`` in its ``setup`` hook, before any predict batch is built;
 under several processes each predict record goes to one rank (``RankSlice``), and a rank may get none.
@@ -21,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from pebr_lit.data.batches import RecordDataset
 from pebr_lit.data.collate import collate_prompts, collate_sft
+from pebr_lit.data.contracts import processor_for
 from pebr_lit.data.loaders import RankSlice, eval_loader
 from pebr_lit.data.records import check_images, load_files
 from pebr_lit.data.sources import RecordError
@@ -44,6 +46,7 @@ class SFTDataModule(L.LightningDataModule):
         num_workers: DataLoader worker processes (image decoding and tokenisation run there).
         instruction: Format instruction placed before each question.
         check_image_files: Verify every image path exists at setup, so a missing file fails early.
+        processor: The policy's processor; the CLI links it from the model; null = the attached module's at setup.
     """
 
     def __init__(
@@ -61,6 +64,7 @@ class SFTDataModule(L.LightningDataModule):
         num_workers: int = 0,
         instruction: str = INSTRUCTION,
         check_image_files: bool = True,
+        processor: Any = None,
     ) -> None:
         super().__init__()
         if batch_size < 1 or eval_batch_size < 1:
@@ -80,20 +84,14 @@ class SFTDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.instruction = instruction
         self.check_image_files = check_image_files
-        #: The policy's processor. Set by the LightningModule (``setup``) or by hand before use.
-        self.processor: Any = None
+        self.processor = processor
         #: Qids that ``predict`` leaves out (results already on disk). Set by a resumable writer's
         #: ``setup`` hook, after this module's ``setup`` and before ``predict_dataloader``.
         self.predict_skip_qids: frozenset[str] = frozenset()
         self.datasets: dict[str, RecordDataset] = {}
 
     def setup(self, stage: str) -> None:
-        if self.processor is None and self.trainer is not None:
-            self.processor = self.trainer.lightning_module.policy.processor
-        if self.processor is None:
-            raise RuntimeError(
-                "SFTDataModule has no processor: attach it to a Trainer with a pebr-lit module, or set .processor."
-            )
+        self.processor = processor_for(self)
         wanted = {"fit": ("fit", "validate"), "validate": ("validate",), "test": ("test",), "predict": ("predict",)}[
             stage
         ]

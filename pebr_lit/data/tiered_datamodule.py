@@ -2,11 +2,11 @@
 
 ``tiers_dir`` is the output of ``python -m pebr_lit.data.tiers`` (``easy.jsonl``, ``medium.jsonl``,
 ``hard.jsonl``); ``tiers`` names the ones whose questions form the training pool, by default the
-stage's own (the module's ``default_tiers``: stage 1 Easy, stage 2 Medium). ``val_size`` or
-``val_fraction`` holds out a seeded part of that pool for validation when no ``val_files`` are given:
-held-out questions are never trained on, and the same ``seed`` and files give the same hold-out on
-every run (a resumed stage included). Everything else, the resumable training stream among it, is
-``PromptDataModule``'s.
+stage's own (the module's ``default_tiers``, ``data.contracts.TierDefaults``: stage 1 Easy, stage 2
+Medium). ``val_size`` or ``val_fraction`` holds out a seeded part of that pool for validation when no
+``val_files`` are given: held-out questions are never trained on, and the same ``seed`` and files give
+the same hold-out on every run (a resumed stage included). Everything else, the resumable training
+stream among it, is ``PromptDataModule``'s.
 
 Left out on purpose: sampling and tiering (``callbacks.sampling_writer``, ``data.tiers``).
 """
@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from pebr_lit.data.contracts import TierDefaults, served_module
 from pebr_lit.data.prompt_datamodule import PromptDataModule
 from pebr_lit.data.records import check_images, load_files
 from pebr_lit.data.tiers import TIERS
@@ -87,13 +88,11 @@ class TieredDataModule(PromptDataModule):
         """``tiers``, or else the attached module's ``default_tiers``."""
         if self.tiers is not None:
             return self.tiers
-        module = self.trainer.lightning_module if self.trainer is not None else None
-        default = list(getattr(module, "default_tiers", ()))
+        fix = "Set data.init_args.tiers (e.g. [medium])."
+        module = served_module(self, TierDefaults, fix)
+        default = list(module.default_tiers)
         if not default:
-            raise ValueError(
-                f"{type(module).__name__ if module else 'no module'} has no default tier: "
-                "set data.init_args.tiers (e.g. [medium])."
-            )
+            raise ValueError(f"{type(module).__name__}.default_tiers is empty: {fix.lower()}")
         return default
 
     def setup(self, stage: str) -> None:

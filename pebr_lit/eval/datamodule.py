@@ -1,10 +1,11 @@
 """EvalDataModule: one ``test`` DataLoader of generation prompts per benchmark of the attached ``EvalModule``.
 
 The benchmarks (paths, limits, adapters) are configured once, on the module
-(``model.init_args.benchmarks``); this DataModule reads them, and the policy's processor, from the
-module at ``setup`` (the one coupling point, as in ``SFTDataModule``). Loader ``i`` serves benchmark
+(``model.init_args.benchmarks``); this DataModule reads them from the module at ``setup``
+(``data.contracts.BenchmarkSource``); the policy's processor is linked by the CLI or taken from the
+module (``data.contracts.ProcessorSource``), as in ``SFTDataModule``. Loader ``i`` serves benchmark
 ``i``; batches are ``{"prompts": left-padded inputs, "records": RecordBatch of BenchmarkItem}``.
-Under several processes each question goes to exactly one rank (``data.datamodule.eval_loader``).
+Under several processes each question goes to exactly one rank (``data.loaders.eval_loader``).
 Questions an interrupted run already answered (``EvalModule.answered``) ride along a batch as
 ``"answered"`` without a prompt: the module reuses their answers instead of generating.
 
@@ -21,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from pebr_lit.data.batches import RecordBatch, RecordDataset
 from pebr_lit.data.collate import collate_prompts
+from pebr_lit.data.contracts import BenchmarkSource, processor_for, served_module
 from pebr_lit.data.loaders import eval_loader
 from pebr_lit.eval.benchmarks.base import BenchmarkItem
 from pebr_lit.format.response import INSTRUCTION
@@ -34,6 +36,7 @@ class EvalDataModule(L.LightningDataModule):
         max_prompt_length: Longest prompt in tokens (image tokens included); null = no limit.
         num_workers: DataLoader worker processes (image decoding and tokenisation run there).
         instruction: Format instruction placed before each benchmark prompt ("" for none).
+        processor: The policy's processor; the CLI links it from the model; null = the attached module's at setup.
     """
 
     def __init__(
@@ -42,6 +45,7 @@ class EvalDataModule(L.LightningDataModule):
         max_prompt_length: int | None = None,
         num_workers: int = 0,
         instruction: str = INSTRUCTION,
+        processor: Any = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -50,6 +54,7 @@ class EvalDataModule(L.LightningDataModule):
         self.max_prompt_length = max_prompt_length
         self.num_workers = num_workers
         self.instruction = instruction
+        self.processor = processor
         self.datasets: list[RecordDataset] = []
         self.names: list[str] = []
 
@@ -59,19 +64,21 @@ class EvalDataModule(L.LightningDataModule):
                 f"EvalDataModule serves benchmark prompts for `test` only, not `{stage}`: "
                 "run `python cli.py test --config configs/eval/<benchmark>.yaml`."
             )
-        module = self.trainer.lightning_module if self.trainer is not None else None
-        benchmarks = getattr(module, "benchmarks", None)
+        benchmarks = self._module().benchmarks
         if not benchmarks:
-            raise ValueError(
-                "EvalDataModule needs a module with `benchmarks` (pebr_lit.modules.evaluation.EvalModule)."
-            )
-        self.processor = module.policy.processor
+            raise ValueError("EvalDataModule: the module's benchmarks are empty. List at least one (configs/eval/).")
+        self.processor = processor_for(self)
         if not self.datasets:
             self.datasets = [RecordDataset(b.items()) for b in benchmarks]
             self.names = [b.name for b in benchmarks]
 
+    def _module(self) -> BenchmarkSource:
+        return served_module(
+            self, BenchmarkSource, "Serve an EvalModule (model: pebr_lit.modules.evaluation.EvalModule)."
+        )
+
     def test_dataloader(self) -> list[DataLoader]:
-        module = self.trainer.lightning_module
+        module = self._module()
         loaders = []
         for i, (ds, name) in enumerate(zip(self.datasets, self.names)):
             collate: Any = partial(

@@ -108,6 +108,11 @@ class EvalModule(L.LightningModule):
         #: Per benchmark, the aggregate of the last test run (metrics and breakdowns), for callers and tests.
         self.results: dict[str, dict[str, Any]] = {}
 
+    @property
+    def processor(self) -> Any:
+        """The policy's processor, for the DataModule (``data.contracts.ProcessorSource``; linked by ``cli.py``)."""
+        return self.policy.processor
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # A stage checkpoint may hold more than the policy (e.g. a GRPO module's other parts).
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k.startswith("policy.")}
@@ -138,6 +143,8 @@ class EvalModule(L.LightningModule):
 
     def answered(self, bench: int) -> frozenset[int]:
         """Positions of benchmark ``bench``'s questions answered by an earlier run (not generated again).
+
+        With ``benchmarks``, what ``EvalDataModule`` needs from this module (``data.contracts.BenchmarkSource``).
 
         The DataModule asks while building its loaders: after setup and any checkpoint restore, so the
         answers are checked against the weights actually evaluated (``--ckpt_path`` included)."""

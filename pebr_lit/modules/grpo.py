@@ -131,7 +131,8 @@ class GRPOModule(L.LightningModule):
         self.strict_loading = False  # slim checkpoints: see check_checkpoint_keys
         #: Set by the ReferencePolicy callback; None = no reference (KL term must then be off).
         self.reference: ReferenceProvider | None = None
-        #: Rollout batches whose update is done; the data stream resumes after this many (saved in checkpoints).
+        #: Rollout batches whose update is done; the data stream resumes after this many (saved in checkpoints;
+        #: read by ``PromptDataModule``: ``data.contracts.RolloutProgress``).
         self.rollout_batches = 0
         #: Detached statistics of the last training step (for callbacks such as KL control); a step
         #: without an update (an online-filter round that only gathered groups) has no loss statistics.
@@ -140,6 +141,11 @@ class GRPOModule(L.LightningModule):
             init_policy_from(self.policy, init_from)
 
     # ------------------------------------------------------------------------------------- set-up
+    @property
+    def processor(self) -> Any:
+        """The policy's processor, for the DataModule (``data.contracts.ProcessorSource``; linked by ``cli.py``)."""
+        return self.policy.processor
+
     def configure_optimizers(self) -> Any:
         steps = self.trainer.estimated_stepping_batches
         if self.online_filter is not None and self.scheduler_factory is not None:

@@ -21,7 +21,7 @@ class PerceptionGRPO(GRPOModule):
     """Stage-1 GRPO. Arguments as ``GRPOModule``; ``reward`` defaults to PerceptionReward(length=0)
     because the ``LengthPenalty`` callback supplies the length component."""
 
-    #: Tier(s) a ``TieredDataModule`` serves this stage when its ``tiers`` is null.
+    #: Tier(s) a ``TieredDataModule`` serves this stage when its ``tiers`` is null (``data.contracts.TierDefaults``).
     default_tiers = ("easy",)
 
     def __init__(

@@ -16,7 +16,7 @@ from pebr_lit.rewards.stages import ReasoningReward, StageReward
 class ReasoningGRPO(GRPOModule):
     """Stage-2 GRPO. Arguments as ``GRPOModule``; ``reward`` defaults to ReasoningReward()."""
 
-    #: Tier(s) a ``TieredDataModule`` serves this stage when its ``tiers`` is null.
+    #: Tier(s) a ``TieredDataModule`` serves this stage when its ``tiers`` is null (``data.contracts.TierDefaults``).
     default_tiers = ("medium",)
 
     def __init__(self, policy: PolicyWrapper, reward: StageReward | None = None, **kwargs: Any) -> None:

@@ -77,6 +77,7 @@ class SFTModule(L.LightningModule):
     # ------------------------------------------------------------------------------------- set-up
     @property
     def processor(self) -> Any:
+        """The policy's processor, for the DataModule (``data.contracts.ProcessorSource``; linked by ``cli.py``)."""
         return self.policy.processor
 
     def configure_optimizers(self) -> Any:

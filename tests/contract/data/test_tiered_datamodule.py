@@ -32,12 +32,11 @@ def _qids(path: Path) -> list[str]:
 
 
 def _dm(tiers_dir, processor, rollout_batches=0, **kw) -> TieredDataModule:
-    """A module attached to a stub trainer whose LightningModule is stage 2 (default tier: medium)."""
+    """A module attached to a stub trainer whose LightningModule is stage 2 (default tier: medium), offering
+    what ``pebr_lit.data.contracts`` asks of it."""
     dm = TieredDataModule(tiers_dir=str(tiers_dir), batch_size=4, **kw)
     module = SimpleNamespace(
-        default_tiers=ReasoningGRPO.default_tiers,
-        rollout_batches=rollout_batches,
-        policy=SimpleNamespace(processor=processor),
+        default_tiers=ReasoningGRPO.default_tiers, rollout_batches=rollout_batches, processor=processor
     )
     dm.trainer = SimpleNamespace(lightning_module=module, global_rank=0, world_size=1)
     return dm
