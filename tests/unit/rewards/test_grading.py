@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pebr_lit.rewards.grading import grade, normalize
+from pebr_lit.rewards.components import accuracy_reward
+from pebr_lit.rewards.grading import choice_letter_match, grade, math_verify_grade, normalize
+from tests.helpers.responses import full
 
 
 @pytest.mark.parametrize(
@@ -125,3 +127,17 @@ def test_sympy_blowups_are_cut_off_by_the_time_limit():
     assert out.returncode == 0, out.stderr
     result, seconds = out.stdout.rsplit("]", 1)
     assert result == "[False, False" and float(seconds) < 10
+
+
+@pytest.mark.parametrize(
+    ("prediction", "truth", "expected"),
+    [("\\frac{1}{2}", "0.5", True), ("$3$", "3.0", True), ("red", "Red.", True), ("3", "4", False), ("", "", False)],
+)
+def test_math_verify_grader(prediction: str, truth: str, expected: bool) -> None:
+    assert math_verify_grade(prediction, truth) is expected
+    assert accuracy_reward(full(answer=prediction), truth, grader=math_verify_grade) == float(expected)
+
+
+def test_choice_letter_needs_a_letter_truth() -> None:
+    assert choice_letter_match("B) 3", "B") is True
+    assert choice_letter_match("3", "3") is False  # not a letter: left to the grader

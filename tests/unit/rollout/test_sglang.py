@@ -2,7 +2,8 @@
 
 No real sglang runs here (it needs a GPU and an 11 GB install): the engines talk to a fake HTTP
 server on 127.0.0.1 and a fake ``sglang.Engine``, both answering in the documented format (see
-``pebr_lit/rollout/sglang_io.py`` for the sources). The real round trip is ``tests/gpu/test_sglang_engine.py``.
+``pebr_lit/rollout/sglang_io.py`` for the sources). The real round trip is ``tests/gpu/test_sglang_engine.py``;
+fits and evaluations through the CLI with a server engine are ``tests/smoke/test_sglang_engine_fit.py``.
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ import threading
 import time
 import types
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,101 +31,16 @@ from transformers import AutoModelForImageTextToText
 from pebr_lit.data.collate import encode_prompts
 from pebr_lit.data.records import load_records
 from pebr_lit.policy.wrapper import LoraSettings, PolicyWrapper, SamplingSettings
-from pebr_lit.rollout import (
-    EngineRollout,
-    SGLangOffline,
-    SGLangServer,
-    logprob_gap,
-    sglang_io,
-)
-from pebr_lit.rollout.sglang_io import (
-    build_generate_request,
-    encode_image,
-    parse_generate_outputs,
-)
+from pebr_lit.rollout import EngineRollout, SGLangOffline, SGLangServer, logprob_gap, sglang_io
+from pebr_lit.rollout.sglang_io import build_generate_request, encode_image, parse_generate_outputs
 from pebr_lit.rollout.weights import engine_weights
-from tests.helpers.http_json import send_json
-
-EOS, PAD = 2, 0  # the tiny tokenizer's <|im_end|> and <|endoftext|>
-
-
-# ----------------------------------------------------------------------------------- fake server
-class FakeSGLang:
-    """sglang's native HTTP API as documented, on 127.0.0.1: /generate and /update_weights_from_disk.
-
-    Serves at most ``max_requests`` requests and shuts itself down after ``lifetime_s`` at the latest.
-    """
-
-    def __init__(self, reply: Callable[[dict], list], max_requests: int = 20, lifetime_s: float = 60.0) -> None:
-        self.reply = reply
-        self.requests: list[tuple[str, dict]] = []
-        self.hang_s = 0.0
-        self.update_ok = True
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                fake.requests.append((self.path, body))
-                time.sleep(fake.hang_s)
-                if len(fake.requests) > max_requests:
-                    status, answer = 503, {"error": "request budget spent"}
-                elif self.path == "/generate":
-                    status, answer = 200, fake.reply(body)
-                elif self.path == "/update_weights_from_disk":
-                    ok = fake.update_ok and (Path(body["model_path"]) / "config.json").is_file()
-                    message = (
-                        "Succeeded to update model weights." if ok else "Failed to get weights iterator: no weights."
-                    )
-                    status, answer = (200 if ok else 400), {"success": ok, "message": message, "num_paused_requests": 0}
-                else:
-                    status, answer = 404, {"error": f"no route {self.path}"}
-                send_json(self, status, answer)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True  # a handler still sleeping in a timeout test must not block shutdown
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        self._stopper = threading.Timer(lifetime_s, self.stop)
-        self._stopper.daemon = True
-        self._stopper.start()
-
-    def stop(self) -> None:
-        self._stopper.cancel()
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def _output(
-    ids: list[int], finish: dict, logprobs: list[float] | None = None, prompt_tokens: int | None = None
-) -> dict:
-    """One output in sglang's documented shape."""
-    meta: dict[str, Any] = {"finish_reason": finish, "completion_tokens": len(ids)}
-    if prompt_tokens is not None:
-        meta["prompt_tokens"] = prompt_tokens
-    if logprobs is not None:
-        meta["output_token_logprobs"] = [[lp, t, None] for lp, t in zip(logprobs, ids)]
-    return {"text": "", "output_ids": ids, "meta_info": meta}
-
-
-def _stop() -> dict:
-    return {"type": "stop", "matched": EOS}
+from tests.helpers.sglang_server import EOS, PAD, fake_sglang_servers, scripted_reply, sglang_output, stop_finish
 
 
 @pytest.fixture
 def fake():
-    servers: list[FakeSGLang] = []
-
-    def start(reply: Callable[[dict], list] = lambda body: []) -> FakeSGLang:
-        servers.append(FakeSGLang(reply))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.stop()
+    with fake_sglang_servers() as start:
+        yield start
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +52,6 @@ def _prompts(policy, records):
     return encode_prompts(policy.processor, [r.problem for r in records], [r.load_images() for r in records])
 
 
-# ------------------------------------------------------------------------------------- requests
 def test_encoded_image_decodes_to_the_same_pixels(records):
     image = records[0].load_images()[0]
     decoded = Image.open(io.BytesIO(base64.b64decode(encode_image(image))))
@@ -183,17 +96,21 @@ def test_greedy_request_and_text_only_prompts():
         build_generate_request(prompts, [[], []], SamplingSettings(), [EOS], False)
 
 
-# -------------------------------------------------------------------------------------- outputs
 def _parse(outputs, rows=None, max_new_tokens=5):
     return parse_generate_outputs(outputs, rows or len(outputs), PAD, [EOS], [9], max_new_tokens, return_logprob=True)
 
 
 def test_outputs_become_right_padded_rows_cut_at_the_end_token():
     outputs = [
-        _output([11, 12, EOS], _stop(), [-0.1, -0.2, -0.3], prompt_tokens=7),
-        {"output_ids": [13], "meta_info": {"finish_reason": _stop(), "output_token_logprobs": [[-0.4, 13, None]]}},
-        _output([14, 15, 16, 17, 18], {"type": "length", "length": 5}, [-0.5] * 5),
-        _output([19, 9, 20, EOS], _stop(), [-0.6, -0.7, -0.8, -0.9]),  # 9 is suppressed (an image placeholder)
+        sglang_output([11, 12, EOS], stop_finish(), [-0.1, -0.2, -0.3], prompt_tokens=7),
+        {
+            "output_ids": [13],
+            "meta_info": {"finish_reason": stop_finish(), "output_token_logprobs": [[-0.4, 13, None]]},
+        },
+        sglang_output([14, 15, 16, 17, 18], {"type": "length", "length": 5}, [-0.5] * 5),
+        sglang_output(
+            [19, 9, 20, EOS], stop_finish(), [-0.6, -0.7, -0.8, -0.9]
+        ),  # 9 is suppressed (an image placeholder)
     ]
     parsed = _parse(outputs)
     # Row 1's stop token is missing from output_ids and gets appended (without an engine log-prob);
@@ -212,26 +129,28 @@ def test_outputs_become_right_padded_rows_cut_at_the_end_token():
 
 
 def test_outputs_are_cut_at_max_new_tokens_and_at_the_first_end_token():
-    parsed = _parse([_output([11, EOS, 12, EOS, 13, 14], _stop(), [-1.0] * 6)], max_new_tokens=5)
+    parsed = _parse([sglang_output([11, EOS, 12, EOS, 13, 14], stop_finish(), [-1.0] * 6)], max_new_tokens=5)
     assert parsed.response_ids.tolist() == [[11, EOS]] and parsed.truncated.tolist() == [False]
 
 
 def test_log_probs_for_other_tokens_are_unknown():
-    output = _output([11, 12], {"type": "length", "length": 2})
+    output = sglang_output([11, 12], {"type": "length", "length": 2})
     output["meta_info"]["output_token_logprobs"] = [[-0.1, 11, None], [-0.2, 99, None]]
     assert torch.isnan(_parse([output]).logprobs[0]).tolist() == [False, True]
 
 
 def test_output_ids_fall_back_to_the_log_prob_tokens():
-    output = {"meta_info": {"finish_reason": _stop(), "output_token_logprobs": [[-0.1, 11, None], [-0.2, EOS, None]]}}
+    output = {
+        "meta_info": {"finish_reason": stop_finish(), "output_token_logprobs": [[-0.1, 11, None], [-0.2, EOS, None]]}
+    }
     assert _parse([output]).response_ids.tolist() == [[11, EOS]]
 
 
 def test_bad_outputs_are_clear_errors():
     with pytest.raises(RuntimeError, match="aborted response 0: out of memory"):
-        _parse([_output([11], {"type": "abort", "message": "out of memory"})])
+        _parse([sglang_output([11], {"type": "abort", "message": "out of memory"})])
     with pytest.raises(ValueError, match="1 outputs for 2"):
-        _parse([_output([11], _stop())], rows=2)
+        _parse([sglang_output([11], stop_finish())], rows=2)
     with pytest.raises(ValueError, match="return-token-ids"):
         parse_generate_outputs([{"meta_info": {}}], 1, PAD, [EOS], [], 5, return_logprob=False)
 
@@ -245,21 +164,8 @@ def test_logprob_gap_by_hand():
     assert logprob_gap(engine, trainer, torch.zeros_like(mask)) == {}
 
 
-# ------------------------------------------------------------------------------- server round trip
-def _scripted_reply(body: dict) -> list:
-    """Row k: k + 1 text tokens then <|im_end|>, except every third row runs out of tokens."""
-    outputs = []
-    for k, ids in enumerate(body["input_ids"]):
-        tokens = [40 + j for j in range(k + 1)]
-        if k % 3 == 2:
-            outputs.append(_output(tokens, {"type": "length", "length": len(tokens)}, [-0.5] * len(tokens), len(ids)))
-        else:
-            outputs.append(_output(tokens + [EOS], _stop(), [-0.5] * (len(tokens) + 1), len(ids)))
-    return outputs
-
-
 def test_server_round_trip_builds_a_rollout_the_trainer_can_score(policy, records, fake):
-    server = fake(_scripted_reply)
+    server = fake(scripted_reply)
     engine = SGLangServer(server.url, timeout_s=10)
     prompts = _prompts(policy, records)
     rollout = engine.generate(policy, prompts, records, SamplingSettings(num_samples=2, max_new_tokens=8))
@@ -289,7 +195,7 @@ def test_server_round_trip_builds_a_rollout_the_trainer_can_score(policy, record
 
 def test_server_reading_prompts_differently_warns_once(policy, records, fake):
     def reply(body):
-        return [_output([EOS], _stop(), [-0.1], prompt_tokens=len(ids) + 3) for ids in body["input_ids"]]
+        return [sglang_output([EOS], stop_finish(), [-0.1], prompt_tokens=len(ids) + 3) for ids in body["input_ids"]]
 
     engine = SGLangServer(fake(reply).url, timeout_s=10)
     prompts = _prompts(policy, records)
@@ -298,7 +204,7 @@ def test_server_reading_prompts_differently_warns_once(policy, records, fake):
 
 
 def test_server_that_never_answers_times_out(policy, records, fake):
-    server = fake(_scripted_reply)
+    server = fake(scripted_reply)
     server.hang_s = 2.0
     engine = SGLangServer(server.url, timeout_s=0.3)
     start = time.monotonic()
@@ -318,7 +224,6 @@ def test_unreachable_server_says_how_to_start_one(policy, records):
         SGLangServer("127.0.0.1:30000")
 
 
-# ----------------------------------------------------------------------------------- weight sync
 @pytest.fixture(scope="module")
 def lora_policy(assets):
     torch.manual_seed(0)
@@ -387,9 +292,8 @@ def test_qlora_policy_syncs_as_the_model_its_forward_computes(assets, records, f
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
 
 
-# --------------------------------------------------------------------------------------- offline
 def _fake_sglang(
-    monkeypatch, calls: list, start_s: float = 0.0, outputs: Callable[[dict], list] = _scripted_reply
+    monkeypatch, calls: list, start_s: float = 0.0, outputs: Callable[[dict], list] = scripted_reply
 ) -> None:
     """A stand-in ``sglang`` module whose Engine follows the documented Python API."""
 
@@ -464,88 +368,3 @@ def test_offline_engine_that_hangs_while_starting_times_out(monkeypatch, policy,
         engine.generate(policy, prompts, records, SamplingSettings(num_samples=2, max_new_tokens=4))
     with pytest.raises(RuntimeError, match="still stuck in starting the engine"):
         engine.generate(policy, prompts, records, SamplingSettings(num_samples=2, max_new_tokens=4))
-
-
-# ---------------------------------------------------------------------------- through GRPOModule
-def _fit_with_engine(engine: dict, assets, world, tmp_path):
-    """Two GRPO steps of the stage-2 demo config with ``engine`` as the rollout engine."""
-    from cli import main
-
-    configs = Path(__file__).resolve().parents[3] / "configs" / "demo"
-    return main(
-        [
-            "fit",
-            "--config",
-            str(configs / "stage2.yaml"),
-            "--model.init_args.init_from=null",
-            f"--model.init_args.policy.init_args.model_name_or_path={assets['vlm']}",
-            f"--model.init_args.rollout_engine={json.dumps(engine)}",
-            "--model.init_args.sampling.num_samples=2",
-            "--model.init_args.sampling.max_new_tokens=8",
-            f"--data.init_args.train_files=[{world / 'train.jsonl'}]",
-            "--data.init_args.val_files=null",
-            "--data.init_args.batch_size=2",
-            f"--trainer.logger.init_args.save_dir={tmp_path}",
-            f"--trainer.default_root_dir={tmp_path}",
-            "--trainer.enable_progress_bar=false",
-            "--trainer.limit_val_batches=0",
-            "--trainer.fast_dev_run=2",
-        ]
-    )
-
-
-def test_grpo_steps_with_a_server_engine_sync_and_log_the_log_prob_gap(assets, world, fake, tmp_path):
-    server = fake(_scripted_reply)
-    engine = {"class_path": "pebr_lit.rollout.SGLangServer", "init_args": {"url": server.url, "timeout_s": 30}}
-    with pytest.warns(
-        UserWarning, match="logprob_tolerance=0.05"
-    ):  # the fake's log-probs (-0.5 each) are not the model's
-        cli = _fit_with_engine(engine, assets, world, tmp_path)
-    # One sync before the first rollout (the engine starts from its own checkpoint), one after each update.
-    assert [path for path, _ in server.requests] == [
-        "/update_weights_from_disk",
-        "/generate",
-        "/update_weights_from_disk",
-        "/generate",
-        "/update_weights_from_disk",
-    ]
-    logged = cli.trainer.logged_metrics
-    assert torch.isfinite(logged["train/engine_logprob_diff/mean"]) and logged["train/engine_logprob_diff/max"] > 0
-
-
-# ---------------------------------------------------------------------------- through EvalModule
-def test_benchmark_evaluation_with_a_server_engine(assets, fake, tmp_path):
-    """``cli.py test`` with an sglang server engine: one weight push at the start, then one /generate per batch."""
-    from cli import main
-    from tests.helpers.benchmark_files import mathvista_row, write_parquet
-
-    data = write_parquet(
-        tmp_path / "mv" / "testmini-00000-of-00001.parquet",
-        [mathvista_row(str(i), "free_form", "4", answer_type="integer") for i in range(1, 4)],
-    )
-    server = fake(_scripted_reply)
-    engine = {"class_path": "pebr_lit.rollout.SGLangServer", "init_args": {"url": server.url, "timeout_s": 30}}
-    configs = Path(__file__).resolve().parents[3] / "configs" / "eval"
-    out = tmp_path / "eval"
-    main(
-        [
-            "test",
-            "--config",
-            str(configs / "mathvista.yaml"),
-            f"--model.init_args.policy.init_args.model_name_or_path={assets['vlm']}",
-            "--model.init_args.policy.init_args.dtype=float32",
-            f"--model.init_args.rollout_engine={json.dumps(engine)}",
-            f"--model.init_args.benchmarks.init_args.path={data}",
-            f"--model.init_args.output_dir={out}",
-            "--data.init_args.batch_size=2",
-            "--data.init_args.num_workers=0",
-            "--trainer.accelerator=cpu",
-            "--trainer.enable_progress_bar=false",
-            f"--trainer.logger.init_args.save_dir={tmp_path}",
-        ]
-    )
-    assert [path for path, _ in server.requests] == ["/update_weights_from_disk", "/generate", "/generate"]
-    assert [len(body["input_ids"]) for path, body in server.requests if path == "/generate"] == [2, 1]
-    rows = [json.loads(line) for line in (out / "mathvista.jsonl").read_text().splitlines()]
-    # _scripted_reply: row k of a request gets k + 1 tokens; the third row of none runs out of tokens.
-    assert [r["response_tokens"] for r in rows] == [2, 3, 2] and not any(r["truncated"] for r in rows)

@@ -1,4 +1,4 @@
-"""GRPO math: advantages, KL estimators, clipping, aggregation and the composed loss, against hand-derived values."""
+"""Policy losses: the clipped surrogate and the composed GRPO loss, against hand-derived values and gradients."""
 
 from __future__ import annotations
 
@@ -9,193 +9,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pebr_lit.grpo.advantages import (
-    AdvantageNormalizer,
-    BatchStd,
-    GroupMeanOnly,
-    GroupMeanStd,
-    zero_variance_groups,
-)
+from pebr_lit.grpo.advantages import AdvantageNormalizer, GroupMeanOnly
 from pebr_lit.grpo.aggregation import SequenceMean, TokenMean
 from pebr_lit.grpo.kl import K1, K2, K3
 from pebr_lit.grpo.losses import ClippedSurrogate, GRPOLoss
-
-f64 = torch.float64
-
-
-def t(values, dtype=f64) -> torch.Tensor:
-    return torch.tensor(values, dtype=dtype)
-
-
-# --- advantages -------------------------------------------------------------------------------
-
-
-def test_group_mean_std_uses_the_unbiased_group_std() -> None:
-    # Group [1,0,0,0]: mean 0.25, centred [.75,-.25,-.25,-.25], var = (.5625 + 3*.0625)/3 = .25 -> std .5
-    #   -> A = [1.5, -.5, -.5, -.5].
-    # Group [1,1,0,0]: mean .5, centred [±.5], var = 1/3 -> std .57735027 -> A = ±.8660254.
-    adv = GroupMeanStd(eps=1e-12)(t([1, 0, 0, 0, 1, 1, 0, 0]), group_size=4)
-    h = 0.5 / math.sqrt(1 / 3)
-    assert adv.tolist() == pytest.approx([1.5, -0.5, -0.5, -0.5, h, h, -h, -h], rel=1e-9)
-
-
-def test_eps_is_added_to_the_std() -> None:
-    # [1, 0]: centred ±.5, std = sqrt(.5) = .70710678; with eps .1: .5 / .80710678 = .61949672.
-    adv = GroupMeanStd(eps=0.1)(t([1, 0]), group_size=2)
-    assert adv.tolist() == pytest.approx([0.61949672, -0.61949672], rel=1e-7)
-
-
-def test_batch_std_divides_every_group_by_one_std() -> None:
-    # All rewards [1,0,.5,.5]: mean .5, squared deviations .25+.25+0+0 = .5, unbiased var .5/3 -> std .40824829.
-    # Group 1 centred [.5,-.5] -> ±1.22474487; group 2 has zero variance -> exactly 0.
-    adv = BatchStd(eps=1e-12)(t([1, 0, 0.5, 0.5]), group_size=2)
-    assert adv[:2].tolist() == pytest.approx([1.22474487, -1.22474487], rel=1e-7)
-    assert adv[2:].tolist() == [0.0, 0.0]
-
-
-def test_group_mean_only_subtracts_the_group_mean() -> None:
-    # [1,0,0,0] - .25 = [.75,-.25,-.25,-.25]; [2,4] - 3 = [-1, 1].
-    adv = GroupMeanOnly()(t([1, 0, 0, 0, 2, 4, 2, 4]), group_size=4)
-    assert adv.tolist() == pytest.approx([0.75, -0.25, -0.25, -0.25, -1, 1, -1, 1])
-
-
-@pytest.mark.parametrize("normalizer", [GroupMeanStd(), BatchStd(), GroupMeanOnly()])
-def test_zero_variance_groups_get_exactly_zero(normalizer: AdvantageNormalizer) -> None:
-    # In float32 the mean of eight 0.1s is 0.1 + 7.45e-9, so r - mean is -7.45e-9, not 0; divided by
-    # std + eps = 0 + 1e-6 that would be A = -0.00745 for a group with no signal. It must be exactly 0.
-    rewards = torch.tensor([0.1] * 8 + [1.0, 0.0] * 4, dtype=torch.float32)
-    adv = normalizer(rewards, group_size=8)
-    assert adv[:8].tolist() == [0.0] * 8
-    assert torch.isfinite(adv).all() and adv[8:].abs().sum() > 0
-    # A whole batch of equal rewards: every std is 0 -> all zero, no NaN from 0/0.
-    assert normalizer(torch.full((8,), 0.7), group_size=4).tolist() == [0.0] * 8
-
-
-@pytest.mark.parametrize("normalizer", [GroupMeanStd(), BatchStd(), GroupMeanOnly()])
-def test_group_size_one_gives_zero_advantage(normalizer: AdvantageNormalizer) -> None:
-    # One response per prompt: no baseline and an undefined std -> no signal, not NaN.
-    assert normalizer(t([0.3, 5.0, -1.0]), group_size=1).tolist() == [0.0, 0.0, 0.0]
-
-
-def test_a_near_constant_group_stays_finite() -> None:
-    # [0, 1e-7]: centred ±5e-8, std 7.0710678e-8; with eps 1e-6 A = 5e-8 / 1.0707107e-6 = ±.04669796.
-    adv = GroupMeanStd(eps=1e-6)(t([0.0, 1e-7]), group_size=2)
-    assert adv.tolist() == pytest.approx([-0.04669796, 0.04669796], rel=1e-6)
-
-
-def test_zero_variance_groups_helper() -> None:
-    assert zero_variance_groups(t([1, 1, 0, 1, 2, 2]), 2).tolist() == [True, False, True]
-    assert zero_variance_groups(t([3.0, 4.0]), 1).tolist() == [True, True]
-
-
-def test_advantages_do_not_carry_gradient_and_keep_float_dtype() -> None:
-    rewards = torch.tensor([1.0, 0.0], requires_grad=True)
-    adv = GroupMeanStd()(rewards, 2)
-    assert not adv.requires_grad and adv.dtype == torch.float32
-    assert GroupMeanOnly()(torch.tensor([1, 0]), 2).tolist() == [0.5, -0.5]  # int rewards -> float
-
-
-@pytest.mark.parametrize(
-    ("rewards", "group_size", "message"),
-    [
-        (t([1, 0, 1]), 2, "not a multiple of group_size=2"),
-        (t([[1, 0]]), 2, "must be 1-D"),
-        (t([1, float("nan")]), 2, r"rewards\[1\] is nan"),
-        (t([1, 0]), 0, "group_size must be an int >= 1"),
-    ],
-)
-def test_bad_rewards_are_named(rewards: torch.Tensor, group_size: int, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        GroupMeanStd()(rewards, group_size)
-
-
-@settings(max_examples=150, deadline=None)
-@given(
-    group_size=st.integers(1, 8),
-    data=st.data(),
-    normalizer=st.sampled_from([GroupMeanStd(), BatchStd(), GroupMeanOnly()]),
-)
-def test_advantages_are_finite_and_sum_to_zero_per_group(group_size, data, normalizer) -> None:
-    num_groups = data.draw(st.integers(1, 5))
-    values = data.draw(
-        st.lists(
-            st.sampled_from([0.0, 0.25, 1.0]) | st.floats(-10, 10),
-            min_size=num_groups * group_size,
-            max_size=num_groups * group_size,
-        )
-    )
-    rewards = t(values)
-    adv = normalizer(rewards, group_size).view(num_groups, group_size)
-    assert torch.isfinite(adv).all()
-    assert adv.sum(dim=-1).abs().max() <= 1e-6 * max(1.0, adv.abs().max().item())
-    flat = zero_variance_groups(rewards, group_size)
-    assert (adv[flat] == 0).all()
-    if isinstance(normalizer, GroupMeanStd):
-        # |z| is largest when one reward differs from G-1 equal ones: (G-1)/G over sqrt(1/G) = (G-1)/sqrt(G).
-        assert adv.abs().max() <= (group_size - 1) / math.sqrt(group_size) + 1e-9
-
-
-# --- KL estimators ----------------------------------------------------------------------------
-
-
-def test_kl_estimators_match_hand_values() -> None:
-    # d = log pi - log ref = [.5, -1, 0].
-    logp, ref = t([-1.0, -2.0, -0.5]), t([-1.5, -1.0, -0.5])
-    assert K1()(logp, ref).tolist() == pytest.approx([0.5, -1.0, 0.0])
-    assert K2()(logp, ref).tolist() == pytest.approx([0.125, 0.5, 0.0])  # d^2 / 2
-    # exp(-d) + d - 1: exp(-.5) - .5 = .10653066; exp(1) - 2 = .71828183; 0.
-    assert K3()(logp, ref).tolist() == pytest.approx([0.10653066, 0.71828183, 0.0], rel=1e-7)
-
-
-def test_k1_and_k3_average_to_the_exact_kl_under_the_policy() -> None:
-    # pi = [.5, .5], ref = [.25, .75]: KL(pi || ref) = .5 ln 2 + .5 ln(2/3) = .5 ln(4/3) = .14384104.
-    # k3 per token: ref/pi - 1 - ln(ref/pi) = [.5 - 1 + ln 2, 1.5 - 1 + ln(2/3)] = [.19314718, .09453489].
-    logp, ref = t([0.5, 0.5]).log(), t([0.25, 0.75]).log()
-    kl = 0.5 * math.log(4 / 3)
-    assert K3()(logp, ref).tolist() == pytest.approx([0.19314718, 0.09453489], rel=1e-7)
-    assert K1()(logp, ref).mean().item() == pytest.approx(kl, rel=1e-12)
-    assert K3()(logp, ref).mean().item() == pytest.approx(kl, rel=1e-12)
-    assert K2()(logp, ref).mean().item() != pytest.approx(kl, rel=1e-3)  # k2 is biased
-
-
-def test_k3_is_nonnegative_and_close_to_k2_for_small_differences() -> None:
-    # Pointwise k3 = d^2/2 - d^3/6 + ..., so it tracks k2 (not k1, which is linear in d) near d = 0;
-    # the two agree with k1 only in expectation (previous test). Slack 1e-23: float64 rounding of
-    # expm1(x) - x near |x| = 1e-8, where k3 itself is 5e-17.
-    d = t([1e-8, -1e-6, 1e-4, -1e-3, 1e-2])
-    k2, k3 = K2()(d, torch.zeros_like(d)), K3()(d, torch.zeros_like(d))
-    assert (k3 >= 0).all()
-    assert ((k3 - k2).abs() <= d.abs() ** 3 / 6 * 1.01 + 1e-23).all()
-
-
-def test_k3_is_clamped_like_verl() -> None:
-    # d = -30: log(ref/pi) = 30 -> 20 -> e^20 - 21 -> capped at 10. d = +30: -30 -> -20 -> e^-20 + 19 -> 10.
-    logp = t([-30.0, 0.0, -3.0]).requires_grad_()
-    ref = t([0.0, -30.0, -3.0])
-    k3 = K3()(logp, ref)
-    assert k3.tolist() == [10.0, 10.0, 0.0]
-    k3.sum().backward()
-    assert logp.grad.tolist() == [0.0, 0.0, 0.0]  # clamped tokens pass no gradient; d = 0 has zero slope
-    assert K3(max_value=100.0)(t([0.0]), t([-30.0])).item() == pytest.approx(math.exp(-20) + 19)
-
-
-def test_kl_estimators_upcast_low_precision() -> None:
-    logp, ref = torch.tensor([-1.0], dtype=torch.bfloat16), torch.tensor([-1.5], dtype=torch.bfloat16)
-    for estimator in (K1(), K2(), K3()):
-        assert estimator(logp, ref).dtype == torch.float32
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.floats(-60, 0), st.floats(-60, 0)), min_size=1, max_size=16))
-def test_k2_and_k3_are_nonnegative_and_finite(pairs) -> None:
-    logp, ref = t([p for p, _ in pairs]), t([q for _, q in pairs])
-    for estimator in (K2(), K3()):
-        values = estimator(logp, ref)
-        assert torch.isfinite(values).all() and (values >= 0).all()
-    assert (K3()(logp, ref) <= 10.0).all()
-
-
-# --- clipped surrogate ------------------------------------------------------------------------
+from tests.helpers.tensors import f64, t
 
 
 def surrogate(ratio: float, advantage: float, **kwargs):
@@ -255,35 +73,6 @@ def test_dual_clip_caps_only_negative_advantages_beyond_c() -> None:
 def test_surrogate_rejects_bad_settings(kwargs, message) -> None:
     with pytest.raises(ValueError, match=message):
         ClippedSurrogate(**kwargs)
-
-
-# --- aggregation ------------------------------------------------------------------------------
-
-
-def test_token_mean_and_sequence_mean_on_unequal_lengths() -> None:
-    # Row lengths 3 and 1; a third row has no tokens.
-    # token-mean: (1 + 2 + 3 + 10) / 4 = 4.   sequence-mean: (mean(1,2,3) = 2, 10) -> (2 + 10) / 2 = 6.
-    values = t([[1, 2, 3], [10, 99, 99], [5, 5, 5]])
-    mask = t([[1, 1, 1], [1, 0, 0], [0, 0, 0]]).bool()
-    assert TokenMean()(values, mask).item() == 4.0
-    assert SequenceMean()(values, mask).item() == 6.0
-    nothing = torch.zeros_like(mask)
-    assert TokenMean()(values, nothing).item() == 0.0 and SequenceMean()(values, nothing).item() == 0.0
-
-
-@pytest.mark.parametrize("aggregation", [TokenMean(), SequenceMean()])
-def test_aggregation_ignores_nan_and_inf_in_padding(aggregation) -> None:
-    # values * mask would turn inf * 0 into NaN; the result must equal the clean one: 4 (token) / 6 (sequence).
-    mask = t([[1, 1, 1], [1, 0, 0]]).bool()
-    clean = t([[1, 2, 3], [10, 0, 0]]).requires_grad_()
-    dirty = t([[1, 2, 3], [10, float("nan"), float("inf")]]).requires_grad_()
-    a, b = aggregation(clean, mask), aggregation(dirty, mask)
-    (a + b).backward()
-    assert a.item() == b.item() and torch.equal(clean.grad, dirty.grad)
-    assert dirty.grad[1, 1:].tolist() == [0.0, 0.0]
-
-
-# --- the composed loss ------------------------------------------------------------------------
 
 
 def batch():

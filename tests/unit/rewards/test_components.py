@@ -1,5 +1,5 @@
-"""Rewards: hand-derived values for every component and both stage totals, and fuzzed input (any text ->
-a finite reward in range)."""
+"""Reward components: hand-derived keyword, format, length, CLIP and accuracy rewards, and fuzzed input
+(any text -> a finite reward in range)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pebr_lit.format.response import render_response
 from pebr_lit.rewards.components import (
     STOPWORDS,
     accuracy_reward,
@@ -21,17 +20,8 @@ from pebr_lit.rewards.components import (
     keyword_reward,
     length_reward,
 )
-from pebr_lit.rewards.grading import choice_letter_match, math_verify_grade
-from pebr_lit.rewards.stages import PerceptionReward, ReasoningReward, StageReward
-
-SCENE = "A red square and two blue circles"
-
-
-def full(description: str = SCENE, answer: str = "3", rationale: str = "Count the shapes.") -> str:
-    return render_response(description, rationale, ["Look at each shape.", "There are 3."], answer)
-
-
-# --- keyword -----------------------------------------------------------------------------------------------
+from pebr_lit.rewards.grading import math_verify_grade
+from tests.helpers.responses import SCENE, full, in_unit, keyword_lists, texts
 
 
 @pytest.mark.parametrize(
@@ -120,9 +110,6 @@ def test_extracted_keywords_all_match_their_own_description() -> None:
     assert keyword_reward(full(description), words) == 1.0
 
 
-# --- format, length, clip ----------------------------------------------------------------------------------
-
-
 def test_format_complete_and_each_section_missing() -> None:
     assert format_reward(full()) == 1.0
     complete = full()
@@ -169,9 +156,6 @@ def test_clip_reward_threshold_and_text() -> None:
     assert clip_text("no sections here") == ""
 
 
-# --- accuracy ----------------------------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize(
     ("answer_text", "truth", "expected"),
     [
@@ -206,117 +190,7 @@ def test_accuracy_without_heading_uses_whole_text_and_never_raises() -> None:
     assert accuracy_reward(full(), "3", grader=broken) == 0.0
 
 
-@pytest.mark.parametrize(
-    ("prediction", "truth", "expected"),
-    [("\\frac{1}{2}", "0.5", True), ("$3$", "3.0", True), ("red", "Red.", True), ("3", "4", False), ("", "", False)],
-)
-def test_math_verify_grader(prediction: str, truth: str, expected: bool) -> None:
-    assert math_verify_grade(prediction, truth) is expected
-    assert accuracy_reward(full(answer=prediction), truth, grader=math_verify_grade) == float(expected)
-
-
-def test_choice_letter_needs_a_letter_truth() -> None:
-    assert choice_letter_match("B) 3", "B") is True
-    assert choice_letter_match("3", "3") is False  # not a letter: left to the grader
-
-
-# --- stage combinations ------------------------------------------------------------------------------------
-
-
-def test_perception_total_by_hand() -> None:
-    responses = [full(), "3"]
-    out = PerceptionReward()(
-        responses,
-        answers=["3", "3"],
-        key_words=[["red", "circle", "green", "two"], ["red"]],
-        num_tokens=[1024, 100],
-        clip_similarity=torch.tensor([0.2, 0.9]),
-    )
-    # Response 0: clip 0.2/0.4 = 0.5; keywords red, circle(s), two of 4 = 0.75; format 1; length 512/1024 = 0.5.
-    #   total = 0.4*0.5 + 0.4*0.75 + 0.1*1 + 0.1*0.5 = 0.2 + 0.3 + 0.1 + 0.05 = 0.65 (accuracy 1, weight 0).
-    # Response 1: no description -> clip 0 despite s=0.9, keyword 0; format 0; length 1: total 0.1; accuracy 1.
-    assert set(out) == {"total", "clip", "keyword", "format", "length", "accuracy"}
-    assert out["total"].tolist() == pytest.approx([0.65, 0.1])
-    assert out["clip"].tolist() == [0.5, 0.0]
-    assert out["keyword"].tolist() == [0.75, 0.0]
-    assert out["format"].tolist() == [1.0, 0.0]
-    assert out["length"].tolist() == [0.5, 1.0]
-    assert out["accuracy"].tolist() == [1.0, 1.0]
-    assert out["total"].dtype == torch.float32 and out["total"].shape == (2,)
-
-
-def test_perception_options_reach_the_components() -> None:
-    text = full("The artist considered it.", rationale="Red everywhere.")
-    kwargs = dict(answers=["0"], key_words=[["red"]], num_tokens=[10], clip_similarity=[0.1])
-    assert PerceptionReward()([text], **kwargs)["keyword"].item() == 0.0
-    authors = PerceptionReward(description_only=False, whole_word=False, clip_threshold=0.2, accuracy=0.5)
-    out = authors([text], **kwargs)
-    # keyword 1 (substring anywhere); clip 0.1/0.2 = 0.5; format 1; length 1; accuracy 0 ("3" vs "0").
-    assert out["keyword"].item() == 1.0
-    assert out["total"].item() == pytest.approx(0.4 * 0.5 + 0.4 * 1 + 0.1 + 0.1 + 0.5 * 0)
-
-
-def test_reasoning_total_by_hand() -> None:
-    out = ReasoningReward()([full(), "3", full(answer="4")], answers=["3", "3", "3"])
-    # full & right: 0.9 + 0.1 = 1.0; bare right answer, no format: 0.9; full & wrong: 0.1.
-    assert out["total"].tolist() == pytest.approx([1.0, 0.9, 0.1])
-    assert set(out) == {"total", "accuracy", "format"}
-    assert not ReasoningReward.needs_clip and PerceptionReward.needs_clip
-
-
-def test_stage_rewards_check_their_inputs_and_weights() -> None:
-    with pytest.raises(ValueError, match="keyword=-0.1"):
-        PerceptionReward(keyword=-0.1)
-    with pytest.raises(ValueError, match="all weights are 0"):
-        ReasoningReward(accuracy=0.0, format=0.0)
-    with pytest.raises(ValueError, match="clip_similarity"):
-        PerceptionReward()(["x"], answers=["1"], key_words=[[]], num_tokens=[1])
-    with pytest.raises(ValueError, match="answers has 1 entries for 2 responses"):
-        ReasoningReward()(["x", "y"], answers=["1"])
-
-
-def test_stage_rewards_are_chosen_by_class_path() -> None:
-    from jsonargparse import ArgumentParser
-
-    parser = ArgumentParser()
-    parser.add_argument("--reward", type=StageReward)
-    cfg = parser.parse_object(
-        {
-            "reward": {
-                "class_path": "pebr_lit.rewards.stages.ReasoningReward",
-                "init_args": {"accuracy": 0.8, "grader": "pebr_lit.rewards.grading.math_verify_grade"},
-            }
-        }
-    )
-    reward = parser.instantiate_classes(cfg).reward
-    assert isinstance(reward, ReasoningReward) and reward.grader is math_verify_grade
-    assert reward.weights == {"accuracy": 0.8, "format": 0.1}
-
-
-# --- fuzz: any text -> a finite reward in range --------------------------------------------------------------
-
-HEADINGS = [
-    "### Image Description:",
-    "### Rationales:",
-    "### Let's think step by step.",
-    "### Step 1:",
-    "### Step 2:",
-    "### The final answer is:",
-    "###",
-    "\n",
-    " ",
-]
-texts = st.one_of(
-    st.text(max_size=300),
-    st.lists(st.one_of(st.sampled_from(HEADINGS), st.text(max_size=40)), max_size=12).map("".join),
-)
-similarities = st.one_of(st.floats(-2, 2), st.just(math.nan))
-keyword_lists = st.one_of(st.lists(st.text(max_size=12), max_size=6), st.text(max_size=12))
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def in_unit(x: float) -> bool:
-    return math.isfinite(x) and 0.0 <= x <= 1.0
 
 
 @FUZZ
@@ -360,24 +234,3 @@ def test_fuzz_clip(similarity: float, threshold: float) -> None:
 def test_fuzz_accuracy(text: str, truth: str) -> None:
     assert accuracy_reward(text, truth) in (0.0, 1.0)
     assert accuracy_reward(text, truth, grader=math_verify_grade) in (0.0, 1.0)
-
-
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(texts, keyword_lists, st.integers(0, 5000), similarities), max_size=4))
-def test_fuzz_stage_totals_within_weight_sum(rows: list[tuple[str, list[str], int, float]]) -> None:
-    responses = [r[0] for r in rows]
-    perception = PerceptionReward(accuracy=0.2)
-    out = perception(
-        responses,
-        answers=["3"] * len(rows),
-        key_words=[r[1] for r in rows],
-        num_tokens=[r[2] for r in rows],
-        clip_similarity=[r[3] for r in rows],
-    )
-    reasoning = ReasoningReward()(responses, answers=["3"] * len(rows))
-    for result, stage in ((out, perception), (reasoning, ReasoningReward())):
-        total = result["total"]
-        assert total.shape == (len(rows),) and bool(torch.isfinite(total).all())
-        assert bool((total >= 0).all()) and bool((total <= sum(stage.weights.values()) + 1e-6).all())
-        for name in stage.weights:
-            assert all(in_unit(v) for v in result[name].tolist())
