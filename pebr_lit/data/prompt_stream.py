@@ -25,6 +25,9 @@ from torch.utils.data import IterableDataset, get_worker_info
 class PromptStream(IterableDataset):
     """Batches of records, ``epochs`` passes over the pool, starting after ``start_batch`` batches.
 
+    Deliberately without ``__len__``: Lightning would count the batches of a resumed epoch against its
+    own restored counters; without a length it runs until the stream ends.
+
     Args:
         records: The pool of records.
         batch_size: Prompts per global batch (all ranks together).
@@ -68,15 +71,6 @@ class PromptStream(IterableDataset):
         chunk = order[offset * self.batch_size : (offset + 1) * self.batch_size]
         per_rank = self.batch_size // self.world_size
         return chunk[self.rank * per_rank : (self.rank + 1) * per_rank].tolist()
-
-    @property
-    def remaining(self) -> int:
-        """Global batches left to serve.
-
-        Deliberately not ``__len__``: Lightning would then count batches of a resumed epoch against
-        its own restored counters; without a length it simply runs until the stream ends.
-        """
-        return max(0, self.total_batches - self.start_batch)
 
     def __iter__(self) -> Iterator[Any]:
         info = get_worker_info()
