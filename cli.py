@@ -5,13 +5,20 @@ the config). Stage hand-over is ``model.init_args.init_from: <previous stage>.ck
 resuming an interrupted stage is ``--ckpt_path <ckpt>`` (weights, optimizer, step, data position).
 ``--print_config`` prints the full resolved config of any command.
 
+Composed configs: a YAML whose lines include ``# overlay-of: <base.yaml>`` (path relative to the
+YAML's own folder) is an overlay; ``--config overlay.yaml`` means ``--config base.yaml --config
+overlay.yaml`` (bases of bases first), jsonargparse's own merge of several ``--config``: mappings
+merge key by key, a list (``callbacks``, ``benchmarks``) replaces the base's list.
+
 Left out on purpose: anything that is not argument wiring (it lives in ``pebr_lit``/``callbacks``).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import warnings
+from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # DataLoader workers fork after tokenising
 # GRPO modules optimise manually; Lightning then warns that step checkpoints hold the state after the
@@ -32,6 +39,50 @@ import pebr_lit.modules.perception  # noqa: E402,F401
 import pebr_lit.modules.reasoning  # noqa: E402,F401
 import pebr_lit.modules.sft  # noqa: E402,F401
 
+OVERLAY_OF = "# overlay-of:"
+CONFIG_FLAGS = ("-c", "--config")
+
+
+def config_chain(path: str, seen: tuple[str, ...] = ()) -> list[str]:
+    """``path`` preceded by its bases (``# overlay-of:`` lines, each resolved from ``path``'s folder), bases first."""
+    if path in seen:
+        raise ValueError(f"{path}: '{OVERLAY_OF}' lines form a cycle ({' -> '.join((*seen, path))}); remove one.")
+    if not os.path.isfile(path):
+        return [path]  # not a file (a YAML string, a typo): jsonargparse reports it
+    chain: list[str] = []
+    for line in Path(path).read_text().splitlines():
+        if line.startswith(OVERLAY_OF):
+            base = os.path.normpath(os.path.join(os.path.dirname(path), line[len(OVERLAY_OF) :].strip()))
+            if not os.path.isfile(base):
+                raise ValueError(
+                    f"{path}: '{line.strip()}' names {base}, which does not exist; "
+                    "give the base's path relative to the overlay's folder."
+                )
+            chain += config_chain(base, (*seen, path))
+    return [*chain, path]
+
+
+def expand_overlays(args: list[str]) -> list[str]:
+    """``args`` with each ``--config overlay.yaml`` preceded by ``--config <base>`` for every base not loaded yet."""
+    out: list[str] = []
+    loaded: set[str] = set()  # real paths of the configs already given, so a base loads once
+    i = 0
+    while i < len(args):
+        flag, eq, value = args[i].partition("=")
+        if flag not in CONFIG_FLAGS or (not eq and i + 1 == len(args)):
+            out.append(args[i])
+            i += 1
+            continue
+        if not eq:  # "--config path" rather than "--config=path"
+            i += 1
+            value = args[i]
+        i += 1
+        chain = config_chain(value)
+        out += [a for base in chain[:-1] if os.path.realpath(base) not in loaded for a in (flag, base)]
+        loaded.update(os.path.realpath(p) for p in chain)
+        out += [flag, value]
+    return out
+
 
 class PeBRCLI(LightningCLI):
     """LightningCLI with pebr-lit's defaults: any module/datamodule subclass, seeded runs, the processor link.
@@ -48,6 +99,19 @@ class PeBRCLI(LightningCLI):
         # The DataModule tokenises with the policy's processor, which exists once the model is built; a link
         # applied on instantiation builds the model first. Ignored for a pair without these attributes.
         parser.link_arguments("model.processor", "data.init_args.processor", apply_on="instantiate")
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: object) -> None:
+        """Expands overlays (``# overlay-of:``) into ``--config base --config overlay``, then parses."""
+        if args is None or isinstance(args, (list, tuple)):
+            try:
+                expanded = expand_overlays(list(sys.argv[1:] if args is None else args))
+            except ValueError as e:
+                parser.error(str(e))
+            if args is None:  # the command line: parsed as given, without LightningCLI's args-vs-argv warning
+                self.config = parser.parse_args(expanded)
+                return
+            args = expanded
+        super().parse_arguments(parser, args)
 
     def before_instantiate_classes(self) -> None:
         if self.subcommand in (None, "fit"):

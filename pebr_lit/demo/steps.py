@@ -249,8 +249,7 @@ def demo_steps(sizes: DemoSizes, python: str, root: Path, seed: int = 0) -> list
             (
                 *cli,
                 "fit",
-                *cfg("stage1"),
-                *cfg("stage1_no_length"),
+                *cfg("stage1_no_length"),  # an overlay of stage1.yaml: the CLI loads its bases first
                 "--ckpt_path",
                 "last",
                 *steps_opt(sizes.no_length_steps or sizes.stage1_steps),
