@@ -110,7 +110,8 @@ def run(args: argparse.Namespace, model_path: str, data_file: str, clip_path: st
     from pebr_lit.clip.scorers import ClipScorer
     from pebr_lit.data.prompt_datamodule import PromptDataModule
     from pebr_lit.grpo.losses import GRPOLoss
-    from pebr_lit.modules.grpo import GRPOModule
+    from pebr_lit.modules.perception import PerceptionGRPO
+    from pebr_lit.modules.reasoning import ReasoningGRPO
     from pebr_lit.policy.wrapper import PolicyWrapper, SamplingSettings
     from pebr_lit.rewards.stages import PerceptionReward, ReasoningReward
 
@@ -119,10 +120,13 @@ def run(args: argparse.Namespace, model_path: str, data_file: str, clip_path: st
     if not reuse:
         policy.token_logprobs = functools.partial(policy.token_logprobs, reuse_image_features=False)
     perception = args.reward == "perception"
-    module = GRPOModule(
+    stage = (
+        functools.partial(PerceptionGRPO, clip_scorer=ClipScorer(model=clip_path), reward=PerceptionReward(length=0.0))
+        if perception
+        else functools.partial(ReasoningGRPO, reward=ReasoningReward())
+    )
+    module = stage(
         policy,
-        reward=PerceptionReward(length=0.0) if perception else ReasoningReward(),
-        clip_scorer=ClipScorer(model=clip_path) if perception else None,
         loss=GRPOLoss(kl_coef=args.kl_coef),
         sampling=SamplingSettings(
             num_samples=args.group, temperature=1.0, top_p=1.0, max_new_tokens=args.max_new_tokens

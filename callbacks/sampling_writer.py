@@ -13,8 +13,9 @@ reads what is on disk and sets ``datamodule.predict_skip_qids``, so skipped ques
 generation; ``datamodule.predict_qids`` gives the full question list for the counts and the checks.
 Lightning's predict progress bar then counts the remaining batches, with an ETA.
 
-Left out on purpose: generating and grading (the module), the file format and merge rules
-(``data.samples``), and turning pass rates into tiers (``data.tiers``).
+Left out on purpose: generating and grading (``SFTModule.predict_step``, which grades as validation does,
+through ``modules.generation_metrics``), the file format and merge rules (``data.samples``), and
+turning pass rates into tiers (``data.tiers``).
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ replaces it) a ``FilterBuffer`` keeps only the groups whose rewards differ (a gr
 are all equal has zero advantage) and gathers rounds (``grpo.rounds``), one per training step, until
 it holds B such groups, B being the prompts per rollout batch. Surplus groups of the round that
 completes the batch are dropped, as in DAPO. After ``max_rounds`` rounds, or at the stream's last
-batch, the update uses the groups found so far.
+batch, the update uses the groups found so far. ``FilterBuffer`` is one of the update buffers of
+``grpo.buffers`` (the others: no filter, and masking flat groups without resampling).
 
 Left out on purpose: sampling, rewards and the update itself (``modules.grpo``).
 """
@@ -16,7 +17,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from pebr_lit.grpo.rounds import RolloutRound, group_rows
+from pebr_lit.grpo.advantages import AdvantageNormalizer
+from pebr_lit.grpo.rounds import RolloutRound, group_rows, set_advantages
 
 
 @dataclass
@@ -68,3 +70,7 @@ class FilterBuffer:
         rounds = [r for r in self.rounds if r.rows]
         self.rounds, self.kept_groups, self.filtered_groups, self.surplus_groups = [], 0, 0, 0
         return rounds, stats
+
+    def set_advantages(self, rounds: list[RolloutRound], estimator: AdvantageNormalizer) -> None:
+        """Advantages over the kept groups of all gathered rounds together, as over one batch."""
+        set_advantages(rounds, estimator, self.group_size)

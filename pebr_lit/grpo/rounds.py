@@ -1,9 +1,10 @@
 """The rollout round, the data one GRPO update works on, and the row arithmetic over its groups.
 
 A ``RolloutRound`` is one rollout batch as the update consumes it: prompts, sampled responses, total
-rewards and the rows (rollouts) that enter the update. Without filtering an update is one round; the
-online filter (``grpo.online_filter``) gathers several. Advantages are computed over the kept groups
-of all rounds together, as over one batch (``set_advantages``).
+rewards and the rows (rollouts) that enter the update, chosen by an update buffer (``grpo.buffers``).
+Without filtering an update is one round; the online filter (``grpo.online_filter``) gathers several,
+and its advantages are computed over the kept groups of all rounds together, as over one batch
+(``set_advantages``).
 
 Left out on purpose: sampling, rewards and the update itself (``modules.grpo``).
 """
@@ -39,6 +40,8 @@ def group_rows(groups: list[int], group_size: int) -> list[int]:
 
 def set_advantages(rounds: list[RolloutRound], estimator: AdvantageNormalizer, group_size: int) -> None:
     """Advantages over the update rows of all ``rounds`` together (as one batch); 0 on rows left out."""
+    if not rounds:  # an update with no varied group at all (the filter's cap reached): nothing to normalise
+        return
     kept = torch.cat([r.total[r.rows] for r in rounds])  # [K*G]
     values = estimator(kept, group_size) if kept.numel() else kept  # [K*G]
     start = 0

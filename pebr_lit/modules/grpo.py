@@ -11,12 +11,14 @@ from the ``ReferencePolicy`` callback through ``self.reference``; the KL coeffic
 ``self.loss.kl_coef``. Rollouts come from ``self.rollout_engine`` (default: the policy's own HF
 generate), which receives the policy's weights after each rollout batch's optimizer steps; when it
 returns its own log-probs, their gap to the trainer's is logged as ``train/engine_logprob_diff/*``.
-With ``grpo.online_filter`` a step that leaves fewer than B groups with unequal rewards only gathers them;
-the update runs over several rollout batches (``pebr_lit.grpo.online_filter``).
+Every round goes through one update buffer (``grpo.buffers``): all groups (default), the varied
+ones only (``mask_zero_variance``), or gathered over rollout batches until B groups vary (``online_filter``).
+A stage adds reward inputs of its own through the ``reward_inputs`` hook (``modules.grpo_hooks``);
+validation and test log format rate and accuracy through ``modules.generation_metrics``, as SFT does.
 
-Left out on purpose: the reward definitions (``pebr_lit.rewards``), the loss maths (``grpo``,
-``grpo.losses``), reference snapshots, KL schedules and the length penalty (``callbacks/``), the
-rollout engines (``pebr_lit.rollout``).
+Left out on purpose: the reward definitions (``pebr_lit.rewards``), stage-specific inputs such as
+CLIP (``modules.perception``), the loss maths (``grpo``, ``grpo.losses``), reference snapshots, KL
+schedules and the length penalty (``callbacks/``), the rollout engines (``pebr_lit.rollout``).
 """
 
 from __future__ import annotations
@@ -28,16 +30,13 @@ import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
-from pebr_lit.clip.scorers import SimilarityScorer
-from pebr_lit.grpo.advantages import (
-    AdvantageNormalizer,
-    GroupMeanStd,
-    zero_variance_groups,
-)
+from pebr_lit.grpo.advantages import AdvantageNormalizer, GroupMeanStd, zero_variance_groups
+from pebr_lit.grpo.buffers import update_buffer
 from pebr_lit.grpo.losses import GRPOLoss
-from pebr_lit.grpo.online_filter import FilterBuffer, OnlineFilter
-from pebr_lit.grpo.rounds import RolloutRound, group_rows, set_advantages, update_rows
-from pebr_lit.modules.grpo_hooks import ReferenceProvider, RewardTerm
+from pebr_lit.grpo.online_filter import OnlineFilter
+from pebr_lit.grpo.rounds import RolloutRound, update_rows
+from pebr_lit.modules.generation_metrics import GenerationMetrics
+from pebr_lit.modules.grpo_hooks import ExtraInputs, ReferenceProvider, RewardTerm
 from pebr_lit.modules.schedules import build_optimization
 from pebr_lit.policy.checkpoint import (
     check_checkpoint_keys,
@@ -45,16 +44,9 @@ from pebr_lit.policy.checkpoint import (
     slim_checkpoint,
 )
 from pebr_lit.policy.wrapper import PolicyWrapper, SamplingSettings
-from pebr_lit.rewards.components import clip_text, extract_keywords, format_reward
+from pebr_lit.rewards.components import extract_keywords
 from pebr_lit.rewards.stages import StageReward
 from pebr_lit.rollout import HFGenerate, RolloutEngine, logprob_gap
-
-#: Key of the raw CLIP cosine in ``score``'s output: logged as ``<split>/clip_similarity``, never rewarded.
-SIMILARITY = "clip_similarity"
-
-
-def _metric(split: str, name: str) -> str:
-    return f"{split}/{name}" if name == SIMILARITY else f"{split}/reward/{name}"
 
 
 class GRPOModule(L.LightningModule):
@@ -63,7 +55,6 @@ class GRPOModule(L.LightningModule):
     Args:
         policy: The policy (model, processor, LoRA/QLoRA settings).
         reward: Per-response reward with its components (stage 1: PerceptionReward, stage 2: ReasoningReward).
-        clip_scorer: Image-description similarity model, needed when the reward has a CLIP component.
         loss: Policy loss + KL + entropy; null = GRPOLoss() (clip 0.2/0.3, dual-clip 3, k3 KL 0.01, token-mean).
         advantage: Advantage estimator; null = GroupMeanStd() ((r - mean) / std within each group).
         sampling: Rollout sampling; null = 8 samples, temperature 1.2, top-p 0.99, 512 new tokens (authors).
@@ -83,7 +74,6 @@ class GRPOModule(L.LightningModule):
         self,
         policy: PolicyWrapper,
         reward: StageReward,
-        clip_scorer: SimilarityScorer | None = None,
         loss: GRPOLoss | None = None,
         advantage: AdvantageNormalizer | None = None,
         sampling: SamplingSettings | None = None,
@@ -99,16 +89,10 @@ class GRPOModule(L.LightningModule):
         rollout_engine: RolloutEngine | None = None,
     ) -> None:
         super().__init__()
-        if getattr(reward, "needs_clip", False) and clip_scorer is None:
-            raise ValueError(
-                f"{type(reward).__name__} has a CLIP component: "
-                "set model.init_args.clip_scorer (e.g. pebr_lit.clip.scorers.ClipScorer)."
-            )
         if mini_batches < 1 or micro_batch_size < 1:
             raise ValueError("mini_batches and micro_batch_size must be >= 1.")
         self.policy = policy
         self.reward = reward
-        self.clip_scorer = clip_scorer
         self.loss = loss if loss is not None else GRPOLoss()
         self.advantage = advantage if advantage is not None else GroupMeanStd()
         self.sampling = sampling or SamplingSettings(num_samples=8, temperature=1.2, top_p=0.99, max_new_tokens=512)
@@ -121,9 +105,10 @@ class GRPOModule(L.LightningModule):
         self.micro_batch_size = micro_batch_size
         self.mask_zero_variance = mask_zero_variance
         self.online_filter = online_filter
-        self._filter_buffer = FilterBuffer(online_filter, self.sampling.num_samples) if online_filter else None
+        self._buffer = update_buffer(online_filter, mask_zero_variance, self.sampling.num_samples)
         self.gradient_clip_val = gradient_clip_val
         self.rollout_engine = rollout_engine if rollout_engine is not None else HFGenerate()
+        self.generation_metrics = GenerationMetrics(length_name="response_length")
         #: False until the engine holds the policy's weights (it starts from its own copy; init_from and resume
         #: change ours).
         self._engine_synced = False
@@ -192,31 +177,33 @@ class GRPOModule(L.LightningModule):
         shard_for_strategy(self.policy.model, self.trainer.strategy)
 
     # ------------------------------------------------------------------------------------ rewards
-    def score(self, texts: list[str], records: list[Any], num_tokens: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Reward components [N] and their weighted ``total`` for responses ``texts`` to ``records``."""
-        inputs: dict[str, Any] = {
-            "answers": [r.answer for r in records],
-            "key_words": [list(r.key_words) or extract_keywords(r.description or "") for r in records],
-            "num_tokens": num_tokens.cpu(),
-        }
-        if self.clip_scorer is not None and getattr(self.reward, "needs_clip", False):
-            # records repeat once per rollout: decode each distinct record's image once.
-            decoded = {id(r): r.load_images()[0] for r in {id(r): r for r in records}.values()}
-            images = [decoded[id(r)] for r in records]
-            descriptions = [clip_text(t) for t in texts]
-            before = self.clip_scorer.failures
-            inputs["clip_similarity"] = self.clip_scorer.similarity(images, descriptions)
-            self.last_stats["clip_failures"] = float(self.clip_scorer.failures - before)
-        rewards = dict(self.reward(texts, **inputs))
-        if (
-            "clip_similarity" in inputs
-        ):  # the raw cosine, logged beside the thresholded reward (not summed); 0 where scoring failed
-            rewards[SIMILARITY] = torch.nan_to_num(inputs["clip_similarity"].float().cpu(), nan=0.0)
+    def reward_inputs(self, texts: list[str], records: list[Any]) -> ExtraInputs:
+        """The stage hook (``modules.grpo_hooks.StageInputs``): reward inputs beyond the shared ones; none here."""
+        return ExtraInputs()
+
+    def score(
+        self, texts: list[str], records: list[Any], num_tokens: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Reward components [N] with their weighted ``total``, and the stage's other logged values [N], for
+        responses ``texts`` to ``records``."""
+        extra = self.reward_inputs(texts, records)
+        self.last_stats.update(extra.stats)
+        rewards = dict(
+            self.reward(
+                texts,
+                answers=[r.answer for r in records],
+                key_words=[list(r.key_words) or extract_keywords(r.description or "") for r in records],
+                num_tokens=num_tokens.cpu(),
+                **extra.reward,
+            )
+        )
         for term in self._reward_terms():
             values = term.reward_values(texts, num_tokens.cpu()).float()  # [N]
             rewards[term.name] = values
             rewards["total"] = rewards["total"] + term.weight * values
-        return {k: v.to(self.device) for k, v in rewards.items()}
+        return {k: v.to(self.device) for k, v in rewards.items()}, {
+            k: v.to(self.device) for k, v in extra.logged.items()
+        }
 
     def _reward_terms(self) -> list[RewardTerm]:
         callbacks = self.trainer.callbacks if self._trainer is not None else []
@@ -254,41 +241,29 @@ class GRPOModule(L.LightningModule):
         rollout = self.rollout_engine.generate(self.policy, prompts, records, self.sampling)
         ids, mask = rollout.response_ids, rollout.response_mask  # [N, R], [N, R]
         lengths = mask.sum(dim=1)  # [N]
-        rewards = self.score(rollout.texts, [r for r in records for _ in range(group)], lengths)
+        rewards, logged = self.score(rollout.texts, [r for r in records for _ in range(group)], lengths)
         flat = zero_variance_groups(rewards["total"], group)  # [B]
         current = RolloutRound(
             prompts, ids, mask, total=rewards["total"], rows=[], engine_logprobs=getattr(rollout, "logprobs", None)
         )
-        filter_stats: dict[str, float] = {}
-        if self._filter_buffer is None:
-            current.rows = group_rows([g for g in range(len(flat)) if not (self.mask_zero_variance and flat[g])], group)
-            current.advantages = self.advantage(rewards["total"], group)  # [N]
-            rounds, done = [current] if current.rows else [], 1
-        elif self._filter_buffer.add(current, flat, last=bool(batch.get("stream_last", False))):
-            rounds, filter_stats = self._filter_buffer.pop()
-            set_advantages(rounds, self.advantage, group)
-            done = int(filter_stats["filter_rounds"])
-        else:  # the round's groups wait for the next rollout batch
-            rounds, done = [], 0
-        stats: dict[str, float] = {}
-        if rounds:
-            for r in rounds:
-                r.old = (
-                    self._frozen_logprobs(r.prompts, r.ids, r.mask, r.rows, reference=False)
-                    if self.mini_batches > 1
-                    else None
-                )
-                r.ref = (
-                    self._frozen_logprobs(r.prompts, r.ids, r.mask, r.rows, reference=True)
-                    if self.reference is not None
-                    else None
-                )
-            gap = self._engine_gap(rounds) if current.engine_logprobs is not None else {}
-            stats = {**self._update(rounds), **gap}
+        rounds, buffer_stats, done = [], {}, 0
+        if self._buffer.add(current, flat, last=bool(batch.get("stream_last", False))):  # else: wait for more rounds
+            done = len(self._buffer.rounds)
+            rounds, buffer_stats = self._buffer.pop()
+        stats = self._learn(rounds) if rounds else {}
         self.rollout_batches += done
-        self._log_step(
-            rewards, lengths, rollout.truncated, flat, sum(len(r.rows) for r in rounds), {**stats, **filter_stats}
-        )
+        self._log_step(rewards, logged, lengths, rollout.truncated, flat, sum(len(r.rows) for r in rounds))
+        self._log_stats({**stats, **buffer_stats}, len(flat))
+
+    def _learn(self, rounds: list[RolloutRound]) -> dict[str, float]:
+        """Advantages, frozen log-probs and the update over ``rounds``; returns the loss (and engine-gap) stats."""
+        self._buffer.set_advantages(rounds, self.advantage)
+        for r in rounds:
+            rows = (r.prompts, r.ids, r.mask, r.rows)
+            r.old = self._frozen_logprobs(*rows, reference=False) if self.mini_batches > 1 else None
+            r.ref = self._frozen_logprobs(*rows, reference=True) if self.reference is not None else None
+        gap = self._engine_gap(rounds) if rounds[0].engine_logprobs is not None else {}
+        return {**self._update(rounds), **gap}
 
     def _update(self, rounds: list[RolloutRound]) -> dict[str, float]:
         optimizer = self.optimizers()
@@ -355,13 +330,14 @@ class GRPOModule(L.LightningModule):
         self.rollout_engine.close()
         self._engine_synced = False  # a restarted engine loads its start checkpoint again
 
-    def _log_step(self, rewards, lengths, truncated, flat, updated_rows, stats) -> None:
+    def _log_step(self, rewards, logged, lengths, truncated, flat, updated_rows) -> None:
         group = self.sampling.num_samples
-        batch = len(flat)
         # Each rank holds its own prompts (the same number on every rank): log the ranks' mean.
-        synced = {"batch_size": batch, "sync_dist": True}
+        synced = {"batch_size": len(flat), "sync_dist": True}
         for name, values in rewards.items():
-            self.log(_metric("train", name), values.float().mean(), prog_bar=name == "total", **synced)
+            self.log(f"train/reward/{name}", values.float().mean(), prog_bar=name == "total", **synced)
+        for name, values in logged.items():
+            self.log(f"train/{name}", values.float().mean(), **synced)
         total = rewards["total"].float().view(-1, group)  # [B, G]
         self.log("train/reward_std", total.std(dim=1).mean(), **synced)
         self.log("train/zero_variance_groups", flat.float().mean(), **synced)
@@ -369,6 +345,8 @@ class GRPOModule(L.LightningModule):
         self.log("train/response_length/mean", lengths.float().mean(), **synced)
         self.log("train/response_length/max", lengths.float().max(), reduce_fx="max", **synced)
         self.log("train/truncation_rate", truncated.float().mean(), **synced)
+
+    def _log_stats(self, stats: dict[str, float], batch: int) -> None:
         stats = self._mean_over_ranks(stats)  # already reduced: logged as is
         for name, value in stats.items():
             self.log(f"train/{name}", value, batch_size=batch)
@@ -386,27 +364,17 @@ class GRPOModule(L.LightningModule):
     def _evaluate(self, batch: dict[str, Any], split: str) -> None:
         records = batch["records"].records
         rollout = self.policy.generate(batch["prompts"], self.eval_sampling)
-        n = self.eval_sampling.num_samples
-        expanded = [r for r in records for _ in range(n)]
-        rewards = self.score(rollout.texts, expanded, rollout.response_mask.sum(dim=1))
+        expanded = [r for r in records for _ in range(self.eval_sampling.num_samples)]
+        lengths = rollout.response_mask.sum(dim=1)  # [N]
+        rewards, logged = self.score(rollout.texts, expanded, lengths)
+        self.generation_metrics.log(self, split, rollout.texts, [r.answer for r in expanded], lengths)
         # float: Lightning 2.6 mean-syncs an integer batch-size sum and floors it when ranks saw
         # different numbers of records (Lightning issue #21859); a float sum stays exact.
         size = float(len(expanded))
-        self.log(
-            f"{split}/format_rate",
-            torch.tensor([format_reward(t) for t in rollout.texts]).mean(),
-            batch_size=size,
-            sync_dist=True,
-        )
-        if "accuracy" in rewards:
-            self.log(
-                f"{split}/accuracy", rewards["accuracy"].float().mean(), batch_size=size, sync_dist=True, prog_bar=True
-            )
         for name, values in rewards.items():
-            self.log(_metric(split, name), values.float().mean(), batch_size=size, sync_dist=True)
-        self.log(
-            f"{split}/response_length", rollout.response_mask.sum(dim=1).float().mean(), batch_size=size, sync_dist=True
-        )
+            self.log(f"{split}/reward/{name}", values.float().mean(), batch_size=size, sync_dist=True)
+        for name, values in logged.items():
+            self.log(f"{split}/{name}", values.float().mean(), batch_size=size, sync_dist=True)
         self.log(f"{split}/questions", float(len(records)), reduce_fx="sum", batch_size=1, sync_dist=True)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:

@@ -2,24 +2,36 @@
 
 Binds the stage-1 reward: ``0.4 * clip + 0.4 * keyword + 0.1 * format`` from ``PerceptionReward``
 plus ``0.1 * length`` from the ``LengthPenalty`` callback (so that removing the callback is the
-paper's length ablation); accuracy is computed and logged with weight 0.
+paper's length ablation); accuracy is computed and logged with weight 0. The CLIP part lives here,
+in the ``reward_inputs`` hook of ``GRPOModule``: the image-description similarity of every response
+is the reward's ``clip_similarity`` input, its raw value is logged as ``<split>/clip_similarity``
+(never rewarded; 0 where scoring failed), and the scorer's failures are counted in
+``last_stats["clip_failures"]``.
 
-Left out on purpose: everything else (the shared loop is ``GRPOModule``).
+Left out on purpose: everything else (the shared loop is ``GRPOModule``), the CLIP models (``clip.scorers``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from pebr_lit.clip.scorers import SimilarityScorer
 from pebr_lit.modules.grpo import GRPOModule
+from pebr_lit.modules.grpo_hooks import ExtraInputs
 from pebr_lit.policy.wrapper import PolicyWrapper
+from pebr_lit.rewards.components import clip_text
 from pebr_lit.rewards.stages import PerceptionReward, StageReward
 
 
 class PerceptionGRPO(GRPOModule):
     """Stage-1 GRPO. Arguments as ``GRPOModule``; ``reward`` defaults to PerceptionReward(length=0)
-    because the ``LengthPenalty`` callback supplies the length component."""
+    because the ``LengthPenalty`` callback supplies the length component.
+
+    Args:
+        clip_scorer: Image-description similarity model behind the reward's CLIP component.
+    """
 
     #: Tier(s) a ``TieredDataModule`` serves this stage when its ``tiers`` is null (``data.contracts.TierDefaults``).
     default_tiers = ("easy",)
@@ -27,6 +39,25 @@ class PerceptionGRPO(GRPOModule):
     def __init__(
         self, policy: PolicyWrapper, clip_scorer: SimilarityScorer, reward: StageReward | None = None, **kwargs: Any
     ) -> None:
-        super().__init__(
-            policy=policy, reward=reward or PerceptionReward(length=0.0), clip_scorer=clip_scorer, **kwargs
+        reward = reward or PerceptionReward(length=0.0)
+        if getattr(reward, "needs_clip", False) and clip_scorer is None:
+            raise ValueError(
+                f"{type(reward).__name__} has a CLIP component: "
+                "set model.init_args.clip_scorer (e.g. pebr_lit.clip.scorers.ClipScorer)."
+            )
+        super().__init__(policy=policy, reward=reward, **kwargs)
+        self.clip_scorer = clip_scorer
+
+    def reward_inputs(self, texts: list[str], records: list[Any]) -> ExtraInputs:
+        """The responses' CLIP similarity to their image, when the reward has a CLIP component."""
+        if not getattr(self.reward, "needs_clip", False):
+            return ExtraInputs()
+        # records repeat once per rollout: decode each distinct record's image once.
+        decoded = {id(r): r.load_images()[0] for r in {id(r): r for r in records}.values()}
+        before = self.clip_scorer.failures
+        similarity = self.clip_scorer.similarity([decoded[id(r)] for r in records], [clip_text(t) for t in texts])
+        return ExtraInputs(
+            reward={"clip_similarity": similarity},
+            logged={"clip_similarity": torch.nan_to_num(similarity.float().cpu(), nan=0.0)},  # [N]
+            stats={"clip_failures": float(self.clip_scorer.failures - before)},
         )

@@ -2,7 +2,8 @@
 
 Training is next-token cross-entropy on the assistant turn only. Validation and test generate an
 answer per held-out question and log ``val/format_rate`` (all four sections present) and
-``val/accuracy`` (final answer graded against the ground truth); ``predict`` writes responses.
+``val/accuracy`` (final answer graded against the ground truth), both by ``modules.generation_metrics``
+as in the GRPO stages; ``predict`` returns responses graded the same way, for sampling.
 
 Left out on purpose: data loading (``SFTDataModule``), moving weights between stages
 (``pebr_lit.policy.checkpoint``), and any RL.
@@ -15,9 +16,9 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from torchmetrics import MeanMetric
 
 from pebr_lit.data.batches import batch_size_of
+from pebr_lit.modules.generation_metrics import GenerationMetrics, grade_responses
 from pebr_lit.modules.schedules import build_optimization
 from pebr_lit.policy.checkpoint import (
     check_checkpoint_keys,
@@ -26,16 +27,6 @@ from pebr_lit.policy.checkpoint import (
 )
 from pebr_lit.policy.fsdp import shard_for_strategy
 from pebr_lit.policy.wrapper import PolicyWrapper, SamplingSettings
-from pebr_lit.rewards.components import accuracy_reward, format_reward
-
-
-def score_responses(texts: list[str], records: Any) -> dict[str, list[float]]:
-    """Per-response format completeness and correctness (1.0/0.0), by the same reward functions the
-    GRPO stages log, so ``val/accuracy`` means one thing across SFT, stage 1 and stage 2."""
-    return {
-        "format_rate": [format_reward(t) for t in texts],
-        "accuracy": [accuracy_reward(t, r.answer) for t, r in zip(texts, records)],
-    }
 
 
 class SFTModule(L.LightningModule):
@@ -66,13 +57,7 @@ class SFTModule(L.LightningModule):
         self.strict_loading = False  # checkpoints hold trained weights only; see check_checkpoint_keys
         if init_from:  # at construction, so a later --ckpt_path resume overrides it
             init_policy_from(self.policy, init_from)
-        self.metrics = torch.nn.ModuleDict(
-            {
-                f"{split}_{name}": MeanMetric()
-                for split in ("val", "test")
-                for name in ("format_rate", "accuracy", "response_tokens")
-            }
-        )
+        self.generation_metrics = GenerationMetrics(length_name="response_tokens")
 
     # ------------------------------------------------------------------------------------- set-up
     @property
@@ -112,21 +97,8 @@ class SFTModule(L.LightningModule):
 
     def _evaluate(self, batch: dict[str, Any], split: str) -> None:
         texts, lengths = self._generate(batch)
-        records = [r for r in batch["records"] for _ in range(self.eval_sampling.num_samples)]
-        scores = score_responses(texts, records)
-        for name, values in scores.items():
-            self.metrics[f"{split}_{name}"].update(torch.tensor(values, device=self.device))
-        self.metrics[f"{split}_response_tokens"].update(lengths.float())
-        for name in ("format_rate", "accuracy", "response_tokens"):
-            metric = self.metrics[f"{split}_{name}"]
-            self.log(
-                f"{split}/{name}",
-                metric,
-                on_step=False,
-                on_epoch=True,
-                prog_bar=name != "response_tokens",
-                batch_size=len(texts),
-            )
+        answers = [r.answer for r in batch["records"] for _ in range(self.eval_sampling.num_samples)]
+        self.generation_metrics.log(self, split, texts, answers, lengths)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, "val")
@@ -140,7 +112,7 @@ class SFTModule(L.LightningModule):
         rows = []
         for i, record in enumerate(batch["records"]):
             responses = texts[i * n : (i + 1) * n]
-            scores = score_responses(responses, [record] * n)
+            scores = grade_responses(responses, [record.answer] * n)
             rows.append(
                 {
                     "qid": record.qid,
