@@ -70,6 +70,9 @@ class GRPOModule(L.LightningModule):
         rollout_engine: Where rollouts are sampled; null = HFGenerate() (the policy's own generate, CPU or GPU).
     """
 
+    #: Extra reward inputs this stage's ``reward_inputs`` hook computes (``StageReward.extra_inputs``).
+    provides: tuple[str, ...] = ()
+
     def __init__(
         self,
         policy: PolicyWrapper,
@@ -89,6 +92,12 @@ class GRPOModule(L.LightningModule):
         rollout_engine: RolloutEngine | None = None,
     ) -> None:
         super().__init__()
+        missing = [name for name in getattr(reward, "extra_inputs", ()) if name not in self.provides]
+        if missing:
+            raise ValueError(
+                f"{type(self).__name__}.reward={type(reward).__name__}: needs {', '.join(missing)}, which this stage "
+                "does not compute. Use the stage module that provides it (e.g. PerceptionGRPO for clip_similarity)."
+            )
         if mini_batches < 1 or micro_batch_size < 1:
             raise ValueError("mini_batches and micro_batch_size must be >= 1.")
         self.policy = policy

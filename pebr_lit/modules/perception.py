@@ -35,6 +35,7 @@ class PerceptionGRPO(GRPOModule):
 
     #: Tier(s) a ``TieredDataModule`` serves this stage when its ``tiers`` is null (``data.contracts.TierDefaults``).
     default_tiers = ("easy",)
+    provides = ("clip_similarity",)
 
     def __init__(
         self, policy: PolicyWrapper, clip_scorer: SimilarityScorer, reward: StageReward | None = None, **kwargs: Any

@@ -30,8 +30,15 @@ from pebr_lit.rewards.grading import grade
 class StageReward:
     """Weighted sum of per-sample components; ``__call__`` returns ``{"total": [N], <component>: [N], ...}``."""
 
-    #: True when the caller must pass ``clip_similarity`` (and so run a CLIP scorer).
+    #: Inputs beyond responses, answers, keywords and token counts that the caller must compute and pass
+    #: (a stage module that cannot provide them is refused at construction, ``GRPOModule.provides``).
+    extra_inputs: tuple[str, ...] = ()
+    #: True when the caller must pass ``clip_similarity`` (and so run a CLIP scorer); follows ``extra_inputs``.
     needs_clip: bool = False
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.needs_clip = "clip_similarity" in cls.extra_inputs
 
     def __init__(self, **weights: float) -> None:
         for name, w in weights.items():
@@ -82,7 +89,7 @@ def _require(stage: str, name: str, values: object) -> None:
 class PerceptionReward(StageReward):
     """Stage 1: ``clip·clip + keyword·keyword + format·format + length·length`` (+ accuracy, logged at weight 0)."""
 
-    needs_clip = True
+    extra_inputs = ("clip_similarity",)
 
     def __init__(
         self,
