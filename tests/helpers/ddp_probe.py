@@ -24,6 +24,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from torchmetrics import Metric
 from lightning.pytorch.callbacks import Callback
 
 from pebr_lit.policy.checkpoint import canonical_name
@@ -85,7 +86,9 @@ class DDPProbe(Callback):
 
         def recording_log(name: str, value: Any, *args: Any, **kwargs: Any) -> None:
             phase = "train" if trainer.training else "val"
-            entry = {"phase": phase, "step": len(self.steps) - 1, "name": name, "value": float(value)}
+            # A torchmetrics object (generation metrics) has no value before Lightning computes it at epoch end.
+            scalar = None if isinstance(value, Metric) else float(value)
+            entry = {"phase": phase, "step": len(self.steps) - 1, "name": name, "value": scalar}
             self.logged.append({**entry, "batch_size": kwargs.get("batch_size")})
             log(name, value, *args, **kwargs)
 
