@@ -36,13 +36,18 @@ class KLController(Callback):
         max_coef: float = 10.0,
     ) -> None:
         if coef < 0:
-            raise ValueError(f"coef must be >= 0, got {coef}.")
+            raise ValueError(f"KLController.coef={coef!r}: must be >= 0. Use e.g. 0.01, or 0 for no KL term.")
         if target is not None and target <= 0:
-            raise ValueError(f"target must be > 0 or null, got {target}.")
+            raise ValueError(
+                f"KLController.target={target!r}: must be > 0. Give the KL to aim for, or null for a fixed coef."
+            )
         if horizon < 1:
-            raise ValueError(f"horizon must be >= 1, got {horizon}.")
+            raise ValueError(f"KLController.horizon={horizon!r}: must be >= 1 steps. Use e.g. 100.")
         if target is not None and coef == 0:
-            raise ValueError("an adaptive coefficient cannot start at 0 (it scales multiplicatively): set coef > 0.")
+            raise ValueError(
+                f"KLController.coef=0 with target={target!r}: an adaptive coefficient cannot start at 0 "
+                "(it scales multiplicatively). Set coef > 0, e.g. 0.01, or target: null."
+            )
         self.coef = coef
         self.target = target
         self.horizon = horizon

@@ -30,9 +30,11 @@ class LengthPenalty(Callback):
 
     def __init__(self, weight: float = 0.1, target_tokens: int = 512) -> None:
         if weight < 0:
-            raise ValueError(f"weight must be >= 0, got {weight}.")
+            raise ValueError(
+                f"LengthPenalty.weight={weight!r}: must be >= 0. Use the authors' 0.1, or 0 to turn it off."
+            )
         if target_tokens < 1:
-            raise ValueError(f"target_tokens must be >= 1, got {target_tokens}.")
+            raise ValueError(f"LengthPenalty.target_tokens={target_tokens!r}: must be >= 1. Use the authors' 512.")
         self.weight = weight
         self.target_tokens = target_tokens
 

@@ -43,7 +43,10 @@ class _BatchedScorer:
 
     def __init__(self, batch_size: int) -> None:
         if batch_size < 1:
-            raise ValueError(f"{type(self).__name__}: batch_size={batch_size} must be at least 1.")
+            raise ValueError(
+                f"{type(self).__name__}.batch_size={batch_size!r}: must be >= 1 pairs per forward pass. "
+                "Use e.g. 32, lower if memory runs out."
+            )
         self.batch_size = batch_size
         self.failures = 0
         #: Items that failed in the last ``similarity`` call.

@@ -68,10 +68,17 @@ class PromptDataModule(L.LightningDataModule):
         processor: Any = None,
     ) -> None:
         super().__init__()
-        if batch_size < 1 or eval_batch_size < 1:
-            raise ValueError("batch_size and eval_batch_size must be >= 1.")
+        for field, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if value < 1:
+                raise ValueError(
+                    f"{type(self).__name__}.{field}={value!r}: must be >= 1 prompts per batch. "
+                    "Use e.g. 8, lower if memory runs out."
+                )
         if epochs <= 0:
-            raise ValueError(f"epochs must be > 0, got {epochs}.")
+            raise ValueError(
+                f"{type(self).__name__}.epochs={epochs!r}: must be > 0 passes over the training pool. "
+                "Use e.g. 1 (fractions such as 0.5 are allowed)."
+            )
         self.files = {"fit": train_files or [], "validate": val_files or [], "test": test_files or []}
         self.image_root = image_root
         self.batch_size = batch_size
@@ -98,8 +105,9 @@ class PromptDataModule(L.LightningDataModule):
             self.records[split] = records
         if stage == "fit" and not self.records.get("fit"):
             raise ValueError(
-                "fit needs data.train_files with at least one record: for a GRPO stage, point it at the tier "
-                "file written by difficulty sampling (stage 1: easy.jsonl, stage 2: medium.jsonl)."
+                f"{type(self).__name__}.train_files={self.files['fit']!r}: fit needs at least one record. For a GRPO "
+                "stage, point it at the tier file written by difficulty sampling (stage 1: easy.jsonl, stage 2: "
+                "medium.jsonl)."
             )
 
     def stream_fingerprint(self) -> dict[str, Any]:

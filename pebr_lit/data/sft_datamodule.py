@@ -67,8 +67,12 @@ class SFTDataModule(L.LightningDataModule):
         processor: Any = None,
     ) -> None:
         super().__init__()
-        if batch_size < 1 or eval_batch_size < 1:
-            raise ValueError("batch_size and eval_batch_size must be >= 1.")
+        for field, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if value < 1:
+                raise ValueError(
+                    f"{type(self).__name__}.{field}={value!r}: must be >= 1 prompts per batch. "
+                    "Use e.g. 8, lower if memory runs out."
+                )
         self.files = {
             "fit": train_files or [],
             "validate": val_files or [],
@@ -113,9 +117,15 @@ class SFTDataModule(L.LightningDataModule):
                 check_images(records)
             self.datasets[split] = RecordDataset(records)
         if stage == "fit" and "fit" not in self.datasets:
-            raise ValueError("fit needs data.train_files: give at least one record file with SFT targets.")
+            raise ValueError(
+                f"SFTDataModule.train_files={self.files['fit']!r}: fit needs records. "
+                "Give at least one record file with SFT targets in data.train_files."
+            )
         if stage in ("test", "predict") and stage not in self.datasets:
-            raise ValueError(f"{stage} needs data.{stage}_files.")
+            raise ValueError(
+                f"SFTDataModule.{stage}_files={self.files[stage]!r}: {stage} needs records. "
+                f"Give at least one record file in data.{stage}_files."
+            )
 
     def _loader(self, split: str, collate: Any, batch_size: int, shuffle: bool) -> DataLoader:
         return DataLoader(

@@ -59,16 +59,28 @@ class TieredDataModule(PromptDataModule):
         if tiers is not None:
             unknown = [t for t in tiers if t not in TIERS]
             if unknown or not tiers or len(set(tiers)) != len(tiers):
-                raise ValueError(f"tiers={tiers}: name each tier once, among {list(TIERS)} (e.g. tiers: [medium]).")
+                raise ValueError(
+                    f"TieredDataModule.tiers={tiers!r}: unknown, repeated or none. "
+                    f"Name each tier once, among {list(TIERS)} (e.g. tiers: [medium])."
+                )
         if val_size is not None and val_fraction is not None:
-            raise ValueError("set val_size or val_fraction, not both.")
+            raise ValueError(
+                f"TieredDataModule.val_size={val_size!r}, val_fraction={val_fraction!r}: both hold out validation "
+                "questions. Set val_size or val_fraction, not both."
+            )
         if val_size is not None and val_size < 1:
-            raise ValueError(f"val_size must be >= 1, got {val_size}.")
+            raise ValueError(
+                f"TieredDataModule.val_size={val_size!r}: must be >= 1 questions. Use null to hold none out."
+            )
         if val_fraction is not None and not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}.")
+            raise ValueError(
+                f"TieredDataModule.val_fraction={val_fraction!r}: must be in (0, 1). "
+                "Give the share of the pool to hold out, e.g. 0.1, or null for none."
+            )
         if (val_size is not None or val_fraction is not None) and self.files["validate"]:
             raise ValueError(
-                "val_files and a held-out split (val_size/val_fraction) both give validation records: keep one."
+                f"TieredDataModule.val_files={self.files['validate']!r}: val_files and a held-out split "
+                "(val_size/val_fraction) both give validation records. Keep one."
             )
         self.tiers_dir = tiers_dir
         self.tiers = list(tiers) if tiers is not None else None

@@ -49,7 +49,9 @@ class EvalDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+            raise ValueError(
+                f"EvalDataModule.batch_size={batch_size!r}: must be >= 1. Use e.g. 16, lower if memory runs out."
+            )
         self.batch_size = batch_size
         self.max_prompt_length = max_prompt_length
         self.num_workers = num_workers

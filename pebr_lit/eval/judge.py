@@ -148,11 +148,18 @@ class AnswerJudge:
         max_response_chars: int = 12000,
     ) -> None:
         if mode not in ("fallback", "always"):
-            raise ValueError(f"AnswerJudge.mode must be 'fallback' or 'always', got {mode!r}.")
-        if max_workers < 1 or retries < 0 or timeout_s <= 0:
-            raise ValueError("AnswerJudge needs max_workers >= 1, retries >= 0 and timeout_s > 0.")
+            raise ValueError(f"AnswerJudge.mode={mode!r}: not a judge mode. Use one of 'fallback', 'always'.")
+        if max_workers < 1:
+            raise ValueError(f"AnswerJudge.max_workers={max_workers!r}: must be >= 1. Use e.g. 8 parallel requests.")
+        if retries < 0:
+            raise ValueError(f"AnswerJudge.retries={retries!r}: must be >= 0. Use 0 to try each request once.")
+        if timeout_s <= 0:
+            raise ValueError(f"AnswerJudge.timeout_s={timeout_s!r}: must be > 0 seconds. Use e.g. 60.")
         if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"AnswerJudge.base_url must start with http:// or https://, got {base_url!r}.")
+            raise ValueError(
+                f"AnswerJudge.base_url={base_url!r}: must start with http:// or https://. "
+                "Give the API root, e.g. https://api.openai.com/v1."
+            )
         self.model, self.base_url, self.api_key_env = model, base_url.rstrip("/"), api_key_env
         self.mode, self.benchmarks, self.cache = mode, benchmarks, cache
         self.max_workers, self.timeout_s, self.retries = max_workers, timeout_s, retries

@@ -85,7 +85,7 @@ class GroupMeanStd(AdvantageNormalizer):
 
     def __init__(self, eps: float = 1e-6) -> None:
         if eps <= 0:
-            raise ValueError(f"GroupMeanStd: eps must be > 0, got {eps}.")
+            raise ValueError(f"GroupMeanStd.eps={eps!r}: must be > 0. Use a small positive value such as 1e-6.")
         self.eps = eps
 
     def scale(self, grouped: Tensor, centered: Tensor) -> Tensor:
@@ -105,7 +105,7 @@ class BatchStd(AdvantageNormalizer):
 
     def __init__(self, eps: float = 1e-6) -> None:
         if eps <= 0:
-            raise ValueError(f"BatchStd: eps must be > 0, got {eps}.")
+            raise ValueError(f"BatchStd.eps={eps!r}: must be > 0. Use a small positive value such as 1e-6.")
         self.eps = eps
 
     def scale(self, grouped: Tensor, centered: Tensor) -> Tensor:

@@ -56,8 +56,10 @@ class K3(KLEstimator):
     """
 
     def __init__(self, log_ratio_clamp: float = 20.0, max_value: float = 10.0) -> None:
-        if log_ratio_clamp <= 0 or max_value <= 0:
-            raise ValueError(f"K3: log_ratio_clamp and max_value must be > 0, got {log_ratio_clamp}, {max_value}.")
+        if log_ratio_clamp <= 0:
+            raise ValueError(f"K3.log_ratio_clamp={log_ratio_clamp!r}: must be > 0. Use verl's 20.")
+        if max_value <= 0:
+            raise ValueError(f"K3.max_value={max_value!r}: must be > 0. Use verl's 10.")
         self.log_ratio_clamp = log_ratio_clamp
         self.max_value = max_value
 

@@ -58,16 +58,18 @@ class ClippedSurrogate(PolicyLoss):
         log_ratio_clamp: float = 20.0,
     ) -> None:
         if not 0 <= eps_low < 1:
-            raise ValueError(f"ClippedSurrogate: eps_low must be in [0, 1), got {eps_low}.")
+            raise ValueError(f"ClippedSurrogate.eps_low={eps_low!r}: must be in [0, 1). Use the paper's 0.2.")
         if eps_high < 0:
-            raise ValueError(f"ClippedSurrogate: eps_high must be >= 0, got {eps_high}.")
+            raise ValueError(
+                f"ClippedSurrogate.eps_high={eps_high!r}: must be >= 0. Use 0.2 (symmetric) or 0.28-0.3 (clip-higher)."
+            )
         if dual_clip_c is not None and dual_clip_c <= 1:
             raise ValueError(
-                f"ClippedSurrogate: dual_clip_c must be > 1 (a cap below ratio 1 would cut ordinary updates), "
-                f"got {dual_clip_c}; use null to turn dual-clip off."
+                f"ClippedSurrogate.dual_clip_c={dual_clip_c!r}: must be > 1 (a cap below ratio 1 would cut ordinary "
+                "updates). Use e.g. 3.0, or null to turn dual-clip off."
             )
         if log_ratio_clamp <= 0:
-            raise ValueError(f"ClippedSurrogate: log_ratio_clamp must be > 0, got {log_ratio_clamp}.")
+            raise ValueError(f"ClippedSurrogate.log_ratio_clamp={log_ratio_clamp!r}: must be > 0. Use verl's 20.")
         self.eps_low = eps_low
         self.eps_high = eps_high
         self.dual_clip_c = dual_clip_c
@@ -130,9 +132,14 @@ class GRPOLoss:
         entropy_coef: float = 0.0,
     ) -> None:
         if kl_coef < 0:
-            raise ValueError(f"GRPOLoss: kl_coef must be >= 0, got {kl_coef}.")
+            raise ValueError(
+                f"GRPOLoss.kl_coef={kl_coef!r}: must be >= 0. Use e.g. 0.01, or 0 to train without a KL term."
+            )
         if entropy_coef < 0:
-            raise ValueError(f"GRPOLoss: entropy_coef must be >= 0, got {entropy_coef}.")
+            raise ValueError(
+                f"GRPOLoss.entropy_coef={entropy_coef!r}: must be >= 0 (it rewards entropy). "
+                "Use 0 to turn the bonus off."
+            )
         self.policy_loss = policy_loss if policy_loss is not None else ClippedSurrogate()
         self.kl = kl if kl is not None else K3()
         self.kl_coef = kl_coef

@@ -34,7 +34,10 @@ class OnlineFilter:
 
     def __post_init__(self) -> None:
         if self.max_rounds < 1:
-            raise ValueError(f"online_filter.max_rounds must be >= 1, got {self.max_rounds}.")
+            raise ValueError(
+                f"OnlineFilter.max_rounds={self.max_rounds!r}: must be >= 1 (the first rollout batch counts). "
+                "Use e.g. 4, or drop online_filter to train on every batch."
+            )
 
 
 @dataclass

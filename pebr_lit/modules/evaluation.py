@@ -72,12 +72,20 @@ class EvalModule(L.LightningModule):
         super().__init__()
         names = [b.name for b in benchmarks]
         if not benchmarks:
-            raise ValueError("benchmarks is empty: list at least one adapter (see configs/eval/).")
+            raise ValueError(
+                "EvalModule.benchmarks=[]: is empty. List at least one benchmark adapter (see configs/eval/)."
+            )
         if len(set(names)) != len(names):
-            raise ValueError(f"benchmark names {names} repeat: give each entry a distinct `name`.")
+            raise ValueError(
+                f"EvalModule.benchmarks={names!r}: the names repeat. Give each entry a distinct `name` "
+                "(e.g. mathvista_mini, mathvista_full)."
+            )
         self.sampling = sampling or SamplingSettings(do_sample=False, max_new_tokens=2048)
         if self.sampling.num_samples != 1:
-            raise ValueError("sampling.num_samples must be 1: benchmarks score one answer per question.")
+            raise ValueError(
+                f"EvalModule.sampling.num_samples={self.sampling.num_samples!r}: benchmarks score one answer per "
+                "question. Set sampling.num_samples: 1."
+            )
         self.policy = policy
         self.benchmarks = list(benchmarks)
         self.init_from = init_from
@@ -88,13 +96,17 @@ class EvalModule(L.LightningModule):
         self.reference_scores = dict(reference_scores or {})
         if stray := sorted(k for k in self.reference_scores if k.partition(".")[0] not in names):
             raise ValueError(
-                f"reference_scores {stray} name no benchmark of this run {names} (keys: <name> or <name>.<metric>)."
+                f"EvalModule.reference_scores={stray!r}: these keys name no benchmark of this run {names}. "
+                "Key each score by a listed benchmark: <name> or <name>.<metric>."
             )
         self._log: AnswerLog | None = None
         self._previous: list[dict[int, dict[str, Any]]] = [{} for _ in names]  # index -> row from an earlier run
         if judge is not None and judge.benchmarks is not None:
             if not set(judge.benchmarks) & set(names):
-                raise ValueError(f"judge.benchmarks {judge.benchmarks} names none of this run's benchmarks {names}.")
+                raise ValueError(
+                    f"EvalModule.judge.benchmarks={judge.benchmarks!r}: names none of this run's benchmarks {names}. "
+                    "List some of them, or null to judge every benchmark."
+                )
             if unknown := sorted(set(judge.benchmarks) - set(names)):
                 rank_zero_warn(f"judge.benchmarks names {unknown}, not in this run ({names}): left out.")
         self.strict_loading = False  # a --ckpt_path stage checkpoint holds trained weights only

@@ -98,15 +98,26 @@ class GRPOModule(L.LightningModule):
                 f"{type(self).__name__}.reward={type(reward).__name__}: needs {', '.join(missing)}, which this stage "
                 "does not compute. Use the stage module that provides it (e.g. PerceptionGRPO for clip_similarity)."
             )
-        if mini_batches < 1 or micro_batch_size < 1:
-            raise ValueError("mini_batches and micro_batch_size must be >= 1.")
+        if mini_batches < 1:
+            raise ValueError(
+                f"{type(self).__name__}.mini_batches={mini_batches!r}: must be >= 1. "
+                "Use 1 for one optimizer update per rollout batch."
+            )
+        if micro_batch_size < 1:
+            raise ValueError(
+                f"{type(self).__name__}.micro_batch_size={micro_batch_size!r}: must be >= 1. "
+                "Give the responses per forward/backward pass, e.g. 4 (lower it if memory runs out)."
+            )
         self.policy = policy
         self.reward = reward
         self.loss = loss if loss is not None else GRPOLoss()
         self.advantage = advantage if advantage is not None else GroupMeanStd()
         self.sampling = sampling or SamplingSettings(num_samples=8, temperature=1.2, top_p=0.99, max_new_tokens=512)
         if self.sampling.num_samples < 2:
-            raise ValueError("GRPO needs sampling.num_samples >= 2: advantages compare responses within a group.")
+            raise ValueError(
+                f"{type(self).__name__}.sampling.num_samples={self.sampling.num_samples!r}: GRPO needs >= 2, since "
+                "advantages compare responses within a group. Set sampling.num_samples to 4 or 8."
+            )
         self.eval_sampling = eval_sampling or SamplingSettings(do_sample=False, max_new_tokens=512)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -155,15 +166,17 @@ class GRPOModule(L.LightningModule):
     def on_fit_start(self) -> None:
         if self.loss.kl_coef > 0 and self.reference is None:
             raise ValueError(
-                f"loss.kl_coef={self.loss.kl_coef} needs a reference policy: add the callback "
+                f"{type(self).__name__}.loss.kl_coef={self.loss.kl_coef!r}: needs a reference policy. Add the callback "
                 "callbacks.reference.ReferencePolicy to trainer.callbacks, or set loss.kl_coef: 0."
             )
         if (self.mask_zero_variance or self.online_filter) and self.trainer.world_size > 1:
             # Dropped groups differ per rank, so ranks would run different numbers of backward passes
             # and DDP's gradient all-reduce would wait forever for the rank that ran fewer.
             raise ValueError(
-                "mask_zero_variance and online_filter work on one process only: "
-                "turn them off or set trainer.devices: 1."
+                f"{type(self).__name__}.mask_zero_variance={self.mask_zero_variance!r}, "
+                f"online_filter={type(self.online_filter).__name__ if self.online_filter else None}: "
+                f"mask_zero_variance and online_filter work on one process only, this run has "
+                f"{self.trainer.world_size}. Turn them off or set trainer.devices: 1."
             )
         if self.trainer.world_size > 1:
             # seed_everything gives every rank the same seed, so all ranks would draw the same sampling

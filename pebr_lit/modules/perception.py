@@ -43,8 +43,8 @@ class PerceptionGRPO(GRPOModule):
         reward = reward or PerceptionReward(length=0.0)
         if getattr(reward, "needs_clip", False) and clip_scorer is None:
             raise ValueError(
-                f"{type(reward).__name__} has a CLIP component: "
-                "set model.init_args.clip_scorer (e.g. pebr_lit.clip.scorers.ClipScorer)."
+                f"{type(self).__name__}.clip_scorer=None: the reward {type(reward).__name__} has a CLIP component. "
+                "Set model.init_args.clip_scorer (e.g. pebr_lit.clip.scorers.ClipScorer)."
             )
         super().__init__(policy=policy, reward=reward, **kwargs)
         self.clip_scorer = clip_scorer

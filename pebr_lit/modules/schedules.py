@@ -35,11 +35,17 @@ class WarmupConstantDecay(LambdaLR):
         total_steps: int | None = None,
     ) -> None:
         if warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}.")
+            raise ValueError(f"WarmupConstantDecay.warmup_steps={warmup_steps!r}: must be >= 0. Use 0 for no warm-up.")
         if not 0 <= decay_fraction <= 1:
-            raise ValueError(f"decay_fraction must be in [0, 1], got {decay_fraction}.")
+            raise ValueError(
+                f"WarmupConstantDecay.decay_fraction={decay_fraction!r}: must be in [0, 1]. "
+                "Give the share of steps spent decaying, e.g. 0.1 (0 = constant after warm-up)."
+            )
         if not 0 <= min_ratio <= 1:
-            raise ValueError(f"min_ratio must be in [0, 1], got {min_ratio}.")
+            raise ValueError(
+                f"WarmupConstantDecay.min_ratio={min_ratio!r}: must be in [0, 1]. "
+                "Give the final learning rate as a fraction of the base rate, e.g. 0.1."
+            )
         self.warmup_steps = warmup_steps
         self.decay_fraction = decay_fraction
         self.min_ratio = min_ratio

@@ -43,9 +43,15 @@ class StageReward:
     def __init__(self, **weights: float) -> None:
         for name, w in weights.items():
             if not (math.isfinite(w) and w >= 0):
-                raise ValueError(f"{type(self).__name__}: weight {name}={w} must be finite and >= 0.")
+                raise ValueError(
+                    f"{type(self).__name__}.{name}={w!r}: a reward weight must be finite and >= 0. "
+                    "Use 0 to turn the component off."
+                )
         if not any(weights.values()):
-            raise ValueError(f"{type(self).__name__}: all weights are 0; give at least one a positive weight.")
+            raise ValueError(
+                f"{type(self).__name__}.{'/'.join(weights)}=0: all weights are 0, so every response would score 0. "
+                "Give at least one component a positive weight."
+            )
         self.weights = dict(weights)
 
     def components(self, responses: Sequence[str], **inputs: object) -> dict[str, list[float]]:
@@ -118,9 +124,14 @@ class PerceptionReward(StageReward):
             grader: answer grader for the accuracy component.
         """
         super().__init__(clip=clip, keyword=keyword, format=format, length=length, accuracy=accuracy)
-        if not clip_threshold > 0 or target_length <= 0:
+        if not clip_threshold > 0:
             raise ValueError(
-                f"PerceptionReward: clip_threshold={clip_threshold} and target_length={target_length} must be positive."
+                f"PerceptionReward.clip_threshold={clip_threshold!r}: must be positive. Use the paper's 0.4."
+            )
+        if target_length <= 0:
+            raise ValueError(
+                f"PerceptionReward.target_length={target_length!r}: must be a positive token count. "
+                "Use the paper's 512."
             )
         self.description_only, self.whole_word = description_only, whole_word
         self.clip_threshold, self.target_length, self.grader = clip_threshold, target_length, grader

@@ -56,7 +56,10 @@ class SGLangEngine(RolloutEngine):
 
     def __init__(self, timeout_s: float, check_logprobs: bool, logprob_tolerance: float) -> None:
         if timeout_s <= 0:
-            raise ValueError(f"timeout_s must be > 0 seconds, got {timeout_s}.")
+            raise ValueError(
+                f"{type(self).__name__}.timeout_s={timeout_s!r}: must be > 0 seconds. "
+                "Use e.g. 600 (a full rollout batch of long responses takes minutes)."
+            )
         self.timeout_s = timeout_s
         self.check_logprobs = check_logprobs
         self.logprob_tolerance = logprob_tolerance
@@ -191,7 +194,10 @@ class SGLangServer(SGLangEngine):
     ) -> None:
         super().__init__(timeout_s, check_logprobs, logprob_tolerance)
         if not url.startswith(("http://", "https://")):
-            raise ValueError(f"url must start with http:// or https://, got {url!r}.")
+            raise ValueError(
+                f"SGLangServer.url={url!r}: must start with http:// or https://. "
+                "Give the server's address, e.g. http://127.0.0.1:30000."
+            )
         self.url = url.rstrip("/")
         self.sync_dir = sync_dir
         self.shard_mb = shard_mb
@@ -309,7 +315,10 @@ class SGLangOffline(SGLangEngine):
                 "or SGLangServer with a server on a GPU machine."
             )
         if not 0 < mem_fraction_static < 1:
-            raise ValueError(f"mem_fraction_static must be in (0, 1), got {mem_fraction_static}.")
+            raise ValueError(
+                f"SGLangOffline.mem_fraction_static={mem_fraction_static!r}: must be in (0, 1), a share of GPU memory. "
+                "Use the default 0.4, lower when training shares the GPU."
+            )
         self.model_path = model_path
         self.engine_args = {
             "tp_size": tp_size,

@@ -123,7 +123,9 @@ def test_benchmark_list_config(assets, fixtures, tmp_path):
     summary = (out / "results.md").read_text()
     assert "| mathvista | 2 |" in summary and "| hallusionbench | 4 |" in summary
     assert "| hallusionbench (reference qAcc) | - | - | qAcc 50.0; this run" in summary
-    with pytest.raises(ValueError, match=r"reference_scores \['mathvist'\] name no benchmark"):
+    with pytest.raises(
+        ValueError, match=r"(^|- )EvalModule\.reference_scores=\['mathvist'\]: these keys name no benchmark"
+    ):
         main(
             _args(
                 "all.yaml",
@@ -227,7 +229,11 @@ def test_judge_reads_every_answer_from_config(assets, fixtures, tmp_path):
 
 def test_judge_naming_no_benchmark_of_the_run_is_refused(assets, fixtures, tmp_path):
     judge = json.dumps({"model": "m", "benchmarks": ["mathvsta"]})  # a typo
-    with pytest.raises(ValueError, match=r"names none of this run's benchmarks \['mathvista'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"(^|- )EvalModule\.judge\.benchmarks=\['mathvsta'\]: "
+        r"names none of this run's benchmarks \['mathvista'\]",
+    ):
         main(
             _args(
                 "mathvista.yaml",

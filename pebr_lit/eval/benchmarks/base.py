@@ -103,9 +103,14 @@ class Benchmark:
         split: str | None = None,
     ) -> None:
         if limit is not None and limit < 1:
-            raise ValueError(f"{type(self).__name__}.limit must be >= 1 or null, got {limit}.")
+            raise ValueError(
+                f"{type(self).__name__}.limit={limit!r}: must be >= 1. Give the questions to ask, or null for all."
+            )
         if name is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", name):
-            raise ValueError(f"benchmark name {name!r}: use letters, digits, '_' or '-' (it names metrics and files).")
+            raise ValueError(
+                f"{type(self).__name__}.name={name!r}: it names metrics and files. "
+                "Use only letters, digits, '_' or '-'."
+            )
         self.path = path
         self.limit = limit
         self.image_root = image_root

@@ -79,7 +79,7 @@ class MathVerse(Benchmark):
     ) -> None:
         super().__init__(path, limit, image_root, name)
         if prompt not in PROMPTS:
-            raise ValueError(f"MathVerse.prompt must be one of {PROMPTS}, got {prompt!r}.")
+            raise ValueError(f"MathVerse.prompt={prompt!r}: not a MathVerse prompt column. Use one of {PROMPTS}.")
         self.prompt = prompt
         self.split = split
 

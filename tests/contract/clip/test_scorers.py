@@ -165,7 +165,7 @@ def test_a_batch_failure_falls_back_to_items(scorer: SimilarityScorer, monkeypat
 
 
 def test_bad_construction_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="batch_size=0"):
+    with pytest.raises(ValueError, match=r"^ClipScorer\.batch_size=0: must be >= 1"):
         ClipScorer(str(tmp_path), batch_size=0)
     with pytest.raises(FileNotFoundError, match="open_clip_config.json"):
         ClipScorer(str(tmp_path))

@@ -193,9 +193,9 @@ def test_unusable_endpoint_is_one_clear_error():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"mode": "sometimes"}, "mode"),
-        ({"max_workers": 0}, "max_workers"),
-        ({"base_url": "localhost:8000"}, "http://"),
+        ({"mode": "sometimes"}, r"^AnswerJudge\.mode='sometimes': .*Use one of"),
+        ({"max_workers": 0}, r"^AnswerJudge\.max_workers=0: "),
+        ({"base_url": "localhost:8000"}, r"^AnswerJudge\.base_url='localhost:8000': must start with http://"),
     ],
 )
 def test_bad_settings_are_refused(kwargs, message):

@@ -66,7 +66,7 @@ def test_dual_clip_caps_only_negative_advantages_beyond_c() -> None:
     [
         ({"eps_low": 1.0}, "eps_low"),
         ({"eps_high": -0.1}, "eps_high"),
-        ({"dual_clip_c": 1.0}, "dual_clip_c must be > 1"),
+        ({"dual_clip_c": 1.0}, r"^ClippedSurrogate\.dual_clip_c=1\.0: must be > 1"),
         ({"log_ratio_clamp": 0.0}, "log_ratio_clamp"),
     ],
 )

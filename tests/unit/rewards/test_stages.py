@@ -56,9 +56,9 @@ def test_reasoning_total_by_hand() -> None:
 
 
 def test_stage_rewards_check_their_inputs_and_weights() -> None:
-    with pytest.raises(ValueError, match="keyword=-0.1"):
+    with pytest.raises(ValueError, match=r"^PerceptionReward\.keyword=-0\.1: "):
         PerceptionReward(keyword=-0.1)
-    with pytest.raises(ValueError, match="all weights are 0"):
+    with pytest.raises(ValueError, match=r"^ReasoningReward\..*=0: all weights are 0"):
         ReasoningReward(accuracy=0.0, format=0.0)
     with pytest.raises(ValueError, match="clip_similarity"):
         PerceptionReward()(["x"], answers=["1"], key_words=[[]], num_tokens=[1])

@@ -220,7 +220,7 @@ def test_unreachable_server_says_how_to_start_one(policy, records):
     engine = SGLangServer(f"http://127.0.0.1:{port}", timeout_s=2)
     with pytest.raises(ConnectionError, match="sglang.launch_server"):
         engine.generate(policy, _prompts(policy, records), records, SamplingSettings(num_samples=2, max_new_tokens=4))
-    with pytest.raises(ValueError, match="http://"):
+    with pytest.raises(ValueError, match=r"^SGLangServer\.url='127\.0\.0\.1:30000': must start with http://"):
         SGLangServer("127.0.0.1:30000")
 
 

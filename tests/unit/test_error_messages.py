@@ -1,0 +1,59 @@
+"""Configuration errors share one shape: ``<Class>.<field>=<value>: problem. What to do.``"""
+
+import re
+from collections.abc import Callable
+
+import pytest
+import torch
+
+from callbacks.kl_control import KLController
+from callbacks.length_penalty import LengthPenalty
+from pebr_lit.data.tiered_datamodule import TieredDataModule
+from pebr_lit.eval.benchmarks.mathverse import MathVerse
+from pebr_lit.eval.datamodule import EvalDataModule
+from pebr_lit.eval.judge import AnswerJudge
+from pebr_lit.grpo.advantages import GroupMeanStd
+from pebr_lit.grpo.kl import K3
+from pebr_lit.grpo.losses import ClippedSurrogate, GRPOLoss
+from pebr_lit.grpo.online_filter import OnlineFilter
+from pebr_lit.modules.schedules import WarmupConstantDecay
+from pebr_lit.rewards.stages import PerceptionReward
+from pebr_lit.rollout.sglang import SGLangServer
+
+# The "what to do" sentence is an instruction, so it opens with one of the verbs these messages use.
+_ACTIONS = ("Use", "Set", "Give", "Add", "List", "Keep", "Name", "Turn")
+
+
+def _optimizer() -> torch.optim.Optimizer:
+    return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+
+
+@pytest.mark.parametrize(
+    ("build", "prefix"),
+    [
+        (lambda: GroupMeanStd(eps=0.0), "GroupMeanStd.eps=0.0: "),
+        (lambda: K3(max_value=-1.0), "K3.max_value=-1.0: "),
+        (lambda: ClippedSurrogate(eps_low=1.0), "ClippedSurrogate.eps_low=1.0: "),
+        (lambda: GRPOLoss(entropy_coef=-0.5), "GRPOLoss.entropy_coef=-0.5: "),
+        (lambda: OnlineFilter(max_rounds=0), "OnlineFilter.max_rounds=0: "),
+        (lambda: PerceptionReward(target_length=0), "PerceptionReward.target_length=0: "),
+        (lambda: WarmupConstantDecay(_optimizer(), min_ratio=2.0), "WarmupConstantDecay.min_ratio=2.0: "),
+        (lambda: SGLangServer("localhost:30000"), "SGLangServer.url='localhost:30000': "),
+        (lambda: AnswerJudge(model="m", retries=-1), "AnswerJudge.retries=-1: "),
+        (lambda: MathVerse(path="x", prompt="vision"), "MathVerse.prompt='vision': "),
+        (lambda: EvalDataModule(batch_size=0), "EvalDataModule.batch_size=0: "),
+        (lambda: TieredDataModule(tiers_dir="x", val_fraction=1.0), "TieredDataModule.val_fraction=1.0: "),
+        (lambda: KLController(horizon=0), "KLController.horizon=0: "),
+        (lambda: LengthPenalty(weight=-0.1), "LengthPenalty.weight=-0.1: "),
+    ],
+)
+def test_config_error_names_class_field_value_and_the_fix(build: Callable[[], object], prefix: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        build()
+    message = str(caught.value)
+    assert message.startswith(prefix), message
+    problem_and_fix = message[len(prefix) :]
+    # At least two sentences: the problem, then an instruction that ends the message.
+    sentences = re.split(r"(?<=[.)])\s+(?=[A-Z])", problem_and_fix)
+    assert len(sentences) >= 2, message
+    assert sentences[-1].startswith(_ACTIONS) and sentences[-1].endswith("."), message
