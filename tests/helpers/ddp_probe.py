@@ -24,8 +24,8 @@ from typing import Any
 
 import lightning as L
 import torch
-from torchmetrics import Metric
 from lightning.pytorch.callbacks import Callback
+from torchmetrics import Metric
 
 from pebr_lit.policy.checkpoint import canonical_name
 from pebr_lit.policy.fsdp import full_tensor
