@@ -101,9 +101,9 @@ class DDPProbe(Callback):
         # Frozen weights under their Hugging Face names (LoRA base layers included), e.g. to check init_from.
         frozen = {canonical_name(n): p for n, p in pl_module.policy.model.named_parameters() if not p.requires_grad}
         self.frozen_digest = named_digest(frozen) if frozen else None
-        reference = getattr(pl_module, "reference", None)
-        if getattr(reference, "copy", None) is not None:
-            self.reference_digest = weights_digest(reference.copy, trainable_only=False)
+        copy = getattr(getattr(getattr(pl_module, "reference", None), "strategy", None), "model", None)
+        if copy is not None:  # a ModelCopyReference
+            self.reference_digest = weights_digest(copy, trainable_only=False)
 
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
