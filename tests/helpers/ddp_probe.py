@@ -26,8 +26,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from pebr_lit.policy.checkpoint import canonical_name
 from pebr_lit.policy.fsdp import full_tensor
+from pebr_lit.policy.lora import canonical_name
 
 
 def text_value(text: str) -> float:
