@@ -13,22 +13,15 @@ Left out on purpose: resuming a stage (Lightning's ``--ckpt_path`` restores opti
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from pebr_lit.policy.lora import canonical_name, merge_lora_state
+
 POLICY_PREFIX = "policy.model."
-_LORA_RE = re.compile(r"^(?P<module>.+)\.lora_(?P<ab>[AB])\.[^.]+\.weight$")
-
-
-def canonical_name(name: str) -> str:
-    """The Hugging Face parameter name behind a peft-wrapped one."""
-    if name.startswith("base_model.model."):
-        name = name[len("base_model.model.") :]
-    return name.replace(".base_layer.", ".")
 
 
 def trainable_state_dict(module: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -54,36 +47,12 @@ def read_policy_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[s
     return state, ckpt.get("pebr_policy", {})
 
 
-def _merge_lora(
-    state: dict[str, torch.Tensor], info: dict[str, Any], base: dict[str, torch.Tensor]
-) -> dict[str, torch.Tensor]:
-    """Fold LoRA pairs into their base weights; returns canonical names without adapter entries.
-
-    A slim checkpoint holds no frozen base weights, so ``base`` (the new policy's own weights, loaded
-    from the same ``model_name_or_path``) supplies W where the checkpoint does not.
-    """
+def _lora_scale(info: dict[str, Any]) -> float:
+    """alpha / r of the LoRA that wrote a checkpoint, from its policy description."""
     lora = info.get("lora") or {}
     if not lora:
         raise ValueError("the checkpoint has LoRA weights but no LoRA settings ('pebr_policy.lora'); cannot merge.")
-    scale = lora["alpha"] / lora["r"]
-    pairs: dict[str, dict[str, torch.Tensor]] = {}
-    plain: dict[str, torch.Tensor] = {}
-    for name, value in state.items():
-        m = _LORA_RE.match(name)
-        if m:
-            pairs.setdefault(canonical_name(m.group("module")), {})[m.group("ab")] = value
-        else:
-            plain[canonical_name(name)] = value
-    for module, ab in pairs.items():
-        key = f"{module}.weight"
-        weight = plain.get(key, base.get(key))
-        if weight is None:
-            raise ValueError(
-                f"LoRA weights for {module} but no base weight {key} in the checkpoint or the policy to merge into."
-            )
-        delta = (ab["B"].float() @ ab["A"].float()) * scale  # [out, r] @ [r, in] -> [out, in]
-        plain[key] = (weight.float() + delta).to(weight.dtype)
-    return plain
+    return lora["alpha"] / lora["r"]
 
 
 def load_policy_weights(model: nn.Module, path: str | Path, has_adapter: bool) -> dict[str, int]:
@@ -99,7 +68,8 @@ def load_policy_weights(model: nn.Module, path: str | Path, has_adapter: bool) -
     merged = 0
     if source_has_lora and not has_adapter:
         merged = sum(1 for k in state if ".lora_A." in k)
-        state = _merge_lora(state, info, {canonical_name(k): v for k, v in target.items()})
+        # a slim checkpoint holds no frozen base weights: the new policy's own (same base) supply W
+        state = merge_lora_state(state, _lora_scale(info), {canonical_name(k): v for k, v in target.items()})
     mapped: dict[str, torch.Tensor] = {}
     for name, value in state.items():
         if name in target:

@@ -27,6 +27,7 @@ from lightning.pytorch.strategies import ModelParallelStrategy
 from torch import nn
 
 from pebr_lit.policy.checkpoint import check_checkpoint_keys
+from pebr_lit.policy.lora import unwrap
 from pebr_lit.policy.settings import _DTYPES
 
 
@@ -71,22 +72,17 @@ class Sharding:
         return {"mp_policy": mp, "offload_policy": CPUOffloadPolicy() if self.cpu_offload else OffloadPolicy()}
 
 
-def hf_model(model: nn.Module) -> nn.Module:
-    """The Hugging Face model under any peft wrapper."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
 def is_sharded(model: nn.Module) -> bool:
     from torch.distributed.fsdp import FSDPModule
 
-    return isinstance(hf_model(model), FSDPModule)
+    return isinstance(unwrap(model), FSDPModule)
 
 
 def shard_model(model: nn.Module, mesh: Any, sharding: Sharding) -> None:
     """Apply FSDP2 to ``model`` (an HF VLM, optionally peft-wrapped) in place: blocks first, then the HF model."""
     from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method
 
-    hf = hf_model(model)
+    hf = unwrap(model)
     if is_sharded(hf):
         return  # configure_model runs once per trainer call (fit, then validate/test)
     names = set(getattr(hf, "_no_split_modules", None) or [])

@@ -5,13 +5,13 @@ auto classes, applies freezing, LoRA or QLoRA, samples responses, scores per-tok
 responses, gives reference log-probs by disabling the adapter, and exports a merged checkpoint.
 
 Left out on purpose: prompt encoding (``pebr_lit.data.collate``), rewards, losses and optimisation
-(the LightningModules own the loop), and moving weights between stages (``pebr_lit.policy.checkpoint``).
+(the LightningModules own the loop), moving weights between stages (``pebr_lit.policy.checkpoint``),
+and the mechanics it delegates: adapters and merging (``policy.lora``), the log-prob pass (``policy.logprobs``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -23,33 +23,12 @@ import torch
 from torch import nn
 
 import pebr_lit.policy.attention  # noqa: F401  (registers attn_implementation "sdpa_folded_gqa")
-from pebr_lit.policy.inputs import (
-    expand_prompts,
-    images_per_row,
-    mask_after_eos,
-    select_prompt_rows,
-)
+from pebr_lit.policy.inputs import mask_after_eos
 from pebr_lit.policy.kv_cache import KV_CACHES, preallocated_cache
+from pebr_lit.policy.logprobs import token_logprobs
+from pebr_lit.policy.lora import add_lora, merged_unquantized
 from pebr_lit.policy.rollout import Rollout
-from pebr_lit.policy.settings import (
-    _DTYPES,
-    DEFAULT_LORA_TARGETS,
-    LoraSettings,
-    QuantizationSettings,
-    SamplingSettings,
-)
-
-__all__ = [
-    "DEFAULT_LORA_TARGETS",
-    "LoraSettings",
-    "PolicyWrapper",
-    "QuantizationSettings",
-    "Rollout",
-    "SamplingSettings",
-    "expand_prompts",
-    "images_per_row",
-    "select_prompt_rows",
-]
+from pebr_lit.policy.settings import _DTYPES, LoraSettings, QuantizationSettings, SamplingSettings
 
 
 def _load_dtype(name: str) -> torch.dtype | str:
@@ -144,7 +123,7 @@ class PolicyWrapper(nn.Module):
             model.config.use_cache = False  # cache and checkpointing conflict during training forwards
             model.enable_input_require_grads()
         if lora is not None:
-            model = self._add_lora(model, lora)
+            model = add_lora(model, lora)
         # from_pretrained returns eval mode; Lightning keeps module modes as it finds them, so
         # dropout (LoRA's included) would silently stay off in training.
         self.model = model.train()
@@ -176,19 +155,6 @@ class PolicyWrapper(nn.Module):
         )
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
         return {"quantization_config": config, "device_map": {"": device}}
-
-    @staticmethod
-    def _add_lora(model: nn.Module, lora: LoraSettings) -> nn.Module:
-        from peft import LoraConfig, get_peft_model
-
-        names = "|".join(re.escape(t) for t in lora.target_modules)
-        # peft treats a string as a full-match regex: this keeps adapters out of the vision tower,
-        # whose MLP reuses names such as gate_proj.
-        targets: str | list[str] = (
-            rf".*language_model.*\.({names})" if lora.language_model_only else list(lora.target_modules)
-        )
-        config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets)
-        return get_peft_model(model, config)
 
     # ------------------------------------------------------------------------------------ properties
     @property
@@ -313,50 +279,16 @@ class PolicyWrapper(nn.Module):
         )
         if len(rows) != response_ids.shape[0]:
             raise ValueError(f"prompt_rows has {len(rows)} entries for {response_ids.shape[0]} responses.")
-        model = model if model is not None else self.model
-        inputs = self._select_inputs(prompts, rows, reuse_image_features, model)
-        resp_len = response_ids.shape[1]
-        inputs["input_ids"] = torch.cat([inputs["input_ids"], response_ids], dim=1)  # [N, P+R]
-        inputs["attention_mask"] = torch.cat(
-            [inputs["attention_mask"], response_mask.to(inputs["attention_mask"].dtype)], dim=1
+        return token_logprobs(
+            model if model is not None else self.model,
+            prompts,
+            response_ids,
+            response_mask,
+            rows,
+            with_entropy=with_entropy,
+            reuse_image_features=reuse_image_features,
+            chunk_rows=chunk_rows,
         )
-        if "mm_token_type_ids" in inputs:  # response tokens are text (type 0)
-            zeros = torch.zeros_like(response_ids, dtype=inputs["mm_token_type_ids"].dtype)
-            inputs["mm_token_type_ids"] = torch.cat([inputs["mm_token_type_ids"], zeros], dim=1)
-        # Keep logits for the R positions that predict response tokens only: the prompt's logits are
-        # never needed and a 150k vocabulary makes them the largest tensor of the step.
-        logits = model(**inputs, use_cache=False, logits_to_keep=resp_len + 1).logits[:, :-1]  # [N, R, V]
-        logprobs, entropies = [], []
-        for start in range(0, logits.shape[0], chunk_rows):  # fp32 log-softmax chunked over rows
-            logp = logits[start : start + chunk_rows].float().log_softmax(-1)  # [c, R, V]
-            ids = response_ids[start : start + chunk_rows]
-            logprobs.append(logp.gather(-1, ids.unsqueeze(-1)).squeeze(-1))  # [c, R]
-            if with_entropy:
-                entropies.append(-(logp.exp() * logp).sum(-1))  # [c, R]
-        keep = response_mask.bool()  # [N, R]
-        out = torch.where(keep, torch.cat(logprobs), 0.0)  # [N, R]
-        ent = torch.where(keep, torch.cat(entropies), 0.0) if with_entropy else None
-        return out, ent
-
-    def _select_inputs(
-        self, prompts: dict[str, torch.Tensor], rows: list[int], reuse_image_features: bool, model: nn.Module
-    ) -> dict[str, Any]:
-        """Model inputs for prompt rows ``rows`` (repeats allowed), images included."""
-        config = model.config
-        counts = images_per_row(prompts, config.image_token_id, config.vision_config.spatial_merge_size)
-        inputs, order = select_prompt_rows(prompts, rows, counts)
-        hf_model = model.get_base_model() if hasattr(model, "get_base_model") else model  # under any peft wrapper
-        supports = "mm_encoder_outputs" in inspect.signature(hf_model.forward).parameters
-        if reuse_image_features and order and supports:
-            from transformers.modeling_outputs import BaseModelOutputWithPooling
-
-            features = hf_model.get_image_features(prompts["pixel_values"], prompts["image_grid_thw"], return_dict=True)
-            per_image = features.pooler_output  # tuple of [tokens_i, D], one per prompt image
-            del inputs["pixel_values"]
-            inputs["mm_encoder_outputs"] = {
-                "image": BaseModelOutputWithPooling(pooler_output=tuple(per_image[j] for j in order))
-            }
-        return inputs
 
     @contextlib.contextmanager
     def reference(self) -> Iterator[None]:
@@ -393,22 +325,13 @@ class PolicyWrapper(nn.Module):
         return out
 
     def _merged_from_unquantized(self) -> nn.Module:
-        from peft import get_peft_model_state_dict, set_peft_model_state_dict
         from transformers import AutoModelForImageTextToText
 
         assert self.quantization is not None and self.lora_settings is not None
         base = AutoModelForImageTextToText.from_pretrained(
             self.source, dtype=_DTYPES[self.quantization.compute_dtype], **self._hub_kwargs
         )
-        trained = {n: p.detach().cpu() for n, p in self.model.named_parameters() if p.requires_grad}
-        fresh = self._add_lora(base, self.lora_settings)
-        set_peft_model_state_dict(fresh, get_peft_model_state_dict(self.model))
-        with torch.no_grad():  # non-adapter parameters that were trained (e.g. an unfrozen projector)
-            params = dict(fresh.named_parameters())
-            for name, value in trained.items():
-                if "lora_" not in name and name in params:
-                    params[name].copy_(value)
-        return fresh.merge_and_unload()
+        return merged_unquantized(self.model, base, self.lora_settings)
 
 
 def _is_vision(name: str) -> bool:

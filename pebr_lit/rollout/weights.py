@@ -7,76 +7,24 @@ to their compute dtype, everything else as is, tied weights once, under the name
 checkpoint of this model uses on disk (transformers 5 renames some modules in memory, e.g.
 ``model.language_model.*`` is ``model.*`` on disk; the engine loads on-disk names).
 
-Left out on purpose: sending the weights anywhere (the engines in ``sglang``).
+Left out on purpose: sending the weights anywhere (the engines in ``sglang``) and the merge itself
+(``pebr_lit.policy.lora.merged_weights``).
 """
 
 from __future__ import annotations
 
 import copy
-import functools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from pebr_lit.policy.lora import merged_weights, unwrap
 from pebr_lit.policy.wrapper import PolicyWrapper
 
 WEIGHTS_INDEX = "model.safetensors.index.json"
-
-
-def hf_model(policy: PolicyWrapper) -> nn.Module:
-    """The Hugging Face model under any peft wrapper."""
-    return policy.model.get_base_model() if hasattr(policy.model, "get_base_model") else policy.model
-
-
-def _weight(module: nn.Module) -> torch.Tensor:
-    """A layer's weight, de-quantised when it is a bitsandbytes 4/8-bit parameter."""
-    if type(module.weight).__name__ in ("Params4bit", "Int8Params"):
-        from peft.utils.integrations import dequantize_module_weight
-
-        return dequantize_module_weight(module)
-    return module.weight
-
-
-def _merged_lora_weight(layer: nn.Module) -> torch.Tensor:
-    base = layer.get_base_layer()
-    weight = _weight(base).detach()
-    if getattr(layer, "merged", False) or getattr(layer, "disable_adapters", False):
-        return weight  # already folded in, or switched off: the base weight is what the layer computes
-    total = weight.float()
-    for name in layer.active_adapters:
-        if name in layer.lora_A or name in getattr(layer, "lora_embedding_A", {}):
-            total = total + layer.get_delta_weight(name).detach().float()  # scale * B @ A, fan-in/out handled by peft
-    return total.to(weight.dtype)  # one rounding to the base dtype, after the fp32 sum
-
-
-def _in_memory_weights(model: nn.Module) -> Iterator[tuple[str, Callable[[], torch.Tensor]]]:
-    """(in-memory name, getter) of every persistent weight; getters merge LoRA only when called."""
-    from peft.tuners.lora import LoraLayer
-
-    seen: set[int] = set()  # tied parameters are one object: keep the first name (the embedding)
-    skip: str | None = None  # the adapter's own modules and the wrapped base layer of a LoRA layer
-    for name, module in model.named_modules():
-        if skip is not None and name.startswith(skip):
-            continue
-        if isinstance(module, LoraLayer):
-            skip = f"{name}."
-            yield f"{name}.weight", functools.partial(_merged_lora_weight, module)
-            bias = getattr(module.get_base_layer(), "bias", None)
-            if bias is not None:
-                yield f"{name}.bias", bias.detach
-            continue
-        prefix = f"{name}." if name else ""
-        for pname, param in module.named_parameters(recurse=False):
-            if id(param) not in seen:
-                seen.add(id(param))
-                yield prefix + pname, (functools.partial(_weight, module) if pname == "weight" else param.detach)
-        for bname, buf in module.named_buffers(recurse=False):
-            if bname not in module._non_persistent_buffers_set and id(buf) not in seen:
-                seen.add(id(buf))
-                yield prefix + bname, buf.detach
 
 
 def checkpoint_names(model: nn.Module, names: list[str]) -> dict[str, str]:
@@ -101,8 +49,8 @@ def checkpoint_names(model: nn.Module, names: list[str]) -> dict[str, str]:
 
 def engine_weights(policy: PolicyWrapper) -> Iterator[tuple[str, torch.Tensor]]:
     """(checkpoint name, tensor) for every weight of the merged policy, one layer at a time, on its device."""
-    model = hf_model(policy)
-    weights = list(_in_memory_weights(model))
+    model = unwrap(policy.model)
+    weights = list(merged_weights(model))
     mapping = checkpoint_names(model, [n for n, _ in weights])
     for name, get in weights:
         yield mapping[name], get().detach()
@@ -141,7 +89,7 @@ def save_engine_weights(policy: PolicyWrapper, out_dir: str | Path, shard_bytes:
     (out / WEIGHTS_INDEX).write_text(
         json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=1)
     )
-    config = copy.deepcopy(hf_model(policy).config)
+    config = copy.deepcopy(unwrap(policy.model).config)
     if hasattr(config, "quantization_config"):  # the written weights are de-quantised
         del config.quantization_config
     config.save_pretrained(out)

@@ -27,8 +27,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torchmetrics import Metric
 
-from pebr_lit.policy.checkpoint import canonical_name
 from pebr_lit.policy.fsdp import full_tensor
+from pebr_lit.policy.lora import canonical_name
 
 
 def text_value(text: str) -> float:

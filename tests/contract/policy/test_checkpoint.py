@@ -16,12 +16,12 @@ from pebr_lit.data.collate import encode_prompts
 from pebr_lit.data.records import load_records
 from pebr_lit.policy.checkpoint import (
     POLICY_PREFIX,
-    canonical_name,
     check_checkpoint_keys,
     load_policy_weights,
     slim_checkpoint,
     trainable_state_dict,
 )
+from pebr_lit.policy.lora import canonical_name
 from pebr_lit.policy.wrapper import LoraSettings, PolicyWrapper, SamplingSettings
 
 LORA = LoraSettings(r=4, alpha=8, dropout=0.0)  # scale alpha / r = 2

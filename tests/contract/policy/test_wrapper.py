@@ -8,13 +8,8 @@ from transformers import AutoModelForImageTextToText
 
 from pebr_lit.data.collate import encode_prompts
 from pebr_lit.data.records import load_records
-from pebr_lit.policy.wrapper import (
-    LoraSettings,
-    PolicyWrapper,
-    SamplingSettings,
-    expand_prompts,
-    images_per_row,
-)
+from pebr_lit.policy.inputs import expand_prompts, images_per_row
+from pebr_lit.policy.wrapper import LoraSettings, PolicyWrapper, SamplingSettings
 
 
 @pytest.fixture(scope="module")

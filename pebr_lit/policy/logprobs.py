@@ -1,0 +1,80 @@
+"""Per-token log-probs (and entropy) of given responses under a vision-language model, in one forward.
+
+Each response row answers one prompt row (repeats allowed); the prompts' images are encoded once and
+their features shared by every row that answers them, and the log-softmax runs in fp32 over chunks of
+rows so that a 150k vocabulary never needs an fp32 copy of the whole batch's logits.
+
+Left out on purpose: which model scores (``PolicyWrapper.token_logprobs`` picks the policy's, a
+reference callback passes its own) and sampling the responses (``PolicyWrapper.generate``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+from torch import nn
+
+from pebr_lit.policy.inputs import images_per_row, select_prompt_rows
+from pebr_lit.policy.lora import unwrap
+
+
+def token_logprobs(
+    model: nn.Module,
+    prompts: dict[str, torch.Tensor],
+    response_ids: torch.Tensor,
+    response_mask: torch.Tensor,
+    rows: list[int],
+    with_entropy: bool = False,
+    reuse_image_features: bool = True,
+    chunk_rows: int = 4,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(logprobs [N, R], entropy [N, R] or None)`` of ``response_ids`` [N, R]; row ``i`` answers ``rows[i]``.
+
+    Padding positions (``response_mask`` 0) get log-prob and entropy 0.
+    """
+    inputs = _model_inputs(model, prompts, rows, reuse_image_features)
+    resp_len = response_ids.shape[1]
+    inputs["input_ids"] = torch.cat([inputs["input_ids"], response_ids], dim=1)  # [N, P+R]
+    inputs["attention_mask"] = torch.cat(
+        [inputs["attention_mask"], response_mask.to(inputs["attention_mask"].dtype)], dim=1
+    )
+    if "mm_token_type_ids" in inputs:  # response tokens are text (type 0)
+        zeros = torch.zeros_like(response_ids, dtype=inputs["mm_token_type_ids"].dtype)
+        inputs["mm_token_type_ids"] = torch.cat([inputs["mm_token_type_ids"], zeros], dim=1)
+    # Keep logits for the R positions that predict response tokens only: the prompt's logits are
+    # never needed and a 150k vocabulary makes them the largest tensor of the step.
+    logits = model(**inputs, use_cache=False, logits_to_keep=resp_len + 1).logits[:, :-1]  # [N, R, V]
+    logprobs, entropies = [], []
+    for start in range(0, logits.shape[0], chunk_rows):  # fp32 log-softmax chunked over rows
+        logp = logits[start : start + chunk_rows].float().log_softmax(-1)  # [c, R, V]
+        ids = response_ids[start : start + chunk_rows]
+        logprobs.append(logp.gather(-1, ids.unsqueeze(-1)).squeeze(-1))  # [c, R]
+        if with_entropy:
+            entropies.append(-(logp.exp() * logp).sum(-1))  # [c, R]
+    keep = response_mask.bool()  # [N, R]
+    out = torch.where(keep, torch.cat(logprobs), 0.0)  # [N, R]
+    ent = torch.where(keep, torch.cat(entropies), 0.0) if with_entropy else None
+    return out, ent
+
+
+def _model_inputs(
+    model: nn.Module, prompts: dict[str, torch.Tensor], rows: list[int], reuse_image_features: bool
+) -> dict[str, Any]:
+    """Model inputs for prompt rows ``rows`` (repeats allowed), images included."""
+    config = model.config
+    counts = images_per_row(prompts, config.image_token_id, config.vision_config.spatial_merge_size)
+    inputs, order = select_prompt_rows(prompts, rows, counts)
+    hf_model = unwrap(model)
+    supports = "mm_encoder_outputs" in inspect.signature(hf_model.forward).parameters
+    if reuse_image_features and order and supports:
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+        features = hf_model.get_image_features(prompts["pixel_values"], prompts["image_grid_thw"], return_dict=True)
+        per_image = features.pooler_output  # tuple of [tokens_i, D], one per prompt image
+        del inputs["pixel_values"]
+        inputs["mm_encoder_outputs"] = {
+            "image": BaseModelOutputWithPooling(pooler_output=tuple(per_image[j] for j in order))
+        }
+    return inputs
