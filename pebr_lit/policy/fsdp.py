@@ -55,7 +55,7 @@ class Sharding:
         for field in ("param_dtype", "reduce_dtype"):
             value = getattr(self, field)
             if value is not None and value not in _DTYPES:
-                raise ValueError(f"Sharding.{field} must be null or one of {sorted(_DTYPES)}, got {value!r}.")
+                raise ValueError(f"Sharding.{field}={value!r}: unknown dtype. Use null or one of {sorted(_DTYPES)}.")
 
     def fsdp_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``fully_shard`` other than the mesh."""

@@ -39,9 +39,11 @@ class LoraSettings:
 
     def __post_init__(self) -> None:
         if self.r <= 0:
-            raise ValueError(f"lora.r must be a positive integer, got {self.r}.")
+            raise ValueError(f"LoraSettings.r={self.r!r}: must be a positive integer. Set lora.r to e.g. 16 or 64.")
         if not self.target_modules:
-            raise ValueError("lora.target_modules is empty: name at least one linear layer, e.g. q_proj.")
+            raise ValueError(
+                "LoraSettings.target_modules=[]: names no layer. List at least one linear layer, e.g. [q_proj, v_proj]."
+            )
 
 
 @dataclass
@@ -60,10 +62,13 @@ class QuantizationSettings:
 
     def __post_init__(self) -> None:
         if self.quant_type not in ("nf4", "fp4"):
-            raise ValueError(f"quantization.quant_type must be 'nf4' or 'fp4', got {self.quant_type!r}.")
+            raise ValueError(
+                f"QuantizationSettings.quant_type={self.quant_type!r}: not a 4-bit type. Use 'nf4' or 'fp4'."
+            )
         if self.compute_dtype not in _DTYPES:
             raise ValueError(
-                f"quantization.compute_dtype must be one of {sorted(_DTYPES)}, got {self.compute_dtype!r}."
+                f"QuantizationSettings.compute_dtype={self.compute_dtype!r}: unknown dtype. "
+                f"Use one of {sorted(_DTYPES)}."
             )
 
 
@@ -87,10 +92,20 @@ class SamplingSettings:
 
     def __post_init__(self) -> None:
         if self.num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1, got {self.num_samples}.")
+            raise ValueError(
+                f"SamplingSettings.num_samples={self.num_samples!r}: must be >= 1. Use 1 to evaluate, 8 for GRPO."
+            )
         if self.do_sample and self.temperature <= 0:
-            raise ValueError("temperature must be > 0 when do_sample is true; set do_sample: false for greedy.")
+            raise ValueError(
+                f"SamplingSettings.temperature={self.temperature!r}: must be > 0 when do_sample is true. "
+                "Set do_sample: false for greedy decoding."
+            )
         if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}.")
+            raise ValueError(
+                f"SamplingSettings.top_p={self.top_p!r}: must be in (0, 1]. Use 1.0 to keep the whole distribution."
+            )
         if not self.do_sample and self.num_samples > 1:
-            raise ValueError("greedy decoding (do_sample: false) with num_samples > 1 gives identical copies.")
+            raise ValueError(
+                f"SamplingSettings.num_samples={self.num_samples!r}: greedy decoding (do_sample: false) gives "
+                "identical copies. Set do_sample: true or num_samples: 1."
+            )

@@ -35,7 +35,7 @@ def _load_dtype(name: str) -> torch.dtype | str:
     if name == "auto":
         return "auto"
     if name not in _DTYPES:
-        raise ValueError(f"dtype must be 'auto' or one of {sorted(_DTYPES)}, got {name!r}.")
+        raise ValueError(f"PolicyWrapper.dtype={name!r}: unknown dtype. Use 'auto' or one of {sorted(_DTYPES)}.")
     return _DTYPES[name]
 
 
@@ -79,10 +79,11 @@ class PolicyWrapper(nn.Module):
         super().__init__()
         if quantization is not None and lora is None:
             raise ValueError(
-                "quantization (QLoRA) needs lora settings too: a 4-bit base model cannot be trained directly."
+                f"PolicyWrapper.quantization={quantization!r}, lora=None: QLoRA needs lora settings too (a 4-bit "
+                "base model cannot be trained directly). Add lora settings or drop quantization."
             )
         if kv_cache not in KV_CACHES:
-            raise ValueError(f"kv_cache must be one of {KV_CACHES}, got {kv_cache!r}.")
+            raise ValueError(f"PolicyWrapper.kv_cache={kv_cache!r}: unknown cache. Use one of {KV_CACHES}.")
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         self.source = model_name_or_path

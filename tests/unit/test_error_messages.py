@@ -8,6 +8,7 @@ import torch
 
 from callbacks.kl_control import KLController
 from callbacks.length_penalty import LengthPenalty
+from callbacks.reference import ReferencePolicy
 from pebr_lit.data.tiered_datamodule import TieredDataModule
 from pebr_lit.eval.benchmarks.mathverse import MathVerse
 from pebr_lit.eval.datamodule import EvalDataModule
@@ -17,6 +18,8 @@ from pebr_lit.grpo.kl import K3
 from pebr_lit.grpo.losses import ClippedSurrogate, GRPOLoss
 from pebr_lit.grpo.online_filter import OnlineFilter
 from pebr_lit.modules.schedules import WarmupConstantDecay
+from pebr_lit.policy.fsdp import Sharding
+from pebr_lit.policy.settings import LoraSettings, QuantizationSettings, SamplingSettings
 from pebr_lit.rewards.stages import PerceptionReward
 from pebr_lit.rollout.sglang import SGLangServer
 
@@ -45,6 +48,12 @@ def _optimizer() -> torch.optim.Optimizer:
         (lambda: TieredDataModule(tiers_dir="x", val_fraction=1.0), "TieredDataModule.val_fraction=1.0: "),
         (lambda: KLController(horizon=0), "KLController.horizon=0: "),
         (lambda: LengthPenalty(weight=-0.1), "LengthPenalty.weight=-0.1: "),
+        (lambda: ReferencePolicy(sync_every=0), "ReferencePolicy.sync_every=0: "),
+        (lambda: LoraSettings(r=0), "LoraSettings.r=0: "),
+        (lambda: QuantizationSettings(quant_type="int4"), "QuantizationSettings.quant_type='int4': "),
+        (lambda: SamplingSettings(top_p=0.0), "SamplingSettings.top_p=0.0: "),
+        (lambda: SamplingSettings(do_sample=False, num_samples=4), "SamplingSettings.num_samples=4: "),
+        (lambda: Sharding(param_dtype="fp8"), "Sharding.param_dtype='fp8': "),
     ],
 )
 def test_config_error_names_class_field_value_and_the_fix(build: Callable[[], object], prefix: str) -> None:
