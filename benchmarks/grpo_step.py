@@ -112,7 +112,8 @@ def run(args: argparse.Namespace, model_path: str, data_file: str, clip_path: st
     from pebr_lit.grpo.losses import GRPOLoss
     from pebr_lit.modules.perception import PerceptionGRPO
     from pebr_lit.modules.reasoning import ReasoningGRPO
-    from pebr_lit.policy.wrapper import PolicyWrapper, SamplingSettings
+    from pebr_lit.policy.settings import SamplingSettings
+    from pebr_lit.policy.wrapper import PolicyWrapper
     from pebr_lit.rewards.stages import PerceptionReward, ReasoningReward
 
     L.seed_everything(args.seed, verbose=False)

@@ -33,7 +33,8 @@ from pebr_lit.eval.benchmarks.base import Benchmark, BenchmarkItem
 from pebr_lit.eval.judge import AnswerJudge, judge_rows, judge_stats
 from pebr_lit.eval.results import summary_markdown, write_results
 from pebr_lit.policy.checkpoint import check_checkpoint_keys, init_policy_from
-from pebr_lit.policy.wrapper import PolicyWrapper, SamplingSettings
+from pebr_lit.policy.settings import SamplingSettings
+from pebr_lit.policy.wrapper import PolicyWrapper
 from pebr_lit.rollout import HFGenerate, RolloutEngine
 
 

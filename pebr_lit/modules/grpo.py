@@ -38,12 +38,9 @@ from pebr_lit.grpo.rounds import RolloutRound, update_rows
 from pebr_lit.modules.generation_metrics import GenerationMetrics
 from pebr_lit.modules.grpo_hooks import ExtraInputs, ReferenceProvider, RewardTerm
 from pebr_lit.modules.schedules import build_optimization
-from pebr_lit.policy.checkpoint import (
-    check_checkpoint_keys,
-    init_policy_from,
-    slim_checkpoint,
-)
-from pebr_lit.policy.wrapper import PolicyWrapper, SamplingSettings
+from pebr_lit.policy.checkpoint import check_checkpoint_keys, init_policy_from, slim_checkpoint
+from pebr_lit.policy.settings import SamplingSettings
+from pebr_lit.policy.wrapper import PolicyWrapper
 from pebr_lit.rewards.components import extract_keywords
 from pebr_lit.rewards.stages import StageReward
 from pebr_lit.rollout import HFGenerate, RolloutEngine, logprob_gap

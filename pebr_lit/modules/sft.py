@@ -20,13 +20,10 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from pebr_lit.data.batches import batch_size_of
 from pebr_lit.modules.generation_metrics import GenerationMetrics, grade_responses
 from pebr_lit.modules.schedules import build_optimization
-from pebr_lit.policy.checkpoint import (
-    check_checkpoint_keys,
-    init_policy_from,
-    slim_checkpoint,
-)
+from pebr_lit.policy.checkpoint import check_checkpoint_keys, init_policy_from, slim_checkpoint
 from pebr_lit.policy.fsdp import shard_for_strategy
-from pebr_lit.policy.wrapper import PolicyWrapper, SamplingSettings
+from pebr_lit.policy.settings import SamplingSettings
+from pebr_lit.policy.wrapper import PolicyWrapper
 
 
 class SFTModule(L.LightningModule):

@@ -14,7 +14,8 @@ import argparse
 from pathlib import Path
 
 from pebr_lit.policy.checkpoint import init_policy_from, read_policy_state
-from pebr_lit.policy.wrapper import LoraSettings, PolicyWrapper, QuantizationSettings
+from pebr_lit.policy.settings import LoraSettings, QuantizationSettings
+from pebr_lit.policy.wrapper import PolicyWrapper
 
 
 def export_checkpoint(

@@ -16,12 +16,8 @@ import torch
 
 from pebr_lit.data.collate import encode_prompts, encode_sft
 from pebr_lit.data.records import load_records
-from pebr_lit.policy.wrapper import (
-    LoraSettings,
-    PolicyWrapper,
-    QuantizationSettings,
-    SamplingSettings,
-)
+from pebr_lit.policy.settings import LoraSettings, QuantizationSettings, SamplingSettings
+from pebr_lit.policy.wrapper import PolicyWrapper
 
 pytestmark = pytest.mark.gpu
 bnb = pytest.importorskip("bitsandbytes", reason="QLoRA needs bitsandbytes (pip install 'pebr-lit[qlora]')")

@@ -21,7 +21,8 @@ import torch
 
 from pebr_lit.data.collate import encode_prompts
 from pebr_lit.data.records import load_records
-from pebr_lit.policy.wrapper import LoraSettings, PolicyWrapper, SamplingSettings
+from pebr_lit.policy.settings import LoraSettings, SamplingSettings
+from pebr_lit.policy.wrapper import PolicyWrapper
 from pebr_lit.rollout import SGLangOffline, SGLangServer, logprob_gap
 
 pytestmark = [pytest.mark.gpu, pytest.mark.sglang]

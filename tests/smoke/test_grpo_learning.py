@@ -23,7 +23,8 @@ import torch
 from pebr_lit.data.prompt_datamodule import PromptDataModule
 from pebr_lit.grpo.losses import GRPOLoss
 from pebr_lit.modules.grpo import GRPOModule
-from pebr_lit.policy.wrapper import PolicyWrapper, SamplingSettings
+from pebr_lit.policy.settings import SamplingSettings
+from pebr_lit.policy.wrapper import PolicyWrapper
 from pebr_lit.rewards.stages import StageReward
 
 STEPS = 20

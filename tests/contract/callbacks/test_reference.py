@@ -16,7 +16,8 @@ from pebr_lit.policy.reference import (
     DisabledAdapterReference,
     ModelCopyReference,
 )
-from pebr_lit.policy.wrapper import LoraSettings, PolicyWrapper, SamplingSettings
+from pebr_lit.policy.settings import LoraSettings, SamplingSettings
+from pebr_lit.policy.wrapper import PolicyWrapper
 
 
 @pytest.fixture(scope="module")

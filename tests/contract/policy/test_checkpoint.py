@@ -22,7 +22,8 @@ from pebr_lit.policy.checkpoint import (
     trainable_state_dict,
 )
 from pebr_lit.policy.lora import canonical_name
-from pebr_lit.policy.wrapper import LoraSettings, PolicyWrapper, SamplingSettings
+from pebr_lit.policy.settings import LoraSettings, SamplingSettings
+from pebr_lit.policy.wrapper import PolicyWrapper
 
 LORA = LoraSettings(r=4, alpha=8, dropout=0.0)  # scale alpha / r = 2
 

@@ -15,7 +15,8 @@ import torch.distributed as dist
 from pebr_lit.data.collate import encode_prompts
 from pebr_lit.data.records import load_records
 from pebr_lit.policy.fsdp import Sharding, full_tensor, shard_model
-from pebr_lit.policy.wrapper import PolicyWrapper, SamplingSettings
+from pebr_lit.policy.settings import SamplingSettings
+from pebr_lit.policy.wrapper import PolicyWrapper
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,8 @@ from transformers.cache_utils import DynamicLayer
 from pebr_lit.data.collate import encode_prompts
 from pebr_lit.data.records import load_records
 from pebr_lit.policy.kv_cache import PreallocatedLayer, preallocated_cache
-from pebr_lit.policy.wrapper import LoraSettings, PolicyWrapper, SamplingSettings
+from pebr_lit.policy.settings import LoraSettings, SamplingSettings
+from pebr_lit.policy.wrapper import PolicyWrapper
 
 SAMPLED = SamplingSettings(num_samples=4, temperature=0.7, top_p=0.9, max_new_tokens=40)
 GREEDY = SamplingSettings(do_sample=False, max_new_tokens=40)

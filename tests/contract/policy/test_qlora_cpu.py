@@ -20,12 +20,8 @@ from transformers import AutoModelForImageTextToText
 
 from pebr_lit.data.collate import encode_prompts
 from pebr_lit.data.records import load_records
-from pebr_lit.policy.wrapper import (
-    LoraSettings,
-    PolicyWrapper,
-    QuantizationSettings,
-    SamplingSettings,
-)
+from pebr_lit.policy.settings import LoraSettings, QuantizationSettings, SamplingSettings
+from pebr_lit.policy.wrapper import PolicyWrapper
 
 bnb = pytest.importorskip("bitsandbytes", reason="QLoRA needs bitsandbytes (pip install 'pebr-lit[qlora]')")
 

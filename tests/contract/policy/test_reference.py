@@ -14,7 +14,8 @@ from pebr_lit.policy.reference import (
     ModelCopyReference,
     default_reference,
 )
-from pebr_lit.policy.wrapper import LoraSettings, PolicyWrapper, SamplingSettings
+from pebr_lit.policy.settings import LoraSettings, SamplingSettings
+from pebr_lit.policy.wrapper import PolicyWrapper
 
 ROWS = [0, 0, 1, 1]  # 2 prompts x 2 samples
 

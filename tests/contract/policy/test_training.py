@@ -14,7 +14,8 @@ import torch
 
 from pebr_lit.data.collate import IGNORE_INDEX, encode_sft
 from pebr_lit.data.records import load_records
-from pebr_lit.policy.wrapper import LoraSettings, PolicyWrapper
+from pebr_lit.policy.settings import LoraSettings
+from pebr_lit.policy.wrapper import PolicyWrapper
 
 LORA = LoraSettings(r=4, alpha=8, dropout=0.0)  # no dropout: two forwards must be comparable
 

@@ -9,7 +9,8 @@ from transformers import AutoModelForImageTextToText
 from pebr_lit.data.collate import encode_prompts
 from pebr_lit.data.records import load_records
 from pebr_lit.policy.inputs import expand_prompts, images_per_row
-from pebr_lit.policy.wrapper import LoraSettings, PolicyWrapper, SamplingSettings
+from pebr_lit.policy.settings import LoraSettings, SamplingSettings
+from pebr_lit.policy.wrapper import PolicyWrapper
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +140,7 @@ def test_merged_export_loads_with_plain_transformers(assets, records, tmp_path):
 
 
 def test_bad_settings_fail_at_construction(assets, tmp_path):
-    from pebr_lit.policy.wrapper import QuantizationSettings
+    from pebr_lit.policy.settings import QuantizationSettings
 
     with pytest.raises(ValueError, match="needs lora"):
         PolicyWrapper(str(assets["vlm"]), quantization=QuantizationSettings())

@@ -6,7 +6,7 @@ import torch
 
 from pebr_lit.data.collate import encode_prompts
 from pebr_lit.data.records import load_records
-from pebr_lit.policy.wrapper import SamplingSettings
+from pebr_lit.policy.settings import SamplingSettings
 from pebr_lit.rollout import HFGenerate
 
 

@@ -30,7 +30,8 @@ from transformers import AutoModelForImageTextToText
 
 from pebr_lit.data.collate import encode_prompts
 from pebr_lit.data.records import load_records
-from pebr_lit.policy.wrapper import LoraSettings, PolicyWrapper, SamplingSettings
+from pebr_lit.policy.settings import LoraSettings, SamplingSettings
+from pebr_lit.policy.wrapper import PolicyWrapper
 from pebr_lit.rollout import EngineRollout, SGLangOffline, SGLangServer, logprob_gap, sglang_io
 from pebr_lit.rollout.sglang_io import build_generate_request, encode_image, parse_generate_outputs
 from pebr_lit.rollout.weights import engine_weights
@@ -268,7 +269,7 @@ def test_failed_weight_update_raises_the_servers_message(lora_policy, fake, tmp_
 
 def test_qlora_policy_syncs_as_the_model_its_forward_computes(assets, records, fake, tmp_path):
     pytest.importorskip("bitsandbytes")
-    from pebr_lit.policy.wrapper import QuantizationSettings
+    from pebr_lit.policy.settings import QuantizationSettings
 
     torch.manual_seed(0)
     policy = PolicyWrapper(
