@@ -1,7 +1,4 @@
-"""Rollout engines behind one interface: Hugging Face generate (default) and sglang (optional, GPU).
-
-Left out on purpose: everything else; see ``base`` for the interface.
-"""
+"""Rollout engines behind one interface (``base``): HF generate (default) and sglang (optional, GPU); no scoring."""
 
 from pebr_lit.rollout.base import EngineRollout, RolloutEngine, logprob_gap
 from pebr_lit.rollout.hf import HFGenerate

@@ -1,7 +1,4 @@
-"""Benchmark adapters: one file per benchmark, each reading its released files and scoring by its published rules.
-
-Chosen by ``class_path`` in ``model.init_args.benchmarks`` of an evaluation config (``configs/eval/``).
-"""
+"""Benchmark adapters, one file each: read the released files, score by the published rules; no generation."""
 
 from pebr_lit.eval.benchmarks.ai2d import AI2D
 from pebr_lit.eval.benchmarks.base import Benchmark, BenchmarkItem
