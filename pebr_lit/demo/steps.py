@@ -31,7 +31,7 @@ EVALUATED = {
 
 @dataclass(frozen=True)
 class DemoSizes:
-    """How much each step does. The defaults are the README's demo (measured on 2 CPU cores)."""
+    """How much each step does. The defaults are the demo of docs/demo.md (measured on 2 CPU cores)."""
 
     train: int = 16000  # SFT records; 3,000 steps x 16 = 48k examples, 3 passes
     val: int = 256

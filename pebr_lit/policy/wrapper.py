@@ -136,7 +136,7 @@ class PolicyWrapper(nn.Module):
         if looks_local and not Path(path).expanduser().is_dir():
             raise FileNotFoundError(
                 f"model_name_or_path={path!r} is not a directory. Build the tiny demo model with "
-                "`python -m pebr_lit.demo.tiny --out runs/demo/assets` (or `make assets`) "
+                "`python -m pebr_lit.demo.tiny --out runs/demo/assets` "
                 "or point to a saved Hugging Face checkpoint."
             )
 

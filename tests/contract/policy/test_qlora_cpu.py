@@ -1,7 +1,7 @@
 """QLoRA on the CPU (bitsandbytes 0.50.2): 4-bit loading, sampling, log-probs, reference, merged export.
 
 Left out on purpose: QLoRA *training*. On the CPU, bitsandbytes' 4-bit backward breaks after a
-``generate`` (see DEPENDENCIES.md), which is GRPO's exact sequence; ``tests/gpu/test_qlora_gpu.py``
+``generate`` (see docs/status.md), which is GRPO's exact sequence; ``tests/gpu/test_qlora_gpu.py``
 trains on CUDA instead.
 
 bitsandbytes on a CPU with AVX512-BF16 repacks 4-bit weights (absmax rounded to bfloat16) at the
