@@ -8,26 +8,14 @@ import pytest
 import torch
 
 from callbacks.reference import ReferencePolicy
-from pebr_lit.data.collate import encode_prompts
-from pebr_lit.data.records import load_records
 from pebr_lit.policy.reference import (
     REFERENCE_ADAPTER,
     AdapterSnapshotReference,
     DisabledAdapterReference,
     ModelCopyReference,
 )
-from pebr_lit.policy.settings import LoraSettings, SamplingSettings
+from pebr_lit.policy.settings import LoraSettings
 from pebr_lit.policy.wrapper import PolicyWrapper
-
-
-@pytest.fixture(scope="module")
-def batch(world, assets):
-    policy = PolicyWrapper(str(assets["vlm"]), dtype="float32")
-    records = load_records(world / "val.jsonl")[:2]
-    prompts = encode_prompts(policy.processor, [r.problem for r in records], [r.load_images() for r in records])
-    torch.manual_seed(0)
-    rollout = policy.generate(prompts, SamplingSettings(num_samples=2, max_new_tokens=8))
-    return prompts, rollout
 
 
 def _scores(policy, batch):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pebr_lit.data.collate import encode_prompts
-from pebr_lit.data.records import load_records
 from pebr_lit.policy.reference import (
     REFERENCE_ADAPTER,
     AdapterSnapshotReference,
@@ -14,20 +12,10 @@ from pebr_lit.policy.reference import (
     ModelCopyReference,
     default_reference,
 )
-from pebr_lit.policy.settings import LoraSettings, SamplingSettings
+from pebr_lit.policy.settings import LoraSettings
 from pebr_lit.policy.wrapper import PolicyWrapper
 
 ROWS = [0, 0, 1, 1]  # 2 prompts x 2 samples
-
-
-@pytest.fixture(scope="module")
-def batch(world, assets):
-    policy = PolicyWrapper(str(assets["vlm"]), dtype="float32")
-    records = load_records(world / "val.jsonl")[:2]
-    prompts = encode_prompts(policy.processor, [r.problem for r in records], [r.load_images() for r in records])
-    torch.manual_seed(0)
-    rollout = policy.generate(prompts, SamplingSettings(num_samples=2, max_new_tokens=8))
-    return prompts, rollout
 
 
 def _full(assets) -> PolicyWrapper:
