@@ -54,7 +54,7 @@ RULES = {
     "unreadable_image": "an image cannot be opened",
     "small_image": "an image is under --min-image-side pixels wide or high",
 }
-#: Rows that pass the rules but cannot become a record; ``--strict`` makes each an error.
+#: Rows that cannot become a record; ``--strict`` makes each an error.
 UNCONVERTIBLE = {
     **REASONS,
     "text_only": "no image (a record needs one)",
@@ -158,7 +158,8 @@ class WarmupFilter:
             return record_from_dict(fields, source)
         except Unconvertible as e:
             return self._drop(e.reason, source, e.problem, e.fix, e.field)
-        except RecordError as e:  # the text-only case names itself, so a record schema that accepts it needs no change
+        except RecordError as e:
+            # Text-only is read off the validator's error: once records accept rows without images, they are kept.
             reason = "text_only" if e.field == "images" and not images else "invalid_row"
             return self._drop(reason, source, e.problem, e.fix, sample.where(e.field))
 
