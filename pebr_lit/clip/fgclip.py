@@ -53,7 +53,7 @@ class FGCLIPScorer(_BatchedScorer):
             image_size: side in pixels each image is resized (not cropped) to before the processor (authors: 336).
             max_text_tokens: tokens per description, padded and truncated to exactly this (authors: 248).
             walk_short_pos: FG-CLIP's short-text (77-position) path; False is the long-text path the authors use.
-            device: torch device for the model.
+            device: torch device for the model, taken on first use; a bare cuda is each process's current GPU.
             dtype: weights: float32 (the authors' transformers 4 default), bfloat16, float16, or auto (as saved).
             batch_size: image-text pairs per forward pass.
         """
@@ -85,7 +85,9 @@ class FGCLIPScorer(_BatchedScorer):
             model_name_or_path, dtype=DTYPES.get(dtype, "auto"), **hub
         )
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval().requires_grad_(False)
+        # Moved to ``device`` on first use (``_placed``): built by the CLI before Lightning gives each rank its GPU.
+        self.model = model.eval().requires_grad_(False)
+        self._on = torch.device("cpu")
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(model_name_or_path, **hub)
         self.image_processor = transformers.AutoImageProcessor.from_pretrained(model_name_or_path, **hub)
         self.image_size = image_size
@@ -107,11 +109,25 @@ class FGCLIPScorer(_BatchedScorer):
         # No attention mask: the authors pass none, and FG-CLIP pools at the end-of-text token.
         return {"input_ids": enc["input_ids"][0]}  # [T = max_text_tokens]
 
+    def _placed(self) -> torch.device:
+        """The device the model runs on, moving it there first if needed.
+
+        A bare ``cuda`` means this process's current GPU at call time: under DDP/FSDP every rank builds the
+        scorer before Lightning sets its device, and a model placed then would sit on cuda:0 for all ranks.
+        """
+        target = self.device
+        if target.type == "cuda" and target.index is None:
+            target = torch.device("cuda", torch.cuda.current_device())
+        if target != self._on:
+            self.model.to(target)
+            self._on = target
+        return target
+
     def _cosine(self, pixels: torch.Tensor, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
-        dtype = next(self.model.parameters()).dtype
-        image = self.model.get_image_features(pixels.to(self.device, dtype))  # [B, D]
+        device, dtype = self._placed(), next(self.model.parameters()).dtype
+        image = self.model.get_image_features(pixels.to(device, dtype))  # [B, D]
         text = self.model.get_text_features(
-            tokens["input_ids"].to(self.device),  # [B, T]
+            tokens["input_ids"].to(device),  # [B, T]
             walk_short_pos=self.walk_short_pos,
         )  # [B, D]
         return (_unit(image.float()) * _unit(text.float())).sum(dim=-1)  # [B]

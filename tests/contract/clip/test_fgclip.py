@@ -187,6 +187,17 @@ def test_walk_short_pos_and_dtype_reach_the_model(standin: Path) -> None:
     assert [c[2] for c in short.model.calls if c[0] == "text"] == [True]
 
 
+def test_a_bare_cuda_device_is_each_process_current_gpu(scorer: FGCLIPScorer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Resolution only (no GPU here): the model is moved when first used, to the GPU the rank has by then.
+    moved: list[torch.device] = []
+    monkeypatch.setattr(scorer, "device", torch.device("cuda"))
+    monkeypatch.setattr(scorer, "_on", torch.device("cpu"))
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 3)
+    monkeypatch.setattr(scorer.model, "to", lambda device: moved.append(device))
+    assert scorer._placed() == torch.device("cuda", 3) and moved == [torch.device("cuda", 3)]
+    assert scorer._placed() == torch.device("cuda", 3) and len(moved) == 1  # moved once
+
+
 def test_an_auto_map_under_automodel_loads_too(tmp_path: Path) -> None:
     scorer = FGCLIPScorer(str(build_standin(tmp_path / "automodel", "AutoModel")), trust_remote_code=True)
     assert scorer.similarity([Image.new("RGB", (30, 30), "red")], ["red"]).item() == pytest.approx(1.0, abs=1e-6)
