@@ -69,13 +69,14 @@ class FGCLIPScorer(_BatchedScorer):
             )
         if dtype != "auto" and dtype not in DTYPES:
             raise ValueError(f"FGCLIPScorer.dtype={dtype!r}: unknown dtype. Use 'auto' or one of {sorted(DTYPES)}.")
+        self.device = torch.device(device)  # a typo fails here, before minutes of loading
         auto_class, _ = check_remote_code(model_name_or_path, revision, trust_remote_code, local_files_only, cache_dir)
 
         import transformers
 
         hub = {
             "revision": revision,
-            "trust_remote_code": True,
+            "trust_remote_code": trust_remote_code,  # True: check_remote_code refuses otherwise
             "local_files_only": local_files_only,
             "cache_dir": cache_dir,
         }
@@ -84,7 +85,6 @@ class FGCLIPScorer(_BatchedScorer):
         model = getattr(transformers, auto_class).from_pretrained(
             model_name_or_path, dtype=DTYPES.get(dtype, "auto"), **hub
         )
-        self.device = torch.device(device)
         # Moved to ``device`` on first use (``_placed``): built by the CLI before Lightning gives each rank its GPU.
         self.model = model.eval().requires_grad_(False)
         self._on = torch.device("cpu")

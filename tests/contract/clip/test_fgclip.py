@@ -199,7 +199,9 @@ def test_a_bare_cuda_device_is_each_process_current_gpu(scorer: FGCLIPScorer, mo
 
 
 def test_an_auto_map_under_automodel_loads_too(tmp_path: Path) -> None:
-    scorer = FGCLIPScorer(str(build_standin(tmp_path / "automodel", "AutoModel")), trust_remote_code=True)
+    scorer = FGCLIPScorer(
+        str(build_standin(tmp_path / "fgclip_standin_automodel", "AutoModel")), trust_remote_code=True
+    )
     assert scorer.similarity([Image.new("RGB", (30, 30), "red")], ["red"]).item() == pytest.approx(1.0, abs=1e-6)
 
 
