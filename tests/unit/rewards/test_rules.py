@@ -8,13 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cli import main
 from pebr_lit.rewards import authors, components
 from pebr_lit.rewards.grading import grade, mathruler_grade
 from pebr_lit.rewards.rules import AuthorsRules, PebrLitRules, RewardRules
 from pebr_lit.rewards.stages import PerceptionReward, ReasoningReward, StageReward
-from tests.helpers.responses import full
+from tests.helpers.responses import full, keyword_lists, texts
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "demo"
 
@@ -111,6 +113,21 @@ def test_reasoning_reward_with_authors_rules_gives_pebr_2_totals() -> None:
     # pebr-lit's rules on the same responses: 0 has empty sections (format 0) -> 0.9; 1 takes the last answer "3"
     # -> 0.9; 2 -> 0.1; 3 -> 0.9.
     assert ReasoningReward()(responses, answers=answers)["total"].tolist() == pytest.approx([0.9, 0.9, 0.1, 0.9])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(texts, keyword_lists, st.integers(0, 5000), st.floats(-1, 1)), max_size=4))
+def test_fuzz_authors_stage_totals(rows: list[tuple[str, list[str], int, float]]) -> None:
+    out = PerceptionReward(rules=AuthorsRules(), length=0.1)(
+        [r[0] for r in rows],
+        answers=["3"] * len(rows),
+        key_words=[r[1] for r in rows],
+        num_tokens=[r[2] for r in rows],
+        clip_similarity=[r[3] for r in rows],
+    )
+    # The lowest total: clip -1 / 0.4 = -2.5 at weight 0.4 and every other component 0: -1; the highest 1.
+    assert bool(torch.isfinite(out["total"]).all())
+    assert bool((out["total"] >= -1 - 1e-6).all()) and bool((out["total"] <= 1 + 1e-6).all())
 
 
 def test_stage_rewards_default_to_their_own_pebr_lit_rules() -> None:
