@@ -4,10 +4,11 @@ SFT validation/test, GRPO validation/test and difficulty sampling all grade a re
 format and accuracy rules of a rule set (``rewards.rules``): ``format_rate`` is ``rules.format``,
 ``accuracy`` is ``rules.accuracy`` with a grader. The rule set is the module's own: ``SFTModule.rules``
 (with ``SFTModule.grader``, for validation and sampling alike) and, in GRPO, the stage reward's
-``rules`` with the default grader (``rewards.grading.grade``), so ``val/accuracy`` means one thing in
-every stage whose config names the same rules (by default ``PebrLitRules``: all four sections present
-and non-empty; the last answer section or its option letter); a stage reward with another grader
-shows its own view as ``val/reward/accuracy``. The running means are
+``rules`` with those rules' own grader (``RewardRules.default_grader``: ``grade`` for ``PebrLitRules``,
+``mathruler_grade`` for ``AuthorsRules``), so ``val/accuracy`` means one thing in every stage whose config
+names the same rules (by default ``PebrLitRules``: all four sections present and non-empty; the last answer
+section or its option letter); a stage reward with another grader shows its own view as
+``val/reward/accuracy``. The running means are
 torchmetrics ``MeanMetric``s, exact over uneven batches and synced across processes at epoch end.
 
 Left out on purpose: generation (the modules), reward components other than these two (``rewards``).
@@ -22,16 +23,16 @@ from lightning import LightningModule
 from torchmetrics import MeanMetric
 
 from pebr_lit.rewards.components import Grader
-from pebr_lit.rewards.grading import grade
 from pebr_lit.rewards.rules import PebrLitRules, RewardRules
 
 
 def grade_responses(
-    texts: Sequence[str], answers: Sequence[str], rules: RewardRules | None = None, grader: Grader = grade
+    texts: Sequence[str], answers: Sequence[str], rules: RewardRules | None = None, grader: Grader | None = None
 ) -> dict[str, list[float]]:
     """Per-response ``format_rate`` and ``accuracy`` (1.0/0.0) of ``texts`` against ground truths ``answers``,
-    under ``rules`` (null = ``PebrLitRules()``) and ``grader``."""
+    under ``rules`` (null = ``PebrLitRules()``) and ``grader`` (null = the rules' own)."""
     rules = rules if rules is not None else PebrLitRules()
+    grader = grader if grader is not None else rules.default_grader()
     return {
         "format_rate": [rules.format(t) for t in texts],
         "accuracy": [rules.accuracy(t, a, grader) for t, a in zip(texts, answers)],
@@ -46,7 +47,7 @@ class GenerationMetrics(torch.nn.Module):
             SFT ``response_tokens``, GRPO ``response_length``).
         splits: Splits that log generation metrics.
         rules: Format and accuracy rules; null = ``PebrLitRules()``.
-        grader: Answer grader of the accuracy.
+        grader: Answer grader of the accuracy; null = the rules' own (``RewardRules.default_grader``).
     """
 
     def __init__(
@@ -54,7 +55,7 @@ class GenerationMetrics(torch.nn.Module):
         length_name: str = "response_tokens",
         splits: Sequence[str] = ("val", "test"),
         rules: RewardRules | None = None,
-        grader: Grader = grade,
+        grader: Grader | None = None,
     ) -> None:
         super().__init__()
         self.rules, self.grader = rules, grader

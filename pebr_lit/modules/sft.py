@@ -4,8 +4,9 @@ Training is next-token cross-entropy on the assistant turn only. Validation and 
 answer per held-out question and log ``val/format_rate`` (all four sections present) and
 ``val/accuracy`` (final answer graded against the ground truth), both by ``modules.generation_metrics``
 as in the GRPO stages; ``predict`` returns responses graded the same way, for sampling. How a response
-is graded is ``rules`` with ``grader`` (``rewards.rules``): ``PebrLitRules`` and ``grade`` by default;
-``AuthorsRules`` with ``mathruler_grade`` is the authors' sampling script (``pebr_sample.py``), and then
+is graded is ``rules`` with ``grader`` (``rewards.rules``; a null grader is the rules' own): ``PebrLitRules``
+and ``grade`` by default; ``AuthorsRules`` (with its ``mathruler_grade``) is the authors' sampling script
+(``pebr_sample.py``), and then
 validation grades that way too, so the accuracy watched during SFT is the one that makes the tiers.
 
 Left out on purpose: data loading (``SFTDataModule``), moving weights between stages
@@ -28,7 +29,6 @@ from pebr_lit.policy.fsdp import shard_for_strategy
 from pebr_lit.policy.settings import SamplingSettings
 from pebr_lit.policy.wrapper import PolicyWrapper
 from pebr_lit.rewards.components import Grader
-from pebr_lit.rewards.grading import grade
 from pebr_lit.rewards.rules import PebrLitRules, RewardRules
 
 
@@ -43,7 +43,8 @@ class SFTModule(L.LightningModule):
         eval_sampling: How validation/test/predict generate; null = greedy, up to 256 new tokens.
         rules: How validation/test/predict grade format and accuracy; null = ``PebrLitRules()``
             (``pebr_lit.rewards.rules.AuthorsRules``: the authors' sampling rule).
-        grader: Answer grader of validation/test/predict accuracy (the authors': ``mathruler_grade``).
+        grader: Answer grader of validation/test/predict accuracy; null = the rules' own (``AuthorsRules``:
+            ``mathruler_grade``, the authors').
     """
 
     def __init__(
@@ -54,7 +55,7 @@ class SFTModule(L.LightningModule):
         init_from: str | None = None,
         eval_sampling: SamplingSettings | None = None,
         rules: RewardRules | None = None,
-        grader: Grader = grade,
+        grader: Grader | None = None,
     ) -> None:
         super().__init__()
         self.policy = policy
@@ -66,8 +67,8 @@ class SFTModule(L.LightningModule):
         if init_from:  # at construction, so a later --ckpt_path resume overrides it
             init_policy_from(self.policy, init_from)
         self.rules = rules if rules is not None else PebrLitRules()
-        self.grader = grader
-        self.generation_metrics = GenerationMetrics(length_name="response_tokens", rules=self.rules, grader=grader)
+        self.grader = grader if grader is not None else self.rules.default_grader()
+        self.generation_metrics = GenerationMetrics(length_name="response_tokens", rules=self.rules, grader=self.grader)
 
     # ------------------------------------------------------------------------------------- set-up
     @property

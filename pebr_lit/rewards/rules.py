@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 from pebr_lit.rewards import authors, components
 from pebr_lit.rewards.components import Grader
+from pebr_lit.rewards.grading import grade, mathruler_grade
 
 
 class RewardRules:
@@ -41,6 +42,10 @@ class RewardRules:
 
     def accuracy(self, response: str, answer: str, grader: Grader) -> float:
         """1 when the response's final answer matches ``answer`` under ``grader``, else 0."""
+        raise NotImplementedError
+
+    def default_grader(self) -> Grader:
+        """The grader a reward or module uses with these rules when its own ``grader`` is null."""
         raise NotImplementedError
 
     def clip_text(self, response: str) -> str:
@@ -84,6 +89,10 @@ class PebrLitRules(RewardRules):
         """The last final-answer section, or a matching option letter (``components.accuracy_reward``)."""
         return components.accuracy_reward(response, answer, grader)
 
+    def default_grader(self) -> Grader:
+        """``grading.grade``: mathruler after light normalisation ("B." and "**4**" match "B" and "4")."""
+        return grade
+
     def clip_text(self, response: str) -> str:
         """The parsed description section, "" when absent (``components.clip_text``)."""
         return components.clip_text(response)
@@ -112,6 +121,10 @@ class AuthorsRules(RewardRules):
     def accuracy(self, response: str, answer: str, grader: Grader) -> float:
         """The first line after the first answer heading, no letter matching (``authors.accuracy_reward``)."""
         return authors.accuracy_reward(response, answer, grader)
+
+    def default_grader(self) -> Grader:
+        """``grading.mathruler_grade``: mathruler's ``grade_answer`` alone, as the authors' scripts call it."""
+        return mathruler_grade
 
     def clip_text(self, response: str) -> str:
         """The caption between the description and rationale headings, "" when absent (``authors.clip_text``)."""

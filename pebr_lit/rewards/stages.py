@@ -17,7 +17,6 @@ from collections.abc import Sequence
 import torch
 
 from pebr_lit.rewards.components import Grader, length_reward
-from pebr_lit.rewards.grading import grade
 from pebr_lit.rewards.rules import PebrLitRules, RewardRules
 
 
@@ -105,7 +104,7 @@ class PerceptionReward(StageReward):
         rules: RewardRules | None = None,
         clip_threshold: float = 0.4,
         target_length: int = 512,
-        grader: Grader = grade,
+        grader: Grader | None = None,
     ) -> None:
         """
         Args:
@@ -118,7 +117,8 @@ class PerceptionReward(StageReward):
                 ``description_only`` and ``whole_word`` set the keyword scope and matching), or ``AuthorsRules``.
             clip_threshold: similarity at and above which the CLIP reward is 1 (paper: 0.4).
             target_length: response tokens up to which the length reward is 1 (paper: 512).
-            grader: answer grader for the accuracy component.
+            grader: answer grader for the accuracy component; null = the rules' own (``PebrLitRules``: ``grade``,
+                ``AuthorsRules``: ``mathruler_grade``).
         """
         super().__init__(rules, clip=clip, keyword=keyword, format=format, length=length, accuracy=accuracy)
         if not clip_threshold > 0:
@@ -130,7 +130,8 @@ class PerceptionReward(StageReward):
                 f"PerceptionReward.target_length={target_length!r}: must be a positive token count. "
                 "Use the paper's 512."
             )
-        self.clip_threshold, self.target_length, self.grader = clip_threshold, target_length, grader
+        self.clip_threshold, self.target_length = clip_threshold, target_length
+        self.grader = grader if grader is not None else self.rules.default_grader()
 
     def components(self, responses: Sequence[str], **inputs: object) -> dict[str, list[float]]:
         names = ("answers", "key_words", "num_tokens", "clip_similarity")
@@ -156,20 +157,20 @@ class ReasoningReward(StageReward):
         self,
         accuracy: float = 0.9,
         format: float = 0.1,
-        grader: Grader = grade,
+        grader: Grader | None = None,
         rules: RewardRules | None = None,
     ) -> None:
         """
         Args:
             accuracy: weight of answer accuracy (paper: 0.9).
             format: weight of the format reward (paper: 0.1).
-            grader: answer grader: ``pebr_lit.rewards.grading.grade`` (mathruler after light normalisation),
-                ``pebr_lit.rewards.grading.mathruler_grade`` (mathruler alone, the authors') or
-                ``pebr_lit.rewards.grading.math_verify_grade``.
+            grader: answer grader; null = the rules' own (``PebrLitRules``: ``pebr_lit.rewards.grading.grade``,
+                mathruler after light normalisation; ``AuthorsRules``: ``pebr_lit.rewards.grading.mathruler_grade``,
+                mathruler alone), or e.g. ``pebr_lit.rewards.grading.math_verify_grade``.
             rules: how accuracy and format read a response; null = ``PebrLitRules()``, or ``AuthorsRules``.
         """
         super().__init__(rules, accuracy=accuracy, format=format)
-        self.grader = grader
+        self.grader = grader if grader is not None else self.rules.default_grader()
 
     def components(self, responses: Sequence[str], **inputs: object) -> dict[str, list[float]]:
         _require("ReasoningReward", "answers", inputs["answers"])

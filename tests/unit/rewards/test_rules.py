@@ -202,3 +202,15 @@ def test_authors_rules_yaml_parses_through_the_cli(tmp_path, capsys, subcommand,
     assert args["grader"] == "pebr_lit.rewards.grading.mathruler_grade"
     if at:  # the overlay changed the rules and the grader only: the demo's threshold stays
         assert args["clip_threshold"] == 0.95
+
+
+def test_each_rule_set_brings_its_grader_and_an_explicit_one_wins():
+    # "B." for truth "B": grade drops the trailing period (match), mathruler alone does not. The response's
+    # first answer line is "B." under both rule sets, so the grader alone decides.
+    response = "### Image Description: x\n### Rationales: y\n### Step 1: z\n### The final answer is: B."
+    assert PebrLitRules().default_grader() is grade and AuthorsRules().default_grader() is mathruler_grade
+    assert ReasoningReward(rules=PebrLitRules())([response], answers=["B"])["accuracy"].tolist() == [1.0]
+    assert ReasoningReward(rules=AuthorsRules())([response], answers=["B"])["accuracy"].tolist() == [0.0]
+    assert ReasoningReward(rules=AuthorsRules(), grader=grade)([response], answers=["B"])["accuracy"].tolist() == [1.0]
+    perception = PerceptionReward(rules=AuthorsRules())
+    assert perception.grader is mathruler_grade
