@@ -43,8 +43,8 @@ from pebr_lit.data.sources import RecordError, read_rows
 
 #: What to do about a text-only row where it is refused (the DataModules' ``text_only`` option).
 TEXT_ONLY_FIX = (
-    "Give the row an image, or set the DataModule's text_only: keep (train it as a text-only prompt) "
-    "or skip (drop and count it)"
+    "Give the row an image, or choose text_only: keep (train it as a text-only prompt) or skip (drop and "
+    "count it), in data.init_args.text_only (--text-only for python -m pebr_lit.data.tiers)"
 )
 ALIASES = {"image": "images", "question": "problem", "id": "qid", "keywords": "key_words"}
 FIELDS = ("qid", "problem", "answer", "images", "key_words", "description", "response", "meta")
