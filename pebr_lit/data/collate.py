@@ -44,8 +44,9 @@ def user_messages(prompt: Prompt, problem: str, num_images: int, source: str) ->
         raise RecordError(source, e.problem, e.fix[:1].upper() + e.fix[1:], "problem") from None
 
 
-def check_prompts(records: Sequence[Record], prompt: Prompt) -> None:
-    """Build every record's user turn once, so a marker/image mismatch fails at setup, not mid-epoch."""
+def check_prompts(records: Sequence[Any], prompt: Prompt) -> None:
+    """Build every record's (or benchmark item's) user turn once, so a marker/image mismatch fails at setup,
+    not mid-epoch."""
     for r in records:
         user_messages(prompt, r.problem, len(r.images), r.source or f"qid {r.qid!r}")
 

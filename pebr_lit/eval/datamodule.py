@@ -21,7 +21,7 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from pebr_lit.data.batches import RecordBatch, RecordDataset
-from pebr_lit.data.collate import collate_prompts
+from pebr_lit.data.collate import check_prompts, collate_prompts
 from pebr_lit.data.contracts import BenchmarkSource, processor_for, served_module
 from pebr_lit.data.loaders import eval_loader
 from pebr_lit.eval.benchmarks.base import BenchmarkItem
@@ -73,6 +73,8 @@ class EvalDataModule(L.LightningDataModule):
         self.processor = processor_for(self)
         if not self.datasets:
             self.datasets = [RecordDataset(b.items()) for b in benchmarks]
+            for dataset in self.datasets:  # a marker/image mismatch fails here, before any generation
+                check_prompts(dataset.records, self.prompt)
             self.names = [b.name for b in benchmarks]
 
     def _module(self) -> BenchmarkSource:
