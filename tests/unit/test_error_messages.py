@@ -19,6 +19,7 @@ from pebr_lit.grpo.losses import ClippedSurrogate, GRPOLoss
 from pebr_lit.grpo.online_filter import OnlineFilter
 from pebr_lit.modules.schedules import WarmupConstantDecay
 from pebr_lit.policy.fsdp import Sharding
+from pebr_lit.policy.precision import check_update_precision
 from pebr_lit.policy.settings import LoraSettings, QuantizationSettings, SamplingSettings
 from pebr_lit.rewards.stages import PerceptionReward
 from pebr_lit.rollout.sglang import SGLangServer
@@ -29,6 +30,10 @@ _ACTIONS = ("Use", "Set", "Give", "Add", "List", "Keep", "Name", "Turn")
 
 def _optimizer() -> torch.optim.Optimizer:
     return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+
+
+def _bf16_adamw() -> torch.optim.Optimizer:
+    return torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1, dtype=torch.bfloat16))], lr=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -54,6 +59,7 @@ def _optimizer() -> torch.optim.Optimizer:
         (lambda: SamplingSettings(top_p=0.0), "SamplingSettings.top_p=0.0: "),
         (lambda: SamplingSettings(do_sample=False, num_samples=4), "SamplingSettings.num_samples=4: "),
         (lambda: Sharding(param_dtype="fp8"), "Sharding.param_dtype='fp8': "),
+        (lambda: check_update_precision([_bf16_adamw()]), "AdamW.lr=1e-06: "),
     ],
 )
 def test_config_error_names_class_field_value_and_the_fix(build: Callable[[], object], prefix: str) -> None:
