@@ -43,7 +43,9 @@ from pebr_lit.grpo.rounds import RolloutRound, update_rows
 from pebr_lit.modules.generation_metrics import GenerationMetrics
 from pebr_lit.modules.grpo_hooks import ExtraInputs, ReferenceProvider, RewardTerm
 from pebr_lit.modules.schedules import build_optimization
+from pebr_lit.modules.step_guard import StepGuard
 from pebr_lit.policy.checkpoint import check_checkpoint_keys, init_policy_from, slim_checkpoint
+from pebr_lit.policy.precision import check_update_precision
 from pebr_lit.policy.settings import SamplingSettings
 from pebr_lit.policy.wrapper import PolicyWrapper
 from pebr_lit.rewards.stages import StageReward
@@ -178,6 +180,8 @@ class GRPOModule(L.LightningModule):
         return build_optimization(self.policy.parameters(), self.optimizer_factory, self.scheduler_factory, steps)
 
     def on_fit_start(self) -> None:
+        check_update_precision(self.trainer.optimizers, allow=self.policy.allow_low_precision_updates)
+        self._step_guard = StepGuard()  # skips (and counts) optimizer steps whose gradient norm is not finite
         if self.loss.kl_coef > 0 and self.reference is None:
             raise ValueError(
                 f"{type(self).__name__}.loss.kl_coef={self.loss.kl_coef!r}: needs a reference policy. Add the callback "
@@ -356,13 +360,15 @@ class GRPOModule(L.LightningModule):
                     self.manual_backward(loss * share)
                     for name, value in step_stats.items():
                         totals[name] = totals.get(name, 0.0) + float(value) * float(share) / len(minis)
-            if self.gradient_clip_val is not None:
+            norm = self._step_guard.check(optimizer, type(self).__name__)  # not finite: gradients dropped
+            if self.gradient_clip_val is not None and torch.isfinite(norm):
                 self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
-            optimizer.step()
+            optimizer.step()  # a skipped step changes nothing but still counts, as in the authors' trainer
             if scheduler is not None:
                 scheduler.step()
+            totals["grad_norm"] = totals.get("grad_norm", 0.0) + float(norm) / len(minis)  # before clipping
         self.rollout_engine.sync_weights(self.policy)  # the next rollout batch samples from the updated policy
-        return totals
+        return {**totals, "skipped_steps": float(self._step_guard.skipped)}
 
     def _engine_gap(self, rounds: list[RolloutRound]) -> dict[str, float]:
         """|engine - trainer| log-prob gap on the update's rollouts, before the update, as loggable stats.

@@ -1,6 +1,7 @@
 """Warm-up SFT: teach the policy the PeBR answer format (description, rationale, steps, answer).
 
-Training is next-token cross-entropy on the assistant turn only. Validation and test generate an
+Training is next-token cross-entropy on the assistant turn only; a step whose gradient norm is not
+finite is skipped and counted (``train/skipped_steps``). Validation and test generate an
 answer per held-out question and log ``val/format_rate`` (all four sections present) and
 ``val/accuracy`` (final answer graded against the ground truth), both by ``modules.generation_metrics``
 as in the GRPO stages; ``predict`` returns responses graded the same way, for sampling. How a response
@@ -24,8 +25,10 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from pebr_lit.data.batches import batch_size_of
 from pebr_lit.modules.generation_metrics import GenerationMetrics, grade_responses
 from pebr_lit.modules.schedules import build_optimization
+from pebr_lit.modules.step_guard import StepGuard
 from pebr_lit.policy.checkpoint import check_checkpoint_keys, init_policy_from, slim_checkpoint
 from pebr_lit.policy.fsdp import shard_for_strategy
+from pebr_lit.policy.precision import check_update_precision
 from pebr_lit.policy.settings import SamplingSettings
 from pebr_lit.policy.wrapper import PolicyWrapper
 from pebr_lit.rewards.components import Grader
@@ -79,6 +82,20 @@ class SFTModule(L.LightningModule):
     def configure_optimizers(self) -> Any:
         steps = self.trainer.estimated_stepping_batches
         return build_optimization(self.policy.parameters(), self.optimizer_factory, self.scheduler_factory, steps)
+
+    def on_fit_start(self) -> None:
+        check_update_precision(self.trainer.optimizers, allow=self.policy.allow_low_precision_updates)
+        self._step_guard = StepGuard()
+
+    def configure_gradient_clipping(
+        self, optimizer: Any, gradient_clip_val: float | None = None, gradient_clip_algorithm: str | None = None
+    ) -> None:
+        """Skip a step whose gradient norm is not finite (``modules.step_guard``), else clip as Lightning does."""
+        norm = self._step_guard.check(optimizer, type(self).__name__)
+        self.log("train/grad_norm", norm, batch_size=1)  # before clipping
+        self.log("train/skipped_steps", float(self._step_guard.skipped), batch_size=1)
+        if torch.isfinite(norm):
+            super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         slim_checkpoint(self, checkpoint)

@@ -44,7 +44,10 @@ class PolicyWrapper(nn.Module):
 
     Args:
         model_name_or_path: Local directory or hub id of a Qwen2-VL / Qwen2.5-VL checkpoint.
-        dtype: Weight dtype: auto (as saved), float32, bfloat16 or float16.
+        dtype: Weight dtype: auto (as saved), float32, bfloat16 or float16. Trained weights need float32 at small
+            learning rates (docs/policy.md, Precision); a frozen base (LoRA) may be bfloat16.
+        allow_low_precision_updates: Train even when the optimizer's learning rate is below what the trained
+            weights' dtype can represent (``pebr_lit.policy.precision``; refused at fit start otherwise).
         attn_implementation: Attention kernel: sdpa, sdpa_folded_gqa (CPU decoding without KV copies), eager or
             flash_attention_2; null = library default.
         kv_cache: KV cache of generate: dynamic (Hugging Face default) or preallocated (written in place, same
@@ -64,6 +67,7 @@ class PolicyWrapper(nn.Module):
         self,
         model_name_or_path: str,
         dtype: str = "auto",
+        allow_low_precision_updates: bool = False,
         attn_implementation: str | None = "sdpa",
         kv_cache: str = "dynamic",
         freeze_vision: bool = True,
@@ -90,6 +94,7 @@ class PolicyWrapper(nn.Module):
         self.lora_settings = lora
         self.quantization = quantization
         self.kv_cache = kv_cache
+        self.allow_low_precision_updates = allow_low_precision_updates
         self._hub_kwargs = {
             "revision": revision,
             "trust_remote_code": trust_remote_code,

@@ -117,7 +117,8 @@ class DDPProbe(Callback):
             for p in pl_module.policy.parameters()
             if p.grad is not None
         ]
-        self.steps[-1].setdefault("grad_norms", []).append(float(torch.stack(squares).sum().sqrt()))
+        norm = float(torch.stack(squares).sum().sqrt()) if squares else 0.0  # none: a skipped (non-finite) step
+        self.steps[-1].setdefault("grad_norms", []).append(norm)
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int

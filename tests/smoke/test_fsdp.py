@@ -8,7 +8,8 @@ Four ``python cli.py fit`` runs of 2 gloo processes each, with the ``DDPProbe`` 
 - ``resume``: FSDP2 again from the ``fsdp`` run's step-2 checkpoint (``--ckpt_path``);
 - ``lora``: FSDP2 with LoRA (reference = the disabled adapter), ``init_from`` the ``fsdp`` run;
 
-and two SFT runs (DDP, FSDP2; Lightning's automatic optimization and gradient clipping).
+a ``mixed`` run: FSDP2 with ``sharding.param_dtype: bfloat16``, ``reduce_dtype: float32`` at lr 1e-6 (the
+authors' precision), and two SFT runs (DDP, FSDP2; Lightning's automatic optimization and gradient clipping).
 
 The rollouts of DDP and FSDP2 runs are the same draws (same seeds, bitwise-equal gathered weights), so
 their updates must agree to float rounding. Gradient clipping is set far below the gradients' norm,
@@ -18,6 +19,7 @@ so every optimizer step is clipped: the norm the optimizer sees must equal the c
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -158,7 +160,8 @@ def test_fsdp_updates_match_ddp(runs):
             assert b["grad_norms"] == pytest.approx(a["grad_norms"], rel=1e-5), (rank, k)
         assert fsdp[0]["steps"][k]["digest"] == fsdp[1]["steps"][k]["digest"]  # whole tensors agree across ranks
     # Same rollouts, hence the same rewards and loss diagnostics, on every rank.
-    for name in ("train/reward/probe", "train/policy_loss", "train/kl"):
+    # train/grad_norm: the norm before clipping, global on every rank (FSDP2: over DTensor shards).
+    for name in ("train/reward/probe", "train/policy_loss", "train/kl", "train/grad_norm"):
         for rank in (0, 1):
             values = [[e["value"] for e in r[rank]["logged"] if e["name"] == name] for r in (ddp, fsdp)]
             assert len(values[0]) == ROLLOUT_STEPS and values[1] == pytest.approx(values[0], rel=1e-4, abs=1e-7), (
@@ -218,6 +221,32 @@ def test_lora_under_fsdp_starts_from_init_from_and_saves_adapters(runs):
     assert (
         max(float(v.abs().max()) for k, v in saved.items() if "lora_B" in k) > 0
     )  # B starts at zero: the adapter trained
+
+
+@pytest.fixture(scope="module")
+def mixed_run(assets, world, tmp_path_factory):
+    """FSDP2 with the authors' precision: fp32 shards and Adam state, bf16 gathers and compute, fp32 reduce."""
+    out = tmp_path_factory.mktemp("fsdp_mixed")
+    sharding = {"param_dtype": "bfloat16", "reduce_dtype": "float32"}
+    extra = ("--model.init_args.optimizer.init_args.lr=1e-6", "--model.init_args.gradient_clip_val=1.0")
+    strategy = FSDP | {"init_args": {"sharding": sharding}}
+    return out, run(fit_command(assets, world, out, strategy, extra=extra), out)
+
+
+def test_bf16_compute_over_fp32_shards_trains_at_lr_1e_6(mixed_run, assets):
+    from pebr_lit.policy.wrapper import PolicyWrapper
+
+    out, reports = mixed_run
+    saved = checkpoint(out)["state_dict"]
+    start = {"policy." + k: v for k, v in PolicyWrapper(str(assets["vlm"]), dtype="float32").state_dict().items()}
+    assert all(v.dtype == torch.float32 for v in saved.values())  # the shards, gathered: fp32 master weights
+    changed = sum(int((v != start[k]).sum()) for k, v in saved.items())
+    # 4 AdamW steps of ~1e-6 move every weight that got a gradient (in bf16 storage almost none would).
+    assert changed / sum(v.numel() for v in saved.values()) > 0.9
+    for k in range(ROLLOUT_STEPS):
+        assert reports[0]["steps"][k]["digest"] == reports[1]["steps"][k]["digest"]
+    norms = [e["value"] for e in reports[0]["logged"] if e["name"] == "train/grad_norm"]
+    assert len(norms) == ROLLOUT_STEPS and all(math.isfinite(v) and v > 0 for v in norms)
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ from pebr_lit.grpo.losses import ClippedSurrogate, GRPOLoss
 from pebr_lit.grpo.online_filter import OnlineFilter
 from pebr_lit.modules.schedules import WarmupConstantDecay
 from pebr_lit.policy.fsdp import Sharding
+from pebr_lit.policy.precision import check_update_precision
 from pebr_lit.policy.settings import LoraSettings, QuantizationSettings, SamplingSettings
 from pebr_lit.rewards.stages import PerceptionReward
 from pebr_lit.rollout.sglang import SGLangServer
@@ -32,6 +33,10 @@ _ACTIONS = ("Use", "Set", "Give", "Add", "List", "Keep", "Name", "Turn")
 
 def _optimizer() -> torch.optim.Optimizer:
     return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+
+
+def _bf16_adamw() -> torch.optim.Optimizer:
+    return torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1, dtype=torch.bfloat16))], lr=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -70,6 +75,7 @@ def _optimizer() -> torch.optim.Optimizer:
             lambda: FGCLIPScorer("qihoo360/fg-clip2-base", trust_remote_code=True),
             "FGCLIPScorer.model_name_or_path='qihoo360/fg-clip2-base': ",
         ),
+        (lambda: check_update_precision([_bf16_adamw()]), "AdamW.lr=1e-06: "),
     ],
 )
 def test_config_error_names_class_field_value_and_the_fix(build: Callable[[], object], prefix: str) -> None:
