@@ -44,7 +44,11 @@ CONFIG_FLAGS = ("-c", "--config")
 
 
 def config_chain(path: str, seen: tuple[str, ...] = ()) -> list[str]:
-    """``path`` preceded by its bases (``# overlay-of:`` lines, each resolved from ``path``'s folder), bases first."""
+    """``path`` preceded by its bases (``# overlay-of:`` lines, each resolved from ``path``'s folder), bases first.
+
+    Several ``# overlay-of:`` lines load in order; a base reached twice (a diamond) is loaded once, where it first
+    appears.
+    """
     if path in seen:
         raise ValueError(f"{path}: '{OVERLAY_OF}' lines form a cycle ({' -> '.join((*seen, path))}); remove one.")
     if not os.path.isfile(path):
@@ -58,7 +62,9 @@ def config_chain(path: str, seen: tuple[str, ...] = ()) -> list[str]:
                     f"{path}: '{line.strip()}' names {base}, which does not exist; "
                     "give the base's path relative to the overlay's folder."
                 )
-            chain += config_chain(base, (*seen, path))
+            # Two bases may share a base of their own (a stage base and a hardware base over one model base):
+            # it loads once, first, so that neither base's values are reset by loading it again after them.
+            chain += [p for p in config_chain(base, (*seen, path)) if p not in chain]
     return [*chain, path]
 
 

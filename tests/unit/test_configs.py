@@ -61,6 +61,20 @@ def test_config_chain_puts_bases_of_bases_first_resolved_from_each_file(tmp_path
     assert config_chain(root) == [root]
 
 
+def test_two_bases_sharing_a_base_load_it_once_before_both(tmp_path):
+    # A stage base and a hardware base over one model base: loading the model base again between or after
+    # them would reset the stage base's values to the model base's.
+    model = _write(tmp_path / "_model.yaml", "seed_everything: 1\n")
+    stage = _write(tmp_path / "_stage.yaml", "# overlay-of: _model.yaml\nseed_everything: 2\n")
+    card = _write(tmp_path / "_card.yaml", "# overlay-of: _model.yaml\ntrainer: {devices: 1}\n")
+    top = _write(tmp_path / "top.yaml", "# overlay-of: _stage.yaml\n# overlay-of: _card.yaml\n")
+    assert config_chain(top) == [model, stage, card, top]
+    assert expand_overlays(["fit", "--config", top]) == [
+        "fit",
+        *("--config", model, "--config", stage, "--config", card, "--config", top),
+    ]
+
+
 def test_expand_overlays_adds_each_base_once_and_keeps_other_args(tmp_path):
     base = _write(tmp_path / "base.yaml", "")
     one = _write(tmp_path / "one.yaml", "# overlay-of: base.yaml\n")
