@@ -8,8 +8,8 @@ which ``rewards.clip_reward_from_similarity`` turns into 0, and ``failures`` cou
 
 Left out on purpose: turning similarities into rewards (``rewards``), choosing the text (the caller
 passes ``rewards.clip_text(response)``, the description section) and image loading. Images are resized
-and cropped by the model's own preprocessing (the authors squash to 336 x 336 for FG-CLIP, which is not
-an open_clip or HF CLIP model and would need a scorer of its own).
+and cropped by the model's own preprocessing. FG-CLIP (the authors' scorer: remote code, images squashed
+to 336 x 336, 248-token text) is ``clip.fgclip.FGCLIPScorer``, on the same ``_BatchedScorer``.
 """
 
 from __future__ import annotations

@@ -41,7 +41,6 @@ from pebr_lit.modules.schedules import build_optimization
 from pebr_lit.policy.checkpoint import check_checkpoint_keys, init_policy_from, slim_checkpoint
 from pebr_lit.policy.settings import SamplingSettings
 from pebr_lit.policy.wrapper import PolicyWrapper
-from pebr_lit.rewards.components import extract_keywords
 from pebr_lit.rewards.stages import StageReward
 from pebr_lit.rollout import HFGenerate, RolloutEngine, logprob_gap
 
@@ -125,7 +124,7 @@ class GRPOModule(L.LightningModule):
         self._buffer = update_buffer(online_filter, mask_zero_variance, self.sampling.num_samples)
         self.gradient_clip_val = gradient_clip_val
         self.rollout_engine = rollout_engine if rollout_engine is not None else HFGenerate()
-        self.generation_metrics = GenerationMetrics(length_name="response_length")
+        self.generation_metrics = GenerationMetrics(length_name="response_length", rules=reward.rules)
         #: False until the engine holds the policy's weights (it starts from its own copy; init_from and resume
         #: change ours).
         self._engine_synced = False
@@ -211,7 +210,7 @@ class GRPOModule(L.LightningModule):
             self.reward(
                 texts,
                 answers=[r.answer for r in records],
-                key_words=[list(r.key_words) or extract_keywords(r.description or "") for r in records],
+                key_words=[self.reward.rules.record_keywords(r.key_words, r.description) for r in records],
                 num_tokens=num_tokens.cpu(),
                 **extra.reward,
             )

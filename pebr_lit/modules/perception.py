@@ -3,8 +3,9 @@
 Binds the stage-1 reward: ``0.4 * clip + 0.4 * keyword + 0.1 * format`` from ``PerceptionReward``
 plus ``0.1 * length`` from the ``LengthPenalty`` callback (so that removing the callback is the
 paper's length ablation); accuracy is computed and logged with weight 0. The CLIP part lives here,
-in the ``reward_inputs`` hook of ``GRPOModule``: the image-description similarity of every response
-is the reward's ``clip_similarity`` input, its raw value is logged as ``<split>/clip_similarity``
+in the ``reward_inputs`` hook of ``GRPOModule``: the similarity of every response's CLIP text (the
+reward's ``rules.clip_text``: the description section, or the authors' caption) to its image is the
+reward's ``clip_similarity`` input, its raw value is logged as ``<split>/clip_similarity``
 (never rewarded; 0 where scoring failed), and the scorer's failures are counted in
 ``last_stats["clip_failures"]``.
 
@@ -21,7 +22,6 @@ from pebr_lit.clip.scorers import SimilarityScorer
 from pebr_lit.modules.grpo import GRPOModule
 from pebr_lit.modules.grpo_hooks import ExtraInputs
 from pebr_lit.policy.wrapper import PolicyWrapper
-from pebr_lit.rewards.components import clip_text
 from pebr_lit.rewards.stages import PerceptionReward, StageReward
 
 
@@ -56,7 +56,8 @@ class PerceptionGRPO(GRPOModule):
         # records repeat once per rollout: decode each distinct record's image once.
         decoded = {id(r): r.load_images()[0] for r in {id(r): r for r in records}.values()}
         before = self.clip_scorer.failures
-        similarity = self.clip_scorer.similarity([decoded[id(r)] for r in records], [clip_text(t) for t in texts])
+        captions = [self.reward.rules.clip_text(t) for t in texts]  # the rules say which text CLIP compares
+        similarity = self.clip_scorer.similarity([decoded[id(r)] for r in records], captions)
         return ExtraInputs(
             reward={"clip_similarity": similarity},
             logged={"clip_similarity": torch.nan_to_num(similarity.float().cpu(), nan=0.0)},  # [N]

@@ -3,7 +3,11 @@
 Training is next-token cross-entropy on the assistant turn only. Validation and test generate an
 answer per held-out question and log ``val/format_rate`` (all four sections present) and
 ``val/accuracy`` (final answer graded against the ground truth), both by ``modules.generation_metrics``
-as in the GRPO stages; ``predict`` returns responses graded the same way, for sampling.
+as in the GRPO stages; ``predict`` returns responses graded the same way, for sampling. How a response
+is graded is ``rules`` with ``grader`` (``rewards.rules``; a null grader is the rules' own): ``PebrLitRules``
+and ``grade`` by default; ``AuthorsRules`` (with its ``mathruler_grade``) is the authors' sampling script
+(``pebr_sample.py``), and then
+validation grades that way too, so the accuracy watched during SFT is the one that makes the tiers.
 
 Left out on purpose: data loading (``SFTDataModule``), moving weights between stages
 (``pebr_lit.policy.checkpoint``), and any RL.
@@ -24,6 +28,8 @@ from pebr_lit.policy.checkpoint import check_checkpoint_keys, init_policy_from, 
 from pebr_lit.policy.fsdp import shard_for_strategy
 from pebr_lit.policy.settings import SamplingSettings
 from pebr_lit.policy.wrapper import PolicyWrapper
+from pebr_lit.rewards.components import Grader
+from pebr_lit.rewards.rules import PebrLitRules, RewardRules
 
 
 class SFTModule(L.LightningModule):
@@ -35,6 +41,10 @@ class SFTModule(L.LightningModule):
         scheduler: Learning-rate schedule factory (stepped every optimizer step); null = constant.
         init_from: Lightning checkpoint of an earlier stage whose policy weights start this one.
         eval_sampling: How validation/test/predict generate; null = greedy, up to 256 new tokens.
+        rules: How validation/test/predict grade format and accuracy; null = ``PebrLitRules()``
+            (``pebr_lit.rewards.rules.AuthorsRules``: the authors' sampling rule).
+        grader: Answer grader of validation/test/predict accuracy; null = the rules' own (``AuthorsRules``:
+            ``mathruler_grade``, the authors').
     """
 
     def __init__(
@@ -44,6 +54,8 @@ class SFTModule(L.LightningModule):
         scheduler: LRSchedulerCallable | None = None,
         init_from: str | None = None,
         eval_sampling: SamplingSettings | None = None,
+        rules: RewardRules | None = None,
+        grader: Grader | None = None,
     ) -> None:
         super().__init__()
         self.policy = policy
@@ -54,7 +66,9 @@ class SFTModule(L.LightningModule):
         self.strict_loading = False  # checkpoints hold trained weights only; see check_checkpoint_keys
         if init_from:  # at construction, so a later --ckpt_path resume overrides it
             init_policy_from(self.policy, init_from)
-        self.generation_metrics = GenerationMetrics(length_name="response_tokens")
+        self.rules = rules if rules is not None else PebrLitRules()
+        self.grader = grader if grader is not None else self.rules.default_grader()
+        self.generation_metrics = GenerationMetrics(length_name="response_tokens", rules=self.rules, grader=self.grader)
 
     # ------------------------------------------------------------------------------------- set-up
     @property
@@ -109,7 +123,7 @@ class SFTModule(L.LightningModule):
         rows = []
         for i, record in enumerate(batch["records"]):
             responses = texts[i * n : (i + 1) * n]
-            scores = grade_responses(responses, [record.answer] * n)
+            scores = grade_responses(responses, [record.answer] * n, self.rules, self.grader)
             rows.append(
                 {
                     "qid": record.qid,

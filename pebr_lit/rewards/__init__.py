@@ -1,1 +1,1 @@
-"""Pure rewards: per-response components, stage combinations and the answer graders; no model or I/O."""
+"""Pure rewards: per-response components, rule sets (pebr-lit's, the authors'), stage sums, graders; no model or I/O."""

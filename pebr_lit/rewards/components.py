@@ -7,18 +7,23 @@ malformed, not a string) gives a finite reward, never an exception. The stage co
 Left out on purpose: the CLIP model (``clip.scorers`` computes the image-description similarity, which
 comes in here as a number), tokenisation (token counts come in as numbers), logging and I/O.
 
-Where the paper and the authors' code (``examples/reward_function/pebr_1.py`` in cythu/PeBR-R1) differ:
+These are ``rewards.rules.PebrLitRules``, the default rule set; ``rewards.rules.AuthorsRules`` runs the
+authors' rules (``rewards.authors``) instead. Where this file and the authors' code
+(``examples/reward_function/pebr_1.py`` in cythu/PeBR-R1) differ:
 - keyword scope: paper = the description section, authors = the whole response (``description_only``).
 - keyword matching: authors = case-insensitive substring ("red" counts inside "considered"); here by
   default a whole word, case-insensitive, whose last word may take a plural "s"/"es" ("circle" matches
-  "circles", "red" does not match "considered" or "bored"); ``whole_word=False`` gives the authors' rule.
+  "circles", "red" does not match "considered" or "bored"); ``whole_word=False`` matches substrings.
   Scripts without spaces between words (CJK) are matched as substrings either way.
+- keyword counting: case- and space-variants of a keyword count once here; the authors count every
+  entry, and give a record without keywords 0 where ``PebrLitRules`` extracts them from its teacher description.
 - format: authors check that the four headings exist; here each of description, rationale, a step and
   the answer must also be non-empty (``format.response.parse_response``), so bare headings earn nothing.
 - clip: authors let a negative similarity give a negative reward (s / 0.4); here it gives 0, so every
   reward stays in [0, 1]. A response without a description gets 0 (authors score the empty caption).
 - accuracy: authors grade the first line after the first final-answer heading; here the whole last
   final-answer section (``format.response.extract_answer``), plus multiple-choice letters ("(B)" == "B").
+- the authors also close up the spaces around ``<``, ``>`` and ``/`` before scoring; this file does not.
 """
 
 from __future__ import annotations

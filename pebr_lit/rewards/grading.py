@@ -5,6 +5,8 @@
 (the authors' grader: ``1/2`` equals ``0.5``, ``\\frac{1}{2}`` equals ``0.5``). It never raises, and
 on the main thread the math-aware part is cut off after ``time_limit_s`` (sympy can be led into
 unbounded work by adversarial model output); elsewhere only the input guards below apply.
+``mathruler_grade`` is ``grade_answer`` alone, as the authors' reward scripts call it (the
+``AuthorsRules`` recipe); ``math_verify_grade`` uses Hugging Face ``math-verify`` instead.
 
 Left out on purpose: benchmark-specific conventions such as multiple-choice letters (``eval``
 adapters) and pulling the answer out of a response (``format.response.extract_answer``).
@@ -75,6 +77,21 @@ def grade(prediction: object, truth: object, time_limit_s: float = 2.0) -> bool:
         with _time_limit(time_limit_s):
             return bool(grade_answer(pred.replace("**", "^"), gold.replace("**", "^")))
     except (Exception, _TimedOut):  # the grader parses arbitrary model output with sympy; never let that crash a step
+        return False
+
+
+def mathruler_grade(prediction: object, truth: object, time_limit_s: float = 2.0) -> bool:
+    """``mathruler``'s ``grade_answer`` as the authors call it, with nothing added: no normalisation of
+    ours first (so "B." is not "B", and "" equals ""); a non-string, a crash or a timeout (main thread
+    only, as ``grade``) counts as wrong. ``grade`` accepts a superset of what this accepts."""
+    if not isinstance(prediction, str) or not isinstance(truth, str):
+        return False
+    try:
+        from mathruler.grader import grade_answer
+
+        with _time_limit(time_limit_s):
+            return bool(grade_answer(prediction, truth))
+    except (Exception, _TimedOut):  # arbitrary model output goes through sympy; a crash is a wrong answer
         return False
 
 

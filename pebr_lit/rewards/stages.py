@@ -2,10 +2,11 @@
 
 ``PerceptionReward`` (stage 1: CLIP + keyword + format + length, accuracy logged) and
 ``ReasoningReward`` (stage 2: accuracy + format), each chosen by ``class_path``; each component is
-returned so it can be logged on its own (``train/reward/keyword``, ...).
+returned so it can be logged on its own (``train/reward/keyword``, ...). What each component means is
+the reward's ``rules`` (``rewards.rules``: ``PebrLitRules`` by default, or ``AuthorsRules``).
 
-Left out on purpose: the per-response functions (``rewards.components``), the graders
-(``rewards.grading``), the CLIP model (the similarity comes in as a number), logging and I/O.
+Left out on purpose: the per-response functions (``rewards.components``, ``rewards.authors``), the
+graders (``rewards.grading``), the CLIP model (the similarity comes in as a number), logging and I/O.
 """
 
 from __future__ import annotations
@@ -15,16 +16,8 @@ from collections.abc import Sequence
 
 import torch
 
-from pebr_lit.rewards.components import (
-    Grader,
-    accuracy_reward,
-    clip_reward_from_similarity,
-    clip_text,
-    format_reward,
-    keyword_reward,
-    length_reward,
-)
-from pebr_lit.rewards.grading import grade
+from pebr_lit.rewards.components import Grader, length_reward
+from pebr_lit.rewards.rules import PebrLitRules, RewardRules
 
 
 class StageReward:
@@ -40,7 +33,10 @@ class StageReward:
         super().__init_subclass__(**kwargs)
         cls.needs_clip = "clip_similarity" in cls.extra_inputs
 
-    def __init__(self, **weights: float) -> None:
+    def __init__(self, rules: RewardRules | None = None, **weights: float) -> None:
+        #: How responses are read into components; also asked by the stage module for the records' keywords
+        #: (``GRPOModule.score``) and the CLIP text (``PerceptionGRPO``).
+        self.rules = rules if rules is not None else PebrLitRules()
         for name, w in weights.items():
             if not (math.isfinite(w) and w >= 0):
                 raise ValueError(
@@ -55,7 +51,8 @@ class StageReward:
         self.weights = dict(weights)
 
     def components(self, responses: Sequence[str], **inputs: object) -> dict[str, list[float]]:
-        """Per-sample values of every weighted component, each in [0, 1]."""
+        """Per-sample values of every weighted component, each in [0, 1] (``AuthorsRules``' CLIP reward
+        may be negative, down to ``-1 / clip_threshold``)."""
         raise NotImplementedError
 
     def __call__(
@@ -104,11 +101,10 @@ class PerceptionReward(StageReward):
         format: float = 0.1,
         length: float = 0.1,
         accuracy: float = 0.0,
-        description_only: bool = True,
-        whole_word: bool = True,
+        rules: RewardRules | None = None,
         clip_threshold: float = 0.4,
         target_length: int = 512,
-        grader: Grader = grade,
+        grader: Grader | None = None,
     ) -> None:
         """
         Args:
@@ -117,13 +113,14 @@ class PerceptionReward(StageReward):
             format: weight of the format reward.
             length: weight of the length reward.
             accuracy: weight of accuracy (paper: 0; it is computed and returned regardless).
-            description_only: keywords searched in the description only (paper) or the whole response (authors).
-            whole_word: whole-word keyword matching; False = substring, as the authors' code.
+            rules: how each component reads a response; null = ``PebrLitRules()`` (``rewards.rules``; its
+                ``description_only`` and ``whole_word`` set the keyword scope and matching), or ``AuthorsRules``.
             clip_threshold: similarity at and above which the CLIP reward is 1 (paper: 0.4).
             target_length: response tokens up to which the length reward is 1 (paper: 512).
-            grader: answer grader for the accuracy component.
+            grader: answer grader for the accuracy component; null = the rules' own (``PebrLitRules``: ``grade``,
+                ``AuthorsRules``: ``mathruler_grade``).
         """
-        super().__init__(clip=clip, keyword=keyword, format=format, length=length, accuracy=accuracy)
+        super().__init__(rules, clip=clip, keyword=keyword, format=format, length=length, accuracy=accuracy)
         if not clip_threshold > 0:
             raise ValueError(
                 f"PerceptionReward.clip_threshold={clip_threshold!r}: must be positive. Use the paper's 0.4."
@@ -133,8 +130,8 @@ class PerceptionReward(StageReward):
                 f"PerceptionReward.target_length={target_length!r}: must be a positive token count. "
                 "Use the paper's 512."
             )
-        self.description_only, self.whole_word = description_only, whole_word
-        self.clip_threshold, self.target_length, self.grader = clip_threshold, target_length, grader
+        self.clip_threshold, self.target_length = clip_threshold, target_length
+        self.grader = grader if grader is not None else self.rules.default_grader()
 
     def components(self, responses: Sequence[str], **inputs: object) -> dict[str, list[float]]:
         names = ("answers", "key_words", "num_tokens", "clip_similarity")
@@ -143,34 +140,41 @@ class PerceptionReward(StageReward):
         answers, key_words, num_tokens, sims = (inputs[k] for k in names)
         sims = sims.tolist() if isinstance(sims, torch.Tensor) else list(sims)
         lengths = num_tokens.tolist() if isinstance(num_tokens, torch.Tensor) else list(num_tokens)
-        # The similarity of an absent description is CLIP's score for "", which says nothing about the image.
-        tau, scope, whole = self.clip_threshold, self.description_only, self.whole_word
+        rules, tau = self.rules, self.clip_threshold
         return {
-            "clip": [clip_reward_from_similarity(s, tau) if clip_text(r) else 0.0 for r, s in zip(responses, sims)],
-            "keyword": [keyword_reward(r, k, scope, whole) for r, k in zip(responses, key_words)],
-            "format": [format_reward(r) for r in responses],
+            "clip": [rules.clip(s, tau, has_text=bool(rules.clip_text(r))) for r, s in zip(responses, sims)],
+            "keyword": [rules.keyword(r, k) for r, k in zip(responses, key_words)],
+            "format": [rules.format(r) for r in responses],
             "length": [length_reward(n, self.target_length) for n in lengths],
-            "accuracy": [accuracy_reward(r, a, self.grader) for r, a in zip(responses, answers)],
+            "accuracy": [rules.accuracy(r, a, self.grader) for r, a in zip(responses, answers)],
         }
 
 
 class ReasoningReward(StageReward):
     """Stage 2: ``accuracy·accuracy + format·format``."""
 
-    def __init__(self, accuracy: float = 0.9, format: float = 0.1, grader: Grader = grade) -> None:
+    def __init__(
+        self,
+        accuracy: float = 0.9,
+        format: float = 0.1,
+        grader: Grader | None = None,
+        rules: RewardRules | None = None,
+    ) -> None:
         """
         Args:
             accuracy: weight of answer accuracy (paper: 0.9).
             format: weight of the format reward (paper: 0.1).
-            grader: answer grader: ``pebr_lit.rewards.grading.grade`` (mathruler, the authors') or
-                ``pebr_lit.rewards.grading.math_verify_grade``.
+            grader: answer grader; null = the rules' own (``PebrLitRules``: ``pebr_lit.rewards.grading.grade``,
+                mathruler after light normalisation; ``AuthorsRules``: ``pebr_lit.rewards.grading.mathruler_grade``,
+                mathruler alone), or e.g. ``pebr_lit.rewards.grading.math_verify_grade``.
+            rules: how accuracy and format read a response; null = ``PebrLitRules()``, or ``AuthorsRules``.
         """
-        super().__init__(accuracy=accuracy, format=format)
-        self.grader = grader
+        super().__init__(rules, accuracy=accuracy, format=format)
+        self.grader = grader if grader is not None else self.rules.default_grader()
 
     def components(self, responses: Sequence[str], **inputs: object) -> dict[str, list[float]]:
         _require("ReasoningReward", "answers", inputs["answers"])
         return {
-            "accuracy": [accuracy_reward(r, a, self.grader) for r, a in zip(responses, inputs["answers"])],
-            "format": [format_reward(r) for r in responses],
+            "accuracy": [self.rules.accuracy(r, a, self.grader) for r, a in zip(responses, inputs["answers"])],
+            "format": [self.rules.format(r) for r in responses],
         }

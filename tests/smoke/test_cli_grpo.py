@@ -38,8 +38,11 @@ def _args(stage: str, assets, world, save_dir, *extra: str) -> list[str]:
     return [*args, *extra]
 
 
-def test_stage1_fast_dev_run_logs_every_component(assets, world, tmp_path):
-    cli = main(["fit", *_args("stage1", assets, world, tmp_path, "--trainer.fast_dev_run=2")])
+@pytest.mark.parametrize("rules", ["PebrLitRules", "AuthorsRules"])
+def test_stage1_fast_dev_run_logs_every_component(assets, world, tmp_path, rules):
+    choose = f"--model.init_args.reward.init_args.rules=pebr_lit.rewards.rules.{rules}"
+    cli = main(["fit", *_args("stage1", assets, world, tmp_path, "--trainer.fast_dev_run=2", choose)])
+    assert type(cli.model.reward.rules).__name__ == rules
     logged = cli.trainer.logged_metrics
     for name in ("clip", "keyword", "format", "length", "accuracy", "total"):
         assert torch.isfinite(logged[f"train/reward/{name}"]), name

@@ -9,6 +9,7 @@ import torch
 from callbacks.kl_control import KLController
 from callbacks.length_penalty import LengthPenalty
 from callbacks.reference import ReferencePolicy
+from pebr_lit.clip.fgclip import FGCLIPScorer
 from pebr_lit.data.tiered_datamodule import TieredDataModule
 from pebr_lit.eval.benchmarks.mathverse import MathVerse
 from pebr_lit.eval.datamodule import EvalDataModule
@@ -54,6 +55,15 @@ def _optimizer() -> torch.optim.Optimizer:
         (lambda: SamplingSettings(top_p=0.0), "SamplingSettings.top_p=0.0: "),
         (lambda: SamplingSettings(do_sample=False, num_samples=4), "SamplingSettings.num_samples=4: "),
         (lambda: Sharding(param_dtype="fp8"), "Sharding.param_dtype='fp8': "),
+        (lambda: FGCLIPScorer(image_size=0), "FGCLIPScorer.image_size=0: "),
+        (lambda: FGCLIPScorer(max_text_tokens=2), "FGCLIPScorer.max_text_tokens=2: "),
+        (lambda: FGCLIPScorer(dtype="fp8"), "FGCLIPScorer.dtype='fp8': "),
+        (lambda: FGCLIPScorer(), "FGCLIPScorer.trust_remote_code=False: "),
+        (lambda: FGCLIPScorer(trust_remote_code=True), "FGCLIPScorer.revision=None: "),
+        (
+            lambda: FGCLIPScorer("qihoo360/fg-clip2-base", trust_remote_code=True),
+            "FGCLIPScorer.model_name_or_path='qihoo360/fg-clip2-base': ",
+        ),
     ],
 )
 def test_config_error_names_class_field_value_and_the_fix(build: Callable[[], object], prefix: str) -> None:

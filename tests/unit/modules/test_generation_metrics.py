@@ -7,6 +7,8 @@ import torch
 
 from pebr_lit.format.response import render_response
 from pebr_lit.modules.generation_metrics import GenerationMetrics, grade_responses
+from pebr_lit.rewards.grading import mathruler_grade
+from pebr_lit.rewards.rules import AuthorsRules
 
 
 def full(answer: str) -> str:
@@ -36,3 +38,17 @@ def test_means_are_exact_over_uneven_batches():
     # 4 responses: one correct (1/4), two with the format (2/4), lengths (10 + 2 + 4 + 6) / 4 = 5.5.
     values = {name: float(metric.compute()) for name, metric in module.logged.items()}
     assert values == pytest.approx({"val/accuracy": 0.25, "val/format_rate": 0.5, "val/response_length": 5.5})
+
+
+def test_grading_follows_the_rules_it_is_given():
+    restated, bare = "### The final answer is: 4\n### The final answer is: 3", "  3 "
+    # Authors: the first answer line "4" is wrong, the bare "3" right; neither has the four headings.
+    assert grade_responses([restated, bare], ["3", "3"], AuthorsRules(), mathruler_grade) == {
+        "format_rate": [0.0, 0.0],
+        "accuracy": [0.0, 1.0],
+    }
+    # pebr-lit (the default): the last answer section "3" is right too.
+    assert grade_responses([restated, bare], ["3", "3"])["accuracy"] == [1.0, 1.0]
+    metrics, module = GenerationMetrics(rules=AuthorsRules(), grader=mathruler_grade), _Logger()
+    metrics.log(module, "val", [restated, bare], ["3", "3"], torch.tensor([1, 3]))
+    assert float(module.logged["val/accuracy"].compute()) == pytest.approx(0.5)

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pebr_lit.rewards.grading import math_verify_grade
+from pebr_lit.rewards.rules import PebrLitRules
 from pebr_lit.rewards.stages import PerceptionReward, ReasoningReward, StageReward
 from tests.helpers.responses import full, in_unit, keyword_lists, texts
 
@@ -40,7 +41,8 @@ def test_perception_options_reach_the_components() -> None:
     text = full("The artist considered it.", rationale="Red everywhere.")
     kwargs = dict(answers=["0"], key_words=[["red"]], num_tokens=[10], clip_similarity=[0.1])
     assert PerceptionReward()([text], **kwargs)["keyword"].item() == 0.0
-    authors = PerceptionReward(description_only=False, whole_word=False, clip_threshold=0.2, accuracy=0.5)
+    rules = PebrLitRules(description_only=False, whole_word=False)
+    authors = PerceptionReward(rules=rules, clip_threshold=0.2, accuracy=0.5)
     out = authors([text], **kwargs)
     # keyword 1 (substring anywhere); clip 0.1/0.2 = 0.5; format 1; length 1; accuracy 0 ("3" vs "0").
     assert out["keyword"].item() == 1.0
