@@ -98,10 +98,11 @@ class ReferencePolicy(Callback):
         response_ids: torch.Tensor,
         response_mask: torch.Tensor,
         prompt_rows: Sequence[int],
+        temperature: float = 1.0,
     ) -> torch.Tensor:
-        """Reference per-token log-probs [N, R] of the responses."""
+        """Reference per-token log-probs [N, R] of the responses under ``softmax(logits / temperature)``."""
         assert self.strategy is not None, "ReferencePolicy.logprobs before setup"
-        return self.strategy.logprobs(policy, prompts, response_ids, response_mask, prompt_rows)
+        return self.strategy.logprobs(policy, prompts, response_ids, response_mask, prompt_rows, temperature)
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int

@@ -6,7 +6,11 @@ more optimizer steps over the rollouts, each accumulated over micro-batches whos
 so that the sum equals the whole mini-batch's loss (under DDP: the mini-batch of all ranks
 together, so DDP's gradient average is the single-process gradient). Each rank rolls out and scores
 whole groups of its own prompts; train metrics are logged as means over ranks. Log-probs reuse
-each image's vision features across its G rollouts. The reference policy for the KL term comes
+each image's vision features across its G rollouts; the current, old-policy and reference log-probs
+(and the entropy) are all of ``softmax(logits / logprob_temperature)``, by default the rollouts'
+sampling temperature, the distribution that drew them (the authors' rule; ``logprob_temperature: 1.0``
+scores under the model's own distribution). Like the authors' trainer, no log-prob is renormalised
+for top-p. The reference policy for the KL term comes
 from the ``ReferencePolicy`` callback through ``self.reference``; the KL coefficient lives on
 ``self.loss.kl_coef``. Rollouts come from ``self.rollout_engine`` (default: the policy's own HF
 generate), which receives the policy's weights after each rollout batch's optimizer steps; when it
@@ -23,6 +27,7 @@ schedules and the length penalty (``callbacks/``), the rollout engines (``pebr_l
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -64,6 +69,8 @@ class GRPOModule(L.LightningModule):
         online_filter: Gather rollout batches until B groups have unequal rewards (DAPO; beyond the paper); null = off.
         gradient_clip_val: Max gradient norm per optimizer step; null = no clipping.
         rollout_engine: Where rollouts are sampled; null = HFGenerate() (the policy's own generate, CPU or GPU).
+        logprob_temperature: T of the softmax(logits / T) that policy, old-policy and reference log-probs use;
+            null = sampling.temperature (the authors'), 1.0 = the model's own distribution. No top-p renormalising.
     """
 
     #: Extra reward inputs this stage's ``reward_inputs`` hook computes (``StageReward.extra_inputs``).
@@ -86,6 +93,7 @@ class GRPOModule(L.LightningModule):
         online_filter: OnlineFilter | None = None,
         gradient_clip_val: float | None = 1.0,
         rollout_engine: RolloutEngine | None = None,
+        logprob_temperature: float | None = None,
     ) -> None:
         super().__init__()
         missing = [name for name in getattr(reward, "extra_inputs", ()) if name not in self.provides]
@@ -124,6 +132,16 @@ class GRPOModule(L.LightningModule):
         self._buffer = update_buffer(online_filter, mask_zero_variance, self.sampling.num_samples)
         self.gradient_clip_val = gradient_clip_val
         self.rollout_engine = rollout_engine if rollout_engine is not None else HFGenerate()
+        if logprob_temperature is not None and not (math.isfinite(logprob_temperature) and logprob_temperature > 0):
+            raise ValueError(
+                f"{type(self).__name__}.logprob_temperature={logprob_temperature!r}: must be a finite number > 0. "
+                "Use null for the sampling temperature (the authors' rule) or 1.0 for the model's own distribution."
+            )
+        #: T of the softmax(logits / T) behind every log-prob and the entropy of the loss.
+        self.logprob_temperature = float(
+            logprob_temperature if logprob_temperature is not None else self.sampling.temperature
+        )
+        self._engine_gap_on = self._engine_logprobs_comparable()
         self.generation_metrics = GenerationMetrics(length_name="response_length", rules=reward.rules)
         #: False until the engine holds the policy's weights (it starts from its own copy; init_from and resume
         #: change ours).
@@ -228,11 +246,33 @@ class GRPOModule(L.LightningModule):
         return [cb for cb in callbacks if isinstance(cb, RewardTerm)]
 
     # ----------------------------------------------------------------------------------- training
+    def _engine_logprobs_comparable(self) -> bool:
+        """Ask the engine for log-probs at ``logprob_temperature``; False (after one warning) if it gives others."""
+        reported = self.rollout_engine.choose_logprob_temperature(self.logprob_temperature, self.sampling)
+        if reported is None or math.isclose(reported, self.logprob_temperature):
+            return True
+        warnings.warn(
+            f"{type(self).__name__}.logprob_temperature={self.logprob_temperature}: the rollout engine "
+            f"{type(self.rollout_engine).__name__} reports log-probs at temperature {reported}, so they are not "
+            "compared with the trainer's (no train/engine_logprob_diff). For an sglang server: start it with "
+            "SGLANG_RETURN_ORIGINAL_LOGPROB=1 and set original_logprobs: true for temperature 1, without either for "
+            "the sampling temperature; or set the engine's check_logprobs: false.",
+            stacklevel=3,
+        )
+        return False
+
     def _logprobs(
         self, prompts: dict[str, torch.Tensor], ids: torch.Tensor, mask: torch.Tensor, rows: list[int], **kw: Any
     ):
         group = self.sampling.num_samples
-        return self.policy.token_logprobs(prompts, ids[rows], mask[rows], prompt_rows=[r // group for r in rows], **kw)
+        return self.policy.token_logprobs(
+            prompts,
+            ids[rows],
+            mask[rows],
+            prompt_rows=[r // group for r in rows],
+            temperature=self.logprob_temperature,
+            **kw,
+        )
 
     @torch.no_grad()
     def _frozen_logprobs(self, prompts, ids, mask, rows: list[int], reference: bool) -> torch.Tensor:
@@ -243,7 +283,7 @@ class GRPOModule(L.LightningModule):
             if reference:
                 assert self.reference is not None
                 out[chunk] = self.reference.logprobs(
-                    self.policy, prompts, ids[chunk], mask[chunk], [r // group for r in chunk]
+                    self.policy, prompts, ids[chunk], mask[chunk], [r // group for r in chunk], self.logprob_temperature
                 )
             else:
                 out[chunk] = self._logprobs(prompts, ids, mask, chunk)[0]
@@ -331,7 +371,12 @@ class GRPOModule(L.LightningModule):
         return totals
 
     def _engine_gap(self, rounds: list[RolloutRound]) -> dict[str, float]:
-        """|engine - trainer| log-prob gap on the update's rollouts, before the update, as loggable stats."""
+        """|engine - trainer| log-prob gap on the update's rollouts, before the update, as loggable stats.
+
+        Empty when the engine reports log-probs of another temperature (``_engine_logprobs_comparable``).
+        """
+        if not self._engine_gap_on:
+            return {}
         trainer = [
             r.old if r.old is not None else self._frozen_logprobs(r.prompts, r.ids, r.mask, r.rows, reference=False)
             for r in rounds

@@ -40,8 +40,9 @@ class ReferenceProvider(Protocol):
         response_ids: torch.Tensor,
         response_mask: torch.Tensor,
         prompt_rows: Sequence[int],
+        temperature: float = 1.0,
     ) -> torch.Tensor:
-        """Reference per-token log-probs [N, R] (no grad)."""
+        """Reference per-token log-probs [N, R] under ``softmax(logits / temperature)`` (no grad)."""
 
 
 @dataclass

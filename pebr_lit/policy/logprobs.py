@@ -2,7 +2,9 @@
 
 Each response row answers one prompt row (repeats allowed); the prompts' images are encoded once and
 their features shared by every row that answers them, and the log-softmax runs in fp32 over chunks of
-rows so that a 150k vocabulary never needs an fp32 copy of the whole batch's logits.
+rows so that a 150k vocabulary never needs an fp32 copy of the whole batch's logits. With a
+``temperature`` T the distribution is ``softmax(logits / T)`` (the one rollouts sampled at T come
+from), divided chunk by chunk in fp32; the entropy is that same distribution's.
 
 Left out on purpose: which model scores (``PolicyWrapper.token_logprobs`` picks the policy's, a
 reference callback passes its own) and sampling the responses (``PolicyWrapper.generate``).
@@ -29,9 +31,11 @@ def token_logprobs(
     with_entropy: bool = False,
     reuse_image_features: bool = True,
     chunk_rows: int = 4,
+    temperature: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``(logprobs [N, R], entropy [N, R] or None)`` of ``response_ids`` [N, R]; row ``i`` answers ``rows[i]``.
 
+    Both are of ``softmax(logits / temperature)``, with no top-p truncation or renormalisation.
     Padding positions (``response_mask`` 0) get log-prob and entropy 0.
     """
     inputs = _model_inputs(model, prompts, rows, reuse_image_features)
@@ -48,7 +52,10 @@ def token_logprobs(
     logits = model(**inputs, use_cache=False, logits_to_keep=resp_len + 1).logits[:, :-1]  # [N, R, V]
     logprobs, entropies = [], []
     for start in range(0, logits.shape[0], chunk_rows):  # fp32 log-softmax chunked over rows
-        logp = logits[start : start + chunk_rows].float().log_softmax(-1)  # [c, R, V]
+        chunk = logits[start : start + chunk_rows].float()  # [c, R, V]
+        if temperature != 1.0:  # out of place: fp32 logits come back from .float() uncopied
+            chunk = chunk / temperature  # [c, R, V]
+        logp = chunk.log_softmax(-1)  # [c, R, V]
         ids = response_ids[start : start + chunk_rows]
         logprobs.append(logp.gather(-1, ids.unsqueeze(-1)).squeeze(-1))  # [c, R]
         if with_entropy:

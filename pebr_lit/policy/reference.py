@@ -60,8 +60,10 @@ class ReferenceStrategy(ABC):
         response_ids: torch.Tensor,
         response_mask: torch.Tensor,
         prompt_rows: Sequence[int],
+        temperature: float = 1.0,
     ) -> torch.Tensor:
-        """Reference per-token log-probs [N, R] of the responses, on ``response_ids``'s device."""
+        """Reference per-token log-probs [N, R] of the responses under ``softmax(logits / temperature)``, on
+        ``response_ids``'s device (the GRPO module passes its ``logprob_temperature``)."""
 
     def pairs(self, policy: PolicyWrapper) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(reference tensor, policy tensor) pairs that a schedule moves; none for an immovable reference."""
@@ -133,9 +135,12 @@ class DisabledAdapterReference(ReferenceStrategy):
         response_ids: torch.Tensor,
         response_mask: torch.Tensor,
         prompt_rows: Sequence[int],
+        temperature: float = 1.0,
     ) -> torch.Tensor:
         with policy.reference():
-            return policy.token_logprobs(prompts, response_ids, response_mask, prompt_rows=prompt_rows)[0]
+            return policy.token_logprobs(
+                prompts, response_ids, response_mask, prompt_rows=prompt_rows, temperature=temperature
+            )[0]
 
 
 class AdapterSnapshotReference(ReferenceStrategy):
@@ -175,10 +180,13 @@ class AdapterSnapshotReference(ReferenceStrategy):
         response_ids: torch.Tensor,
         response_mask: torch.Tensor,
         prompt_rows: Sequence[int],
+        temperature: float = 1.0,
     ) -> torch.Tensor:
         policy.model.set_adapter(REFERENCE_ADAPTER)
         try:
-            return policy.token_logprobs(prompts, response_ids, response_mask, prompt_rows=prompt_rows)[0]
+            return policy.token_logprobs(
+                prompts, response_ids, response_mask, prompt_rows=prompt_rows, temperature=temperature
+            )[0]
         finally:
             policy.model.set_adapter("default")
             self._freeze(policy)  # set_adapter makes the active adapter trainable
@@ -243,12 +251,18 @@ class ModelCopyReference(ReferenceStrategy):
         response_ids: torch.Tensor,
         response_mask: torch.Tensor,
         prompt_rows: Sequence[int],
+        temperature: float = 1.0,
     ) -> torch.Tensor:
         assert self.model is not None
         device = next(self.model.parameters()).device
         moved = {k: v.to(device) if torch.is_tensor(v) else v for k, v in prompts.items()}
         out = policy.token_logprobs(
-            moved, response_ids.to(device), response_mask.to(device), prompt_rows=prompt_rows, model=self.model
+            moved,
+            response_ids.to(device),
+            response_mask.to(device),
+            prompt_rows=prompt_rows,
+            model=self.model,
+            temperature=temperature,
         )[0]
         return out.to(response_ids.device)
 

@@ -266,14 +266,16 @@ class PolicyWrapper(nn.Module):
         reuse_image_features: bool = True,
         chunk_rows: int = 4,
         model: nn.Module | None = None,
+        temperature: float = 1.0,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Per-token log-probs of ``response_ids`` given the prompts, and optionally the entropy.
 
         ``prompts`` holds B left-padded prompts (with their images); response row ``i`` answers prompt
         ``prompt_rows[i]`` (default ``i // num_samples``). With ``reuse_image_features`` each image is
         encoded once and its features shared by all rows answering it (gradients add up through the
-        reuse), instead of once per row. Padding positions get log-prob 0.
-        Returns ``(logprobs [N, R], entropy [N, R] or None)``.
+        reuse), instead of once per row. Padding positions get log-prob 0. Both outputs are of
+        ``softmax(logits / temperature)``: give the sampling temperature to score rollouts under the
+        distribution that drew them (top-p is not renormalised). Returns ``(logprobs [N, R], entropy [N, R] or None)``.
         """
         rows = (
             list(prompt_rows) if prompt_rows is not None else [i // num_samples for i in range(response_ids.shape[0])]
@@ -289,6 +291,7 @@ class PolicyWrapper(nn.Module):
             with_entropy=with_entropy,
             reuse_image_features=reuse_image_features,
             chunk_rows=chunk_rows,
+            temperature=temperature,
         )
 
     @contextlib.contextmanager

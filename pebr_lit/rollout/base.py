@@ -2,7 +2,9 @@
 
 ``RolloutEngine`` is what ``GRPOModule`` talks to; ``EngineRollout`` is a ``Rollout`` that also
 carries the engine's own log-probs of the tokens it sampled, and ``logprob_gap`` compares those
-with the trainer's (an engine serving stale or differently processed weights shows up there).
+with the trainer's (an engine serving stale or differently processed weights shows up there). The
+comparison only means something when both are of the same distribution, ``softmax(logits / T)``
+at one T: ``choose_logprob_temperature`` asks the engine for the trainer's T and says which T it gives.
 
 Left out on purpose: the engines themselves (``hf``, ``sglang``) and the weight format they load
 (``weights``).
@@ -44,6 +46,15 @@ class RolloutEngine(ABC):
         sampling: SamplingSettings,
     ) -> Rollout:
         """``sampling.num_samples`` responses per left-padded prompt; ``records[i]`` holds prompt i's images."""
+
+    def choose_logprob_temperature(self, temperature: float, sampling: SamplingSettings) -> float | None:
+        """Ask for log-probs of ``softmax(logits / temperature)`` on rollouts sampled with ``sampling``.
+
+        Returns the temperature of the log-probs the engine will report (``temperature`` if it can
+        follow, another if it cannot), or None when it reports none. Called once, before the engine
+        starts; the default engine reports none.
+        """
+        return None
 
     # Optional hooks: engines without weights or resources of their own keep these no-ops.
     def sync_weights(self, policy: PolicyWrapper) -> None:  # noqa: B027

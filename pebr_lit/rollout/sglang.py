@@ -13,6 +13,13 @@ the policy's merged weights (LoRA folded in; ``weights``) by a documented sglang
 Every call waits at most ``timeout_s``: a server that does not answer, or an engine that hangs while
 starting (sglang's engine does on a machine without a GPU), raises instead of stalling the run.
 
+Log-probs (``return_logprob``), read from sglang's ``Sampler``: by default sglang reports
+``log softmax(logits / T)`` at the request's sampling temperature T, before top-p/top-k filtering;
+with the environment variable ``SGLANG_RETURN_ORIGINAL_LOGPROB=1`` (read when its processes start)
+it reports ``log softmax(logits)``; greedy requests always get the latter. ``SGLangOffline`` sets or
+clears the variable to give the trainer's temperature; a server reports what it was started with
+(``SGLangServer.original_logprobs`` says which).
+
 Not run here: no machine of this project can install sglang next to a GPU, so these classes are
 tested against a fake server and a fake ``Engine`` built from sglang's docs and source only.
 
@@ -24,6 +31,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import math
 import os
 import queue
 import shutil
@@ -50,6 +58,9 @@ from pebr_lit.rollout.sglang_io import (
 )
 from pebr_lit.rollout.weights import engine_weights, save_engine_weights
 
+#: Set to 1: sglang reports log-probs at temperature 1 instead of the sampling temperature.
+ORIGINAL_LOGPROB_ENV = "SGLANG_RETURN_ORIGINAL_LOGPROB"
+
 
 class SGLangEngine(RolloutEngine):
     """What both sglang engines share: the request, the parsing and the log-prob check settings."""
@@ -64,6 +75,12 @@ class SGLangEngine(RolloutEngine):
         self.check_logprobs = check_logprobs
         self.logprob_tolerance = logprob_tolerance
         self._warned_prompt_length = False
+
+    def _reported_temperature(self, original: bool, sampling: SamplingSettings) -> float | None:
+        """The T of sglang's ``log softmax(logits / T)`` for ``sampling``; None without log-probs."""
+        if not self.check_logprobs:
+            return None
+        return 1.0 if original or not sampling.do_sample else sampling.temperature
 
     @abstractmethod
     def _generate(self, policy: PolicyWrapper, request: dict[str, Any]) -> list[dict[str, Any]]:
@@ -166,11 +183,12 @@ def _check_update(result: Any, where: str) -> None:
 
 
 class SGLangServer(SGLangEngine):
-    """A running sglang server, started with
-    ``SGLANG_RETURN_ORIGINAL_LOGPROB=1 python -m sglang.launch_server --model-path <ckpt> --port <port>``.
+    """A running sglang server, started with ``python -m sglang.launch_server --model-path <ckpt> --port <port>``.
 
-    The variable makes sglang report temperature-1 log-probs, as the trainer computes them; without
-    it, any sampling temperature other than 1 shows up as a log-prob gap.
+    Started so, it reports log-probs at the sampling temperature, which the trainer's are by default
+    (``GRPOModule.logprob_temperature: null``). For ``logprob_temperature: 1.0`` start it with
+    ``SGLANG_RETURN_ORIGINAL_LOGPROB=1`` in front and set ``original_logprobs: true``. When the two
+    differ, the module skips the log-prob comparison and says so once.
 
     Args:
         url: Server address, e.g. http://127.0.0.1:30000.
@@ -181,6 +199,8 @@ class SGLangServer(SGLangEngine):
         check_logprobs: Log the engine's log-prob gap to the trainer's (an extra no-grad forward per step if
             mini_batches is 1).
         logprob_tolerance: Mean log-prob gap (nats per token) above which the module warns.
+        original_logprobs: The server was started with SGLANG_RETURN_ORIGINAL_LOGPROB=1 (temperature-1 log-probs);
+            false = without it (log-probs at the sampling temperature, sglang's default).
     """
 
     def __init__(
@@ -191,6 +211,7 @@ class SGLangServer(SGLangEngine):
         shard_mb: int = 2048,
         check_logprobs: bool = True,
         logprob_tolerance: float = 0.05,
+        original_logprobs: bool = False,
     ) -> None:
         super().__init__(timeout_s, check_logprobs, logprob_tolerance)
         if not url.startswith(("http://", "https://")):
@@ -201,7 +222,11 @@ class SGLangServer(SGLangEngine):
         self.url = url.rstrip("/")
         self.sync_dir = sync_dir
         self.shard_mb = shard_mb
+        self.original_logprobs = original_logprobs
         self._temp_dir: str | None = None
+
+    def choose_logprob_temperature(self, temperature: float, sampling: SamplingSettings) -> float | None:
+        return self._reported_temperature(self.original_logprobs, sampling)  # fixed when the server started
 
     def _generate(self, policy: PolicyWrapper, request: dict[str, Any]) -> list[dict[str, Any]]:
         outputs = _post(self.url, "/generate", request, self.timeout_s)
@@ -272,6 +297,10 @@ class _EngineThread:
 class SGLangOffline(SGLangEngine):
     """An sglang ``Engine`` in this process, next to the trainer on the same GPU(s).
 
+    Its log-probs follow the trainer's temperature: temperature 1 sets SGLANG_RETURN_ORIGINAL_LOGPROB=1
+    before the engine starts, the sampling temperature clears it (any other cannot be reported).
+    Used alone, without a GRPO module choosing, it reports temperature-1 log-probs.
+
     Args:
         model_path: Checkpoint the engine starts from; null = the policy's model_name_or_path (the first sync
             replaces its weights).
@@ -327,15 +356,22 @@ class SGLangOffline(SGLangEngine):
             **(engine_kwargs or {}),
         }
         self.bucket_mb = bucket_mb
+        self._original_logprobs = True  # until choose_logprob_temperature says otherwise
         self._thread: _EngineThread | None = None
         self._engine: Any = None
 
+    def choose_logprob_temperature(self, temperature: float, sampling: SamplingSettings) -> float | None:
+        if self._engine is None:  # a running engine read the variable when it started
+            self._original_logprobs = math.isclose(temperature, 1.0)
+        return self._reported_temperature(self._original_logprobs, sampling)
+
     def _started(self, policy: PolicyWrapper) -> Any:
         if self._engine is None:
-            if (
-                self.check_logprobs
-            ):  # sglang reports temperature-scaled log-probs unless told so; the trainer's are at T=1
-                os.environ.setdefault("SGLANG_RETURN_ORIGINAL_LOGPROB", "1")
+            if self.check_logprobs:  # read by sglang's processes as they start, so set before the engine
+                if self._original_logprobs:
+                    os.environ[ORIGINAL_LOGPROB_ENV] = "1"
+                else:
+                    os.environ.pop(ORIGINAL_LOGPROB_ENV, None)
             sglang = importlib.import_module("sglang")
             args = {"model_path": self.model_path or policy.source, **self.engine_args}
             self._thread = self._thread or _EngineThread()

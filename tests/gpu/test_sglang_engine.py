@@ -58,6 +58,17 @@ def _round_trip(engine, policy, records, prompts) -> None:
     assert gap and gap["mean"] < 0.05, f"engine and trainer disagree: {gap}"
     greedy = SamplingSettings(do_sample=False, max_new_tokens=16)
     assert engine.generate(policy, prompts, records, greedy).texts == policy.generate(prompts, greedy).texts
+    # At T = 1.2 the engine's log-probs are at the temperature it says: the server (started without
+    # SGLANG_RETURN_ORIGINAL_LOGPROB) at 1.2, the offline engine (started with it, never asked otherwise) at 1.
+    hot = SamplingSettings(num_samples=2, temperature=1.2, max_new_tokens=16)
+    reported = engine.choose_logprob_temperature(1.2, hot)
+    rollout = engine.generate(policy, prompts, records, hot)
+    with torch.no_grad():
+        trainer, _ = policy.token_logprobs(
+            prompts, rollout.response_ids, rollout.response_mask, num_samples=2, temperature=reported
+        )
+    gap = logprob_gap(rollout.logprobs, trainer, rollout.response_mask)
+    assert gap and gap["mean"] < 0.05, f"engine log-probs are not at temperature {reported}: {gap}"
 
 
 def test_offline_engine_round_trip(assets, world):

@@ -32,7 +32,8 @@ from pebr_lit.data.collate import encode_prompts
 from pebr_lit.data.records import load_records
 from pebr_lit.policy.settings import LoraSettings, SamplingSettings
 from pebr_lit.policy.wrapper import PolicyWrapper
-from pebr_lit.rollout import EngineRollout, SGLangOffline, SGLangServer, logprob_gap, sglang_io
+from pebr_lit.rollout import EngineRollout, HFGenerate, SGLangOffline, SGLangServer, logprob_gap, sglang_io
+from pebr_lit.rollout.sglang import ORIGINAL_LOGPROB_ENV
 from pebr_lit.rollout.sglang_io import build_generate_request, encode_image, parse_generate_outputs
 from pebr_lit.rollout.weights import engine_weights
 from tests.helpers.sglang_server import EOS, PAD, fake_sglang_servers, scripted_reply, sglang_output, stop_finish
@@ -369,3 +370,54 @@ def test_offline_engine_that_hangs_while_starting_times_out(monkeypatch, policy,
         engine.generate(policy, prompts, records, SamplingSettings(num_samples=2, max_new_tokens=4))
     with pytest.raises(RuntimeError, match="still stuck in starting the engine"):
         engine.generate(policy, prompts, records, SamplingSettings(num_samples=2, max_new_tokens=4))
+
+
+# ------------------------------------------------------------------------- log-prob temperature
+TEMPERED = SamplingSettings(num_samples=2, temperature=1.2, max_new_tokens=4)
+
+
+@pytest.mark.parametrize(
+    ("wanted", "env", "reported"),
+    [(1.0, "1", 1.0), (1.2, None, 1.2), (1.5, None, 1.2)],
+    ids=["temperature-1", "sampling-temperature", "neither"],
+)
+def test_offline_engine_sets_sglangs_variable_for_the_temperature_asked(
+    monkeypatch, policy, records, wanted, env, reported
+):
+    """sglang reports log softmax(logits) with SGLANG_RETURN_ORIGINAL_LOGPROB=1, log softmax(logits / T_sampling)
+    without it; no other temperature, so 1.5 gets the sampling one and the module will not compare."""
+    calls: list = []
+    _fake_sglang(monkeypatch, calls)
+    monkeypatch.setenv(ORIGINAL_LOGPROB_ENV, "0" if env else "1")  # whatever was there, the engine decides
+    engine = SGLangOffline(timeout_s=10)
+    assert engine.choose_logprob_temperature(wanted, TEMPERED) == reported
+    engine.generate(policy, _prompts(policy, records), records, TEMPERED)
+    assert [c[0] for c in calls] == ["init", "generate"]
+    assert os.environ.get(ORIGINAL_LOGPROB_ENV) == env
+    # Started, the engine keeps what its processes read: asking for another temperature changes nothing.
+    assert engine.choose_logprob_temperature(1.0 if wanted != 1.0 else 1.2, TEMPERED) == reported
+    engine.close()
+
+
+def test_offline_engine_without_log_probs_reports_none_and_leaves_the_variable(monkeypatch, policy, records):
+    _fake_sglang(monkeypatch, [])
+    monkeypatch.setenv(ORIGINAL_LOGPROB_ENV, "1")
+    engine = SGLangOffline(timeout_s=10, check_logprobs=False)
+    assert engine.choose_logprob_temperature(1.2, TEMPERED) is None
+    engine.generate(policy, _prompts(policy, records), records, TEMPERED)
+    assert os.environ[ORIGINAL_LOGPROB_ENV] == "1"
+    engine.close()
+
+
+@pytest.mark.parametrize(("original", "reported"), [(False, 1.2), (True, 1.0)])
+def test_server_reports_the_temperature_it_was_started_for(original, reported):
+    engine = SGLangServer("http://127.0.0.1:1", original_logprobs=original)
+    assert engine.choose_logprob_temperature(1.0, TEMPERED) == reported
+    assert engine.choose_logprob_temperature(1.2, TEMPERED) == reported  # a server cannot follow the trainer
+    greedy = SamplingSettings(do_sample=False, max_new_tokens=4)
+    assert engine.choose_logprob_temperature(1.0, greedy) == 1.0  # sglang: greedy log-probs are at T = 1
+    assert SGLangServer("http://127.0.0.1:1", check_logprobs=False).choose_logprob_temperature(1.2, TEMPERED) is None
+
+
+def test_hf_generate_reports_no_log_probs():
+    assert HFGenerate().choose_logprob_temperature(1.2, TEMPERED) is None
