@@ -129,6 +129,7 @@ GRPO = {
     f"{M}.gradient_clip_val": 1.0,
     f"{M}.online_filter": None,
     f"{M}.mask_zero_variance": False,
+    f"{M}.logprob_temperature": None,  # = sampling.temperature
     f"{D}.prompt.class_path": "pebr_lit.format.prompts.TemplatePrompt",
 }
 # Full fine-tune (the authors' 8-GPU setting): lr 1e-6 and the vision tower trained.
