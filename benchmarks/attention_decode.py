@@ -30,13 +30,13 @@ IMPLEMENTATIONS = ("sdpa", "sdpa_folded_gqa")
 def run(model: str, data: str, prompts: int, samples: int, new_tokens: int, repeats: int) -> None:
     from pebr_lit.data.collate import collate_prompts
     from pebr_lit.data.records import load_records
-    from pebr_lit.format.response import INSTRUCTION
+    from pebr_lit.format.prompts import InstructionPrompt
     from pebr_lit.policy.settings import SamplingSettings
     from pebr_lit.policy.wrapper import PolicyWrapper
 
     records = load_records(data, limit=prompts)
     policies = {impl: PolicyWrapper(model, dtype="float32", attn_implementation=impl) for impl in IMPLEMENTATIONS}
-    batch = collate_prompts(records, policies["sdpa"].processor, None, INSTRUCTION)["prompts"]
+    batch = collate_prompts(records, policies["sdpa"].processor, None, InstructionPrompt())["prompts"]
     settings = {
         "greedy": SamplingSettings(do_sample=False, max_new_tokens=new_tokens),
         f"sampled x{samples}": SamplingSettings(

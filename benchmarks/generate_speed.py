@@ -49,7 +49,7 @@ def run(
 ) -> None:
     from pebr_lit.data.collate import collate_prompts
     from pebr_lit.data.records import load_records
-    from pebr_lit.format.response import INSTRUCTION
+    from pebr_lit.format.prompts import InstructionPrompt
     from pebr_lit.policy.checkpoint import init_policy_from
     from pebr_lit.policy.settings import SamplingSettings
     from pebr_lit.policy.wrapper import PolicyWrapper
@@ -62,7 +62,7 @@ def run(
             init_policy_from(policy, init_from)
     records = load_records(data, limit=max(p for p, _, _ in settings.values()))
     for label, (prompts, samples, temperature) in settings.items():
-        batch = collate_prompts(records[:prompts], policies["dynamic"].processor, None, INSTRUCTION)["prompts"]
+        batch = collate_prompts(records[:prompts], policies["dynamic"].processor, None, InstructionPrompt())["prompts"]
         sampling = SamplingSettings(num_samples=samples, temperature=temperature, max_new_tokens=new_tokens)
         times: dict[str, list[float]] = {c: [] for c in CACHES}
         ids: dict[str, torch.Tensor] = {}

@@ -18,7 +18,9 @@ import torch
 
 from pebr_lit.data.batches import RecordBatch
 from pebr_lit.data.records import Record
-from pebr_lit.format.response import INSTRUCTION, build_messages
+from pebr_lit.data.sources import RecordError
+from pebr_lit.format.prompts import InstructionPrompt, Prompt
+from pebr_lit.format.response import ImageCountError
 
 IGNORE_INDEX = -100
 
@@ -33,13 +35,38 @@ def end_of_turn(tokenizer: Any) -> str:
     return tokenizer.eos_token
 
 
+def user_messages(prompt: Prompt, problem: str, num_images: int, source: str) -> list[dict[str, Any]]:
+    """``prompt``'s messages for one row; image places that do not match its images are a ``RecordError``
+    naming ``source`` ("<file>:row <n>") and the field ``problem``."""
+    try:
+        return prompt.messages(problem, num_images)
+    except ImageCountError as e:
+        raise RecordError(source, e.problem, e.fix[:1].upper() + e.fix[1:], "problem") from None
+
+
+def check_prompts(records: Sequence[Any], prompt: Prompt) -> None:
+    """Build every record's (or benchmark item's) user turn once, so a marker/image mismatch fails at setup,
+    not mid-epoch."""
+    for r in records:
+        user_messages(prompt, r.problem, len(r.images), r.source or f"qid {r.qid!r}")
+
+
 def prompt_texts(
-    processor: Any, problems: Sequence[str], image_counts: Sequence[int], instruction: str = INSTRUCTION
+    processor: Any,
+    problems: Sequence[str],
+    image_counts: Sequence[int],
+    prompt: Prompt | None = None,
+    sources: Sequence[str] | None = None,
 ) -> list[str]:
-    """Chat-template strings that end where the assistant's answer begins."""
+    """Chat-template strings that end where the assistant's answer begins; ``prompt`` null = ``InstructionPrompt()``."""
+    prompt = prompt if prompt is not None else InstructionPrompt()
     return [
-        processor.apply_chat_template(build_messages(p, k, instruction), tokenize=False, add_generation_prompt=True)
-        for p, k in zip(problems, image_counts)
+        processor.apply_chat_template(
+            user_messages(prompt, p, k, sources[i] if sources else f"prompt {i}"),
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+        for i, (p, k) in enumerate(zip(problems, image_counts))
     ]
 
 
@@ -47,12 +74,15 @@ def encode_prompts(
     processor: Any,
     problems: Sequence[str],
     images: Sequence[Sequence[Any]],
-    instruction: str = INSTRUCTION,
+    prompt: Prompt | None = None,
     max_prompt_length: int | None = None,
     sources: Sequence[str] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Left-padded prompt batch: ``input_ids``/``attention_mask`` ``[B, P]`` plus image tensors."""
-    texts = prompt_texts(processor, problems, [len(x) for x in images], instruction)
+    """Left-padded prompt batch: ``input_ids``/``attention_mask`` ``[B, P]`` plus image tensors.
+
+    Rows may mix images and none (text-only rows); a batch without any image has no image tensors.
+    """
+    texts = prompt_texts(processor, problems, [len(x) for x in images], prompt, sources)
     flat = [img for row in images for img in row]
     processor.tokenizer.padding_side = "left"
     batch = processor(text=texts, images=flat or None, padding=True, return_tensors="pt")
@@ -74,7 +104,7 @@ def encode_sft(
     images: Sequence[Sequence[Any]],
     responses: Sequence[str],
     max_length: int,
-    instruction: str = INSTRUCTION,
+    prompt: Prompt | None = None,
     sources: Sequence[str] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Right-padded SFT batch with ``labels`` = -100 on prompt and padding.
@@ -83,9 +113,7 @@ def encode_sft(
     token is then lost, which is counted in ``num_truncated``); a prompt alone longer than
     ``max_length`` is an error, since cutting it would cut image tokens.
     """
-    prompts = encode_prompts(
-        processor, problems, images, instruction, max_prompt_length=max_length - 1, sources=sources
-    )
+    prompts = encode_prompts(processor, problems, images, prompt, max_prompt_length=max_length - 1, sources=sources)
     tok = processor.tokenizer
     eot = end_of_turn(tok)
     targets = tok([r + eot for r in responses], add_special_tokens=False)["input_ids"]
@@ -120,7 +148,7 @@ def encode_sft(
     return batch
 
 
-def collate_sft(records: list[Record], processor: Any, max_length: int, instruction: str) -> dict[str, Any]:
+def collate_sft(records: list[Record], processor: Any, max_length: int, prompt: Prompt) -> dict[str, Any]:
     """Records with targets -> an SFT batch (see ``collate.encode_sft``)."""
     return encode_sft(
         processor,
@@ -128,20 +156,20 @@ def collate_sft(records: list[Record], processor: Any, max_length: int, instruct
         [r.load_images() for r in records],
         [r.response or "" for r in records],
         max_length=max_length,
-        instruction=instruction,
+        prompt=prompt,
         sources=[r.source for r in records],
     )
 
 
 def collate_prompts(
-    records: list[Record], processor: Any, max_prompt_length: int | None, instruction: str
+    records: list[Record], processor: Any, max_prompt_length: int | None, prompt: Prompt
 ) -> dict[str, Any]:
     """Records -> ``{"prompts": left-padded inputs, "records": RecordBatch}``."""
     prompts = encode_prompts(
         processor,
         [r.problem for r in records],
         [r.load_images() for r in records],
-        instruction=instruction,
+        prompt=prompt,
         max_prompt_length=max_prompt_length,
         sources=[r.source for r in records],
     )

@@ -22,12 +22,13 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from pebr_lit.data.batches import RecordDataset
-from pebr_lit.data.collate import collate_prompts
+from pebr_lit.data.collate import check_prompts, collate_prompts
 from pebr_lit.data.contracts import RolloutProgress, processor_for, served_module
 from pebr_lit.data.loaders import eval_loader
 from pebr_lit.data.prompt_stream import PromptStream
-from pebr_lit.data.records import check_images, load_files
-from pebr_lit.format.response import INSTRUCTION
+from pebr_lit.data.records import check_images
+from pebr_lit.data.text_only import TEXT_ONLY_DEFAULT, TextOnly, check_text_only, load_split
+from pebr_lit.format.prompts import InstructionPrompt, Prompt
 
 
 class PromptDataModule(L.LightningDataModule):
@@ -46,7 +47,9 @@ class PromptDataModule(L.LightningDataModule):
         val_limit: Use only the first N validation records; null = all.
         test_limit: Use only the first N test records; null = all.
         num_workers: DataLoader worker processes.
-        instruction: Format instruction placed before each question.
+        prompt: How a question becomes the user turn (``pebr_lit.format.prompts``); null = InstructionPrompt().
+        text_only: Rows with ``images: []``: keep (text-only prompts), skip (drop and count) or error
+            (``pebr_lit.data.text_only``).
         processor: The policy's processor; the CLI links it from the model; null = the attached module's at setup.
     """
 
@@ -64,7 +67,8 @@ class PromptDataModule(L.LightningDataModule):
         val_limit: int | None = None,
         test_limit: int | None = None,
         num_workers: int = 0,
-        instruction: str = INSTRUCTION,
+        prompt: Prompt | None = None,
+        text_only: TextOnly = TEXT_ONLY_DEFAULT,
         processor: Any = None,
     ) -> None:
         super().__init__()
@@ -89,7 +93,10 @@ class PromptDataModule(L.LightningDataModule):
         self.val_limit = val_limit
         self.test_limit = test_limit
         self.num_workers = num_workers
-        self.instruction = instruction
+        self.prompt = prompt if prompt is not None else InstructionPrompt()
+        self.text_only = check_text_only(type(self).__name__, text_only)
+        #: Text-only rows met per split at ``setup``: kept or skipped, as ``text_only`` says.
+        self.text_only_rows: dict[str, int] = {}
         self.processor = processor
         self.records: dict[str, list[Any]] = {}
 
@@ -100,9 +107,11 @@ class PromptDataModule(L.LightningDataModule):
             if split in self.records or not self.files[split]:
                 continue
             limit = {"validate": self.val_limit, "test": self.test_limit}.get(split)
-            records = load_files(self.files[split], self.image_root, limit)
-            check_images(records)
-            self.records[split] = records
+            loaded = load_split(self.files[split], self.image_root, self.text_only, limit, split)
+            self.text_only_rows[split] = len(loaded.text_only)
+            check_prompts(loaded.records, self.prompt)
+            check_images(loaded.records)
+            self.records[split] = loaded.records
         if stage == "fit" and not self.records.get("fit"):
             raise ValueError(
                 f"{type(self).__name__}.train_files={self.files['fit']!r}: fit needs at least one record. For a GRPO "
@@ -143,7 +152,7 @@ class PromptDataModule(L.LightningDataModule):
             collate_prompts,
             processor=self.processor,
             max_prompt_length=self.max_prompt_length,
-            instruction=self.instruction,
+            prompt=self.prompt,
         )
 
     def train_stream(self, start_batch: int, rank: int = 0, world_size: int = 1) -> PromptStream:

@@ -12,7 +12,8 @@ Accepted on input (and written back in canonical form):
   - ``answer`` and ``qid`` as numbers (integral floats lose their ".0", as pandas turns int columns
     with gaps into floats); ``key_words`` as one comma-separated string;
   - any other field, which is kept in ``meta`` under its own name (it must be JSON-serialisable).
-Images are decoded lazily (``Record.load_images``); ``check_images`` verifies paths up front.
+Images are decoded lazily (``Record.load_images``); ``check_images`` verifies paths up front. A row with
+``images: []`` (text-only) is refused unless ``allow_text_only``; ``data.text_only`` keeps or skips them.
 
 Left out on purpose: reading files (``data.sources``, which also defines ``RecordError``), decoding
 details (``data.images``), prompts (``format``), batching, tiers.
@@ -40,6 +41,11 @@ from pebr_lit.data.images import (
 )
 from pebr_lit.data.sources import RecordError, read_rows
 
+#: What to do about a text-only row where it is refused (the DataModules' ``text_only`` option).
+TEXT_ONLY_FIX = (
+    "Give the row an image, or choose text_only: keep (train it as a text-only prompt) or skip (drop and "
+    "count it), in data.init_args.text_only (--text-only for python -m pebr_lit.data.tiers)"
+)
 ALIASES = {"image": "images", "question": "problem", "id": "qid", "keywords": "key_words"}
 FIELDS = ("qid", "problem", "answer", "images", "key_words", "description", "response", "meta")
 
@@ -55,7 +61,7 @@ class Record:
     answer: str
     """Ground-truth final answer."""
     images: tuple[ImageRef, ...] = field(hash=False)
-    """Image references in normal form (path string, encoded bytes or PIL image), in prompt order."""
+    """Image references in normal form (path string, encoded bytes or PIL image), in prompt order; none: text-only."""
     key_words: tuple[str, ...] = ()
     """Words a good image description mentions (the perception stage's keyword reward)."""
     description: str | None = None
@@ -137,10 +143,13 @@ def _json_ok(value: Any, source: str, name: str) -> None:
         ) from None
 
 
-def record_from_dict(row: Any, source: str = "<dict>", image_root: str | Path | None = None) -> Record:
+def record_from_dict(
+    row: Any, source: str = "<dict>", image_root: str | Path | None = None, allow_text_only: bool = False
+) -> Record:
     """Validate one raw row and build its ``Record``; relative image paths join ``image_root`` when given.
 
-    ``source`` ("<file>:row <n>") starts every error message. Raises ``RecordError`` on any problem.
+    ``source`` ("<file>:row <n>") starts every error message. Raises ``RecordError`` on any problem, an
+    empty ``images`` list (a text-only row) included unless ``allow_text_only`` (``data.text_only``).
     """
     if not isinstance(row, dict):
         raise RecordError(source, f"expected an object, got {type(row).__name__}", "Write each row as a JSON object")
@@ -160,8 +169,8 @@ def record_from_dict(row: Any, source: str = "<dict>", image_root: str | Path | 
     raw_images = row.pop("images")
     if not isinstance(raw_images, (list, tuple)):
         raw_images = [raw_images]  # one image given without a list
-    if not raw_images:
-        raise RecordError(source, "empty list", "Every record needs at least one image", "images")
+    if not raw_images and not allow_text_only:
+        raise RecordError(source, "empty list (a text-only row)", TEXT_ONLY_FIX, "images")
     root = Path(os.path.abspath(image_root)) if image_root is not None else None
     images = []
     for i, raw in enumerate(raw_images):
@@ -236,7 +245,11 @@ def record_to_dict(record: Record, relative_to: str | Path | None = None) -> dic
 
 
 def load_records(
-    path: str | Path, image_root: str | Path | None = None, limit: int | None = None, split: str | None = None
+    path: str | Path,
+    image_root: str | Path | None = None,
+    limit: int | None = None,
+    split: str | None = None,
+    allow_text_only: bool = False,
 ) -> list[Record]:
     """Load and validate every row of a data source; raise ``RecordError`` on the first bad one.
 
@@ -246,6 +259,7 @@ def load_records(
     limit: keep only the first ``limit`` rows (the rest are not read).
     split: DatasetDict split (default "train"); in a plain folder, read only files named after it
         ("train.jsonl", "train-00000-of-00002.parquet"); default all files.
+    allow_text_only: accept rows with ``images: []`` (``data.text_only`` keeps or skips them).
     """
     path = Path(path).expanduser()
     if not path.exists():
@@ -258,7 +272,7 @@ def load_records(
     rows = read_rows(path, split, limit)
     try:
         for source, row in rows if limit != 0 else ():
-            record = record_from_dict(row, source, root)
+            record = record_from_dict(row, source, root, allow_text_only)
             if record.qid in first_seen:
                 raise RecordError(
                     source,
@@ -316,12 +330,14 @@ def write_records(records: Iterable[Record | dict[str, Any]], path: str | Path) 
     return path
 
 
-def load_files(files: Sequence[str], image_root: str | None, limit: int | None = None) -> list[Record]:
+def load_files(
+    files: Sequence[str], image_root: str | None, limit: int | None = None, allow_text_only: bool = False
+) -> list[Record]:
     """Load and concatenate record files; a qid seen in two files is an error naming both."""
     records: list[Record] = []
     seen: dict[str, str] = {}
     for f in files:
-        for r in load_records(f, image_root=image_root):
+        for r in load_records(f, image_root=image_root, allow_text_only=allow_text_only):
             if r.qid in seen:
                 raise RecordError(
                     r.source,

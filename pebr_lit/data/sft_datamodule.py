@@ -21,12 +21,13 @@ import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
 from pebr_lit.data.batches import RecordDataset
-from pebr_lit.data.collate import collate_prompts, collate_sft
+from pebr_lit.data.collate import check_prompts, collate_prompts, collate_sft
 from pebr_lit.data.contracts import processor_for
 from pebr_lit.data.loaders import RankSlice, eval_loader
-from pebr_lit.data.records import check_images, load_files
+from pebr_lit.data.records import check_images
 from pebr_lit.data.sources import RecordError
-from pebr_lit.format.response import INSTRUCTION
+from pebr_lit.data.text_only import TEXT_ONLY_DEFAULT, TextOnly, check_text_only, load_split
+from pebr_lit.format.prompts import InstructionPrompt, Prompt
 
 
 class SFTDataModule(L.LightningDataModule):
@@ -44,7 +45,9 @@ class SFTDataModule(L.LightningDataModule):
         max_prompt_length: Longest prompt in tokens for generation; null = no limit.
         val_limit: Use only the first N validation records (generation is slow); null = all.
         num_workers: DataLoader worker processes (image decoding and tokenisation run there).
-        instruction: Format instruction placed before each question.
+        prompt: How a question becomes the user turn (``pebr_lit.format.prompts``); null = InstructionPrompt().
+        text_only: Rows with ``images: []``: keep (text-only prompts), skip (drop and count) or error
+            (``pebr_lit.data.text_only``).
         check_image_files: Verify every image path exists at setup, so a missing file fails early.
         processor: The policy's processor; the CLI links it from the model; null = the attached module's at setup.
     """
@@ -62,7 +65,8 @@ class SFTDataModule(L.LightningDataModule):
         max_prompt_length: int | None = None,
         val_limit: int | None = None,
         num_workers: int = 0,
-        instruction: str = INSTRUCTION,
+        prompt: Prompt | None = None,
+        text_only: TextOnly = TEXT_ONLY_DEFAULT,
         check_image_files: bool = True,
         processor: Any = None,
     ) -> None:
@@ -86,7 +90,10 @@ class SFTDataModule(L.LightningDataModule):
         self.max_prompt_length = max_prompt_length
         self.val_limit = val_limit
         self.num_workers = num_workers
-        self.instruction = instruction
+        self.prompt = prompt if prompt is not None else InstructionPrompt()
+        self.text_only = check_text_only(type(self).__name__, text_only)
+        #: Text-only rows met per split at ``setup``: kept or skipped, as ``text_only`` says.
+        self.text_only_rows: dict[str, int] = {}
         self.check_image_files = check_image_files
         self.processor = processor
         #: Qids that ``predict`` leaves out (results already on disk). Set by a resumable writer's
@@ -103,7 +110,8 @@ class SFTDataModule(L.LightningDataModule):
             if split in self.datasets or not self.files[split]:
                 continue
             limit = self.val_limit if split == "validate" else None
-            records = load_files(self.files[split], self.image_root, limit)
+            loaded = load_split(self.files[split], self.image_root, self.text_only, limit, split)
+            records, self.text_only_rows[split] = loaded.records, len(loaded.text_only)
             if split == "fit":
                 missing = [r for r in records if not r.response]
                 if missing:
@@ -113,6 +121,7 @@ class SFTDataModule(L.LightningDataModule):
                         "Every training row needs a PeBR-format 'response' for SFT.",
                         "response",
                     )
+            check_prompts(records, self.prompt)
             if self.check_image_files:
                 check_images(records)
             self.datasets[split] = RecordDataset(records)
@@ -142,13 +151,11 @@ class SFTDataModule(L.LightningDataModule):
             collate_prompts,
             processor=self.processor,
             max_prompt_length=self.max_prompt_length,
-            instruction=self.instruction,
+            prompt=self.prompt,
         )
 
     def train_dataloader(self) -> DataLoader:
-        collate = partial(
-            collate_sft, processor=self.processor, max_length=self.max_length, instruction=self.instruction
-        )
+        collate = partial(collate_sft, processor=self.processor, max_length=self.max_length, prompt=self.prompt)
         return self._loader("fit", collate, self.batch_size, shuffle=True)
 
     def val_dataloader(self) -> DataLoader | list:

@@ -19,9 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from pebr_lit.data.collate import check_prompts
 from pebr_lit.data.contracts import TierDefaults, served_module
 from pebr_lit.data.prompt_datamodule import PromptDataModule
-from pebr_lit.data.records import check_images, load_files
+from pebr_lit.data.records import check_images
+from pebr_lit.data.text_only import load_split
 from pebr_lit.data.tiers import TIERS
 
 #: Extra seed words of the hold-out draw: three words, so it never equals the stream's ``[seed, epoch]``.
@@ -113,7 +115,7 @@ class TieredDataModule(PromptDataModule):
         super().setup(stage)
 
     def _load_pool(self) -> None:
-        pool = []
+        pool, text_only = [], 0
         for tier, path in zip(self.selected_tiers(), self.tier_files()):
             if not path.is_file():
                 raise ValueError(
@@ -121,7 +123,8 @@ class TieredDataModule(PromptDataModule):
                     f"(python cli.py predict --config configs/demo/sample.yaml, then python -m pebr_lit.data.tiers "
                     f"--out {self.tiers_dir} ...), or point data.init_args.tiers_dir at the folder they wrote."
                 )
-            records = load_files([str(path)], self.image_root)
+            loaded = load_split([str(path)], self.image_root, self.text_only, split=f"tier {tier}")
+            records, text_only = loaded.records, text_only + len(loaded.text_only)
             if not records:
                 raise ValueError(
                     f"{path}: tier {tier!r} holds no questions (see {Path(self.tiers_dir) / 'summary.md'}). "
@@ -130,6 +133,8 @@ class TieredDataModule(PromptDataModule):
                     "sample more questions."
                 )
             pool += records
+        self.text_only_rows["fit"] = text_only  # the pool's, held-out part included
+        check_prompts(pool, self.prompt)
         check_images(pool)
         if self.holds_out:
             size = self.val_size if self.val_size is not None else math.ceil(self.val_fraction * len(pool))

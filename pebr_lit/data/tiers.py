@@ -5,7 +5,8 @@ Medium (stage 2, reasoning RL), none correct is Hard (unused by the paper). The 
 configurable: Easy is ``pass_rate >= easy_min_pass_rate``, Hard is ``pass_rate <= hard_max_pass_rate``,
 Medium is everything between. ``split_tiers`` and ``summarize`` are pure; ``write_tiers`` writes
 ``easy.jsonl``/``medium.jsonl``/``hard.jsonl`` (full records; image paths relative to the new folder)
-and ``summary.json``/``summary.md`` (counts and the pass-rate histogram).
+and ``summary.json``/``summary.md`` (counts and the pass-rate histogram). Text-only rows are kept,
+skipped or refused as ``--text-only`` says: give it the value the sampling run's ``data.text_only`` had.
 
     python -m pebr_lit.data.tiers --samples runs/demo/sampling/samples.jsonl \\
         --records runs/demo/data/rl.jsonl --out runs/demo/tiers
@@ -24,10 +25,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pebr_lit.data.records import Record, write_records
 from pebr_lit.data.samples import load_samples
+from pebr_lit.data.text_only import TEXT_ONLY_DEFAULT, TextOnly, check_text_only, load_split
 
 TIERS = ("easy", "medium", "hard")
 
@@ -144,12 +146,12 @@ def write_tiers(
     easy_min_pass_rate: float = 1.0,
     hard_max_pass_rate: float = 0.0,
     image_root: str | None = None,
+    text_only: TextOnly = TEXT_ONLY_DEFAULT,
 ) -> dict[str, Any]:
     """Write the tier files and summaries into ``out_dir``; return the summary."""
-    from pebr_lit.data.records import load_files
-
     check_thresholds(easy_min_pass_rate, hard_max_pass_rate)
-    records = load_files([str(f) for f in record_files], image_root)
+    loaded = load_split([str(f) for f in record_files], image_root, check_text_only("write_tiers", text_only))
+    records = loaded.records
     samples = load_samples(samples_path)  # the results file plus any unmerged shards
     tiers = split_tiers(records, samples, easy_min_pass_rate, hard_max_pass_rate, str(samples_path))
     out = Path(os.path.abspath(out_dir))
@@ -161,6 +163,7 @@ def write_tiers(
         "records": [str(f) for f in record_files],
         "easy_min_pass_rate": easy_min_pass_rate,
         "hard_max_pass_rate": hard_max_pass_rate,
+        "text_only": {"option": text_only, "rows": len(loaded.text_only)},
         **summarize(samples, tiers),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
@@ -179,10 +182,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--image-root", default=None, help="folder relative image paths start from (default: each file's)"
     )
+    parser.add_argument(
+        "--text-only",
+        default=TEXT_ONLY_DEFAULT,
+        choices=get_args(TextOnly),
+        help=f"rows with images: [] (default {TEXT_ONLY_DEFAULT}; as the sampling run's data.text_only)",
+    )
     args = parser.parse_args(argv)
     try:
         summary = write_tiers(
-            args.samples, args.records, args.out, args.easy_min_pass_rate, args.hard_max_pass_rate, args.image_root
+            args.samples,
+            args.records,
+            args.out,
+            args.easy_min_pass_rate,
+            args.hard_max_pass_rate,
+            args.image_root,
+            args.text_only,
         )
     except ValueError as e:  # RecordError included: the message says where and what to do
         raise SystemExit(f"error: {e}") from None

@@ -5,7 +5,7 @@ lost to a crash or a pre-empted job. ``EvalModule`` appends every scored row (th
 before any judge) to ``<output dir>/answers/<benchmark>.rank<k>.jsonl`` after each batch; a rerun
 with the same output directory reads them back, and only the questions without an answer are
 generated again. ``settings.json`` beside them records what produced the answers (policy, weights,
-sampling, instruction, benchmark files); a rerun with other settings is refused, naming the
+sampling, prompt, benchmark files); a rerun with other settings is refused, naming the
 differences, so that answers of two policies are never mixed. A row is matched by its position in
 the benchmark file *and* its qid; the files are ``data.shards`` shards, so a torn last line (a crash
 mid-write) is dropped and re-answered.

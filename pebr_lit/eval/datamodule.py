@@ -21,11 +21,11 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from pebr_lit.data.batches import RecordBatch, RecordDataset
-from pebr_lit.data.collate import collate_prompts
+from pebr_lit.data.collate import check_prompts, collate_prompts
 from pebr_lit.data.contracts import BenchmarkSource, processor_for, served_module
 from pebr_lit.data.loaders import eval_loader
 from pebr_lit.eval.benchmarks.base import BenchmarkItem
-from pebr_lit.format.response import INSTRUCTION
+from pebr_lit.format.prompts import InstructionPrompt, Prompt
 
 
 class EvalDataModule(L.LightningDataModule):
@@ -35,7 +35,8 @@ class EvalDataModule(L.LightningDataModule):
         batch_size: Prompts per generation batch (per device).
         max_prompt_length: Longest prompt in tokens (image tokens included); null = no limit.
         num_workers: DataLoader worker processes (image decoding and tokenisation run there).
-        instruction: Format instruction placed before each benchmark prompt ("" for none).
+        prompt: How a benchmark prompt becomes the user turn (``pebr_lit.format.prompts``); null =
+            InstructionPrompt() (``init_args: {instruction: ""}`` for the benchmark prompt alone).
         processor: The policy's processor; the CLI links it from the model; null = the attached module's at setup.
     """
 
@@ -44,7 +45,7 @@ class EvalDataModule(L.LightningDataModule):
         batch_size: int = 16,
         max_prompt_length: int | None = None,
         num_workers: int = 0,
-        instruction: str = INSTRUCTION,
+        prompt: Prompt | None = None,
         processor: Any = None,
     ) -> None:
         super().__init__()
@@ -55,7 +56,7 @@ class EvalDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.max_prompt_length = max_prompt_length
         self.num_workers = num_workers
-        self.instruction = instruction
+        self.prompt = prompt if prompt is not None else InstructionPrompt()
         self.processor = processor
         self.datasets: list[RecordDataset] = []
         self.names: list[str] = []
@@ -72,6 +73,8 @@ class EvalDataModule(L.LightningDataModule):
         self.processor = processor_for(self)
         if not self.datasets:
             self.datasets = [RecordDataset(b.items()) for b in benchmarks]
+            for dataset in self.datasets:  # a marker/image mismatch fails here, before any generation
+                check_prompts(dataset.records, self.prompt)
             self.names = [b.name for b in benchmarks]
 
     def _module(self) -> BenchmarkSource:
@@ -88,7 +91,7 @@ class EvalDataModule(L.LightningDataModule):
                 answered=module.answered(i),
                 processor=self.processor,
                 max_prompt_length=self.max_prompt_length,
-                instruction=self.instruction,
+                prompt=self.prompt,
             )
             loaders.append(eval_loader(ds, self.batch_size, collate, self.num_workers, self.trainer, f"test[{name}]"))
         return loaders

@@ -1,1 +1,1 @@
-"""The PeBR response format: its instruction, rendering and parsing of responses; scoring is in rewards/."""
+"""The PeBR response format: its prompts (instruction, Jinja template), rendering and parsing; scoring: rewards/."""

@@ -43,6 +43,18 @@ _HEADING_RE = re.compile(
 )
 
 
+class ImageCountError(ValueError):
+    """A prompt marks another number of image places than its row has images; ``problem`` and ``fix`` apart,
+    so that the data layer can name the row and field (``data.collate``)."""
+
+    def __init__(self, problem: str, fix: str) -> None:
+        self.problem, self.fix = problem, fix
+        super().__init__(f"{problem}: {fix}")
+
+    def __reduce__(self):  # picklable across DataLoader workers
+        return (ImageCountError, (self.problem, self.fix))
+
+
 def build_user_text(question: str, instruction: str = INSTRUCTION) -> str:
     """The user turn's text: the format instruction placed before the question, as in the paper."""
     return f"{instruction}\n\n{question}" if instruction else question
@@ -59,9 +71,9 @@ def build_messages(question: str, num_images: int = 1, instruction: str = INSTRU
         content.append({"type": "text", "text": text})
         return [{"role": "user", "content": content}]
     if slots != num_images:
-        raise ValueError(
-            f"the question holds {slots} image slot(s) {IMAGE_SLOT!r} for {num_images} image(s): "
-            "write one slot per image in prompt order, or none to put every image first."
+        raise ImageCountError(
+            f"the question holds {slots} image slot(s) {IMAGE_SLOT!r} for {num_images} image(s)",
+            "write one slot per image in prompt order, or none to put every image first.",
         )
     content = []
     for i, part in enumerate(text.split(IMAGE_SLOT)):

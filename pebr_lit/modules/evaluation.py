@@ -284,9 +284,15 @@ class EvalModule(L.LightningModule):
                 "mode": self.judge.mode,
                 "benchmarks": self.judge.benchmarks,
             },
-            "instruction": getattr(datamodule, "instruction", None),
+            "prompt": _prompt_settings(datamodule),
             "world_size": self.trainer.world_size,
             "benchmarks": {
                 b.name: {"class": type(b).__name__, "path": b.path, "limit": b.limit} for b in self.benchmarks
             },
         }
+
+
+def _prompt_settings(datamodule: Any) -> dict[str, Any] | None:
+    """Which prompt made the answers (class, instruction or template path + sha256), for ``settings.json``."""
+    prompt = getattr(datamodule, "prompt", None)
+    return prompt.describe() if hasattr(prompt, "describe") else None

@@ -50,10 +50,14 @@ def select_prompt_rows(
             )
         firsts = [sum(images_per_prompt[:r]) for r in range(len(images_per_prompt))]
         order = [firsts[r] + k for r in rows for k in range(images_per_prompt[r])]
-        blocks = prompts["pixel_values"].split(grid.prod(-1).tolist())  # per image [patches_i, D]
-        out["pixel_values"] = torch.cat([blocks[j] for j in order]) if order else prompts["pixel_values"][:0]
-        out["image_grid_thw"] = grid[order]  # [images in selection, 3]
+        # A selection of text-only rows carries no image keys at all: the vision tower fails on zero images.
+        if order:
+            blocks = prompts["pixel_values"].split(grid.prod(-1).tolist())  # per image [patches_i, D]
+            out["pixel_values"] = torch.cat([blocks[j] for j in order])  # [patches in selection, D]
+            out["image_grid_thw"] = grid[order]  # [images in selection, 3]
     for key, value in prompts.items():
+        if key in ("pixel_values", "image_grid_thw"):
+            continue
         if key not in out:
             out[key] = value[index.to(value.device)] if torch.is_tensor(value) and value.dim() >= 1 else value
     return out, order

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from cli import main
+from pebr_lit.format.response import INSTRUCTION
 from tests.helpers.benchmark_files import (
     hallusion_row,
     hf_image,
@@ -80,7 +81,14 @@ def test_single_benchmark_config(assets, fixtures, tmp_path):
     # The running torchmetrics accuracy and the aggregate agree.
     assert float(cli.trainer.logged_metrics["test/mathvista/accuracy"]) == pytest.approx(result["metrics"]["accuracy"])
     assert "## mathvista" in (out / "results.md").read_text()
-    assert json.loads((out / "results.json").read_text())["settings"]["sampling"]["do_sample"] is False
+    settings = json.loads((out / "results.json").read_text())["settings"]
+    assert settings["sampling"]["do_sample"] is False
+    # which prompt made the answers: the default, pebr-lit's instruction before each benchmark prompt
+    assert settings["prompt"] == {
+        "class": "pebr_lit.format.prompts.InstructionPrompt",
+        "image_marker": "<image>",
+        "instruction": INSTRUCTION,
+    }
 
 
 def test_benchmark_list_config(assets, fixtures, tmp_path):

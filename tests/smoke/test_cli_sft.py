@@ -128,3 +128,26 @@ def test_evaluating_with_the_fit_config_keeps_the_training_logs(assets, world, t
     main(["validate", *_args(assets, world, tmp_path)])
     assert metrics.read_text() == before
     assert "val/accuracy" in (tmp_path / "sft" / "validate" / "metrics.csv").read_text()
+
+
+def test_a_yaml_prompt_template_and_text_only_option_reach_the_datamodule(assets, world, tmp_path):
+    template = tmp_path / "format.jinja"
+    template.write_text("Sections first.\n{{ content }}\n", encoding="utf-8")
+    overlay = tmp_path / "prompt.yaml"
+    overlay.write_text(
+        "data:\n"
+        "  init_args:\n"
+        "    text_only: skip\n"
+        "    prompt:\n"
+        "      class_path: pebr_lit.format.prompts.TemplatePrompt\n"
+        "      init_args:\n"
+        f"        template: {template}\n",
+        encoding="utf-8",
+    )
+    cli = main([*_args(assets, world, tmp_path), "--config", str(overlay)], run=False)
+    prompt = cli.datamodule.prompt
+    assert type(prompt).__name__ == "TemplatePrompt" and prompt.template == str(template)
+    assert prompt.text("Q?") == "Sections first.\nQ?" and cli.datamodule.text_only == "skip"
+    # The default is pebr-lit's own instruction prompt, built fresh per DataModule.
+    plain = main(_args(assets, world, tmp_path), run=False).datamodule
+    assert type(plain.prompt).__name__ == "InstructionPrompt" and plain.text_only == "keep"

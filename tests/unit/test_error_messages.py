@@ -10,10 +10,12 @@ from callbacks.kl_control import KLController
 from callbacks.length_penalty import LengthPenalty
 from callbacks.reference import ReferencePolicy
 from pebr_lit.clip.fgclip import FGCLIPScorer
+from pebr_lit.data.sft_datamodule import SFTDataModule
 from pebr_lit.data.tiered_datamodule import TieredDataModule
 from pebr_lit.eval.benchmarks.mathverse import MathVerse
 from pebr_lit.eval.datamodule import EvalDataModule
 from pebr_lit.eval.judge import AnswerJudge
+from pebr_lit.format.prompts import InstructionPrompt, TemplatePrompt
 from pebr_lit.grpo.advantages import GroupMeanStd
 from pebr_lit.grpo.kl import K3
 from pebr_lit.grpo.losses import ClippedSurrogate, GRPOLoss
@@ -47,6 +49,10 @@ def _optimizer() -> torch.optim.Optimizer:
         (lambda: MathVerse(path="x", prompt="vision"), "MathVerse.prompt='vision': "),
         (lambda: EvalDataModule(batch_size=0), "EvalDataModule.batch_size=0: "),
         (lambda: TieredDataModule(tiers_dir="x", val_fraction=1.0), "TieredDataModule.val_fraction=1.0: "),
+        (lambda: SFTDataModule(text_only="drop"), "SFTDataModule.text_only='drop': "),
+        (lambda: TieredDataModule(tiers_dir="x", text_only="no"), "TieredDataModule.text_only='no': "),
+        (lambda: TemplatePrompt(template="no/such.jinja"), "TemplatePrompt.template='no/such.jinja': "),
+        (lambda: InstructionPrompt(image_marker=" "), "InstructionPrompt.image_marker=' ': "),
         (lambda: KLController(horizon=0), "KLController.horizon=0: "),
         (lambda: LengthPenalty(weight=-0.1), "LengthPenalty.weight=-0.1: "),
         (lambda: ReferencePolicy(sync_every=0), "ReferencePolicy.sync_every=0: "),

@@ -326,10 +326,11 @@ def test_build_assets_cli_is_idempotent(fake_synthetic, tmp_path, capsys):
 def test_interleaved_images_reach_the_processor_in_slot_order(loaded):
     """``encode_prompts`` with ``IMAGE_SLOT`` marks: each image's tokens sit at its mark, in order."""
     from pebr_lit.data.collate import encode_prompts
+    from pebr_lit.format.prompts import InstructionPrompt
 
     _, processor = loaded
     question = f"Question: {fmt.IMAGE_SLOT} then {fmt.IMAGE_SLOT} differ?"
-    enc = encode_prompts(processor, [question], [[image(size=112), image(size=56)]], instruction="")
+    enc = encode_prompts(processor, [question], [[image(size=112), image(size=56)]], InstructionPrompt(""))
     text = processor.tokenizer.decode(enc["input_ids"][0])
     # 112 px -> 16 image tokens, 56 px -> 4 (test_image_token_count): the large image comes first.
     block = "<|vision_start|>{}<|vision_end|>"

@@ -33,7 +33,7 @@ class _RecordingScorer:
 def _record(qid: str = "q0") -> SimpleNamespace:
     # No keywords of its own; a teacher description pebr-lit extracts ["red", "square"] from.
     return SimpleNamespace(
-        qid=qid, answer="3", key_words=(), description="A red square.", load_images=lambda: ["image"]
+        qid=qid, answer="3", key_words=(), description="A red square.", images=("image",), load_images=lambda: ["image"]
     )
 
 

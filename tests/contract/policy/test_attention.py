@@ -6,7 +6,7 @@ import torch
 
 from pebr_lit.data.collate import collate_prompts
 from pebr_lit.data.records import load_records
-from pebr_lit.format.response import INSTRUCTION
+from pebr_lit.format.prompts import InstructionPrompt
 from pebr_lit.policy.wrapper import PolicyWrapper
 
 
@@ -16,7 +16,7 @@ def test_folded_gqa_decoding_matches_sdpa_step_by_step(assets, world):
     for impl in ("sdpa", "sdpa_folded_gqa"):
         policy = PolicyWrapper(str(assets["vlm"]), dtype="float32", attn_implementation=impl)
         assert policy.model.config._attn_implementation == impl
-        prompts = collate_prompts(records, policy.processor, None, INSTRUCTION)[
+        prompts = collate_prompts(records, policy.processor, None, InstructionPrompt())[
             "prompts"
         ]  # left-padded: the mask is used
         torch.manual_seed(0)

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from pebr_lit.data.records import (
+    Record,
     check_images,
     load_records,
     record_from_dict,
@@ -187,3 +188,20 @@ def test_cli_writes_tiers(pool, tmp_path, capsys):
     )
     # n_correct 0,1,2,0,1 of 2 with easy >= 0.5: q1,q2,q4 easy; q0,q3 hard; none medium.
     assert "easy=3 medium=0 hard=2" in capsys.readouterr().out
+
+
+def test_text_only_rows_are_tiered_when_kept_and_left_out_when_skipped(pool, tmp_path):
+    text_only = Record("t0", "What is 3 + 4?", "7", ())
+    both = write_records([*load_records(pool), text_only], tmp_path / "data" / "mixed.jsonl")
+    counts = {f"q{i}": (4, 4) for i in range(5)}
+    kept = write_tiers(_write_samples(tmp_path / "kept.jsonl", {**counts, "t0": (0, 4)}), [both], tmp_path / "k")
+    assert kept["text_only"] == {"option": "keep", "rows": 1}
+    assert [r.qid for r in load_records(tmp_path / "k" / "hard.jsonl", allow_text_only=True)] == ["t0"]
+    # skipped at sampling (data.text_only: skip) has no samples row: --text-only skip leaves it out here too
+    samples = _write_samples(tmp_path / "skipped.jsonl", counts)
+    with pytest.warns(UserWarning, match="skipped 1 text-only"):
+        main(["--samples", str(samples), "--records", str(both), "--out", str(tmp_path / "s"), "--text-only", "skip"])
+    assert json.loads((tmp_path / "s" / "summary.json").read_text())["text_only"] == {"option": "skip", "rows": 1}
+    assert (tmp_path / "s" / "hard.jsonl").read_text() == ""
+    with pytest.raises(SystemExit, match="text-only row"):
+        main(["--samples", str(samples), "--records", str(both), "--out", str(tmp_path / "e"), "--text-only", "error"])
