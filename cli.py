@@ -20,6 +20,8 @@ import sys
 import warnings
 from pathlib import Path
 
+import yaml
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # DataLoader workers fork after tokenising
 # GRPO modules optimise manually; Lightning then warns that step checkpoints hold the state after the
 # optimizer step. That is the state a resumed stage needs (the step's rollout batch counts as done).
@@ -69,7 +71,10 @@ def config_chain(path: str, seen: tuple[str, ...] = ()) -> list[str]:
 
 
 def expand_overlays(args: list[str]) -> list[str]:
-    """``args`` with each ``--config overlay.yaml`` preceded by ``--config <base>`` for every base not loaded yet."""
+    """``args`` with each ``--config overlay.yaml`` preceded by ``--config <base>`` for every base not loaded yet.
+
+    An overlay of comments only (the same run as its bases, e.g. under another name) is replaced by its bases.
+    """
     out: list[str] = []
     loaded: set[str] = set()  # real paths of the configs already given, so a base loads once
     i = 0
@@ -86,8 +91,14 @@ def expand_overlays(args: list[str]) -> list[str]:
         chain = config_chain(value)
         out += [a for base in chain[:-1] if os.path.realpath(base) not in loaded for a in (flag, base)]
         loaded.update(os.path.realpath(p) for p in chain)
-        out += [flag, value]
+        if len(chain) == 1 or not _only_comments(value):
+            out += [flag, value]
     return out
+
+
+def _only_comments(path: str) -> bool:
+    """True for an overlay that sets nothing beyond its bases (comments only), which jsonargparse would refuse."""
+    return yaml.safe_load(Path(path).read_text()) is None
 
 
 class PeBRCLI(LightningCLI):

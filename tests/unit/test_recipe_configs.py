@@ -65,7 +65,7 @@ def _check(cfg: dict[str, Any], expected: dict[str, Any]) -> dict[str, tuple[Any
 
 
 M = "model.init_args"
-POLICY = f"{M}.policy"
+POLICY = f"{M}.policy.init_args"
 D = "data.init_args"
 
 # Every stage: the authors' seed and image budget (max_pixels 802816 = 1024 * 28 * 28; sampling 4194304).
