@@ -20,6 +20,8 @@ import sys
 import warnings
 from pathlib import Path
 
+import yaml
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # DataLoader workers fork after tokenising
 # GRPO modules optimise manually; Lightning then warns that step checkpoints hold the state after the
 # optimizer step. That is the state a resumed stage needs (the step's rollout batch counts as done).
@@ -44,7 +46,11 @@ CONFIG_FLAGS = ("-c", "--config")
 
 
 def config_chain(path: str, seen: tuple[str, ...] = ()) -> list[str]:
-    """``path`` preceded by its bases (``# overlay-of:`` lines, each resolved from ``path``'s folder), bases first."""
+    """``path`` preceded by its bases (``# overlay-of:`` lines, each resolved from ``path``'s folder), bases first.
+
+    Several ``# overlay-of:`` lines load in order; a base reached twice (a diamond) is loaded once, where it first
+    appears.
+    """
     if path in seen:
         raise ValueError(f"{path}: '{OVERLAY_OF}' lines form a cycle ({' -> '.join((*seen, path))}); remove one.")
     if not os.path.isfile(path):
@@ -58,12 +64,17 @@ def config_chain(path: str, seen: tuple[str, ...] = ()) -> list[str]:
                     f"{path}: '{line.strip()}' names {base}, which does not exist; "
                     "give the base's path relative to the overlay's folder."
                 )
-            chain += config_chain(base, (*seen, path))
+            # Two bases may share a base of their own (a stage base and a hardware base over one model base):
+            # it loads once, first, so that neither base's values are reset by loading it again after them.
+            chain += [p for p in config_chain(base, (*seen, path)) if p not in chain]
     return [*chain, path]
 
 
 def expand_overlays(args: list[str]) -> list[str]:
-    """``args`` with each ``--config overlay.yaml`` preceded by ``--config <base>`` for every base not loaded yet."""
+    """``args`` with each ``--config overlay.yaml`` preceded by ``--config <base>`` for every base not loaded yet.
+
+    An overlay of comments only (the same run as its bases, e.g. under another name) is replaced by its bases.
+    """
     out: list[str] = []
     loaded: set[str] = set()  # real paths of the configs already given, so a base loads once
     i = 0
@@ -80,8 +91,14 @@ def expand_overlays(args: list[str]) -> list[str]:
         chain = config_chain(value)
         out += [a for base in chain[:-1] if os.path.realpath(base) not in loaded for a in (flag, base)]
         loaded.update(os.path.realpath(p) for p in chain)
-        out += [flag, value]
+        if len(chain) == 1 or not _only_comments(value):
+            out += [flag, value]
     return out
+
+
+def _only_comments(path: str) -> bool:
+    """True for an overlay that sets nothing beyond its bases (comments only), which jsonargparse would refuse."""
+    return yaml.safe_load(Path(path).read_text()) is None
 
 
 class PeBRCLI(LightningCLI):

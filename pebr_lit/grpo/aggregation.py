@@ -1,4 +1,4 @@
-"""Loss aggregation: per-token values ``[N, L]`` + mask -> one scalar (token mean or sequence mean).
+"""Loss aggregation: per-token values ``[N, L]`` + mask -> one scalar (token mean, per micro-batch, or sequence mean).
 
 Left out on purpose: normalising by a token count gathered across micro-batches or ranks (the
 training module passes the weights for that), and the per-token terms themselves (``grpo.losses``).
@@ -59,3 +59,16 @@ class SequenceMean(Aggregation):
 
     def weight(self, mask: Tensor) -> Tensor:
         return (mask.sum(dim=-1) > 0).sum()  # []: responses with at least one token
+
+
+class MicroBatchTokenMean(TokenMean):
+    """Token mean within each micro-batch, then the plain mean over micro-batches: the authors' trainer.
+
+    verl's actor divides each micro-batch's token-mean loss by the number of micro-batches and
+    accumulates, so a token in a micro-batch of short responses weighs more than one in a micro-batch
+    of long ones, and results depend on ``micro_batch_size``. ``TokenMean`` weighs every token of the
+    optimizer step the same; this class reproduces the authors' weighting where that matters.
+    """
+
+    def weight(self, mask: Tensor) -> Tensor:
+        return mask.any().to(torch.long)  # []: a micro-batch with tokens counts once, whatever its size

@@ -337,7 +337,13 @@ class GRPOModule(L.LightningModule):
         for mini in minis:
             parts = [(r, [row for owner, row in mini if owner is r]) for r in rounds]  # per round: its rows here
             parts = [(r, rows) for r, rows in parts if rows]
-            mini_weight = sum(self.loss.aggregation.weight(r.mask[rows].bool()) for r, rows in parts).float()  # []
+            # Summed per micro-batch, as the shares below are: equal to the whole mini-batch's weight for additive
+            # weights (token or response counts), and the number of micro-batches for MicroBatchTokenMean.
+            mini_weight = sum(
+                self.loss.aggregation.weight(r.mask[rows[s : s + self.micro_batch_size]].bool())
+                for r, rows in parts
+                for s in range(0, len(rows), self.micro_batch_size)
+            ).float()  # []
             if self.trainer.world_size > 1:
                 # DDP averages gradients over ranks; dividing by the ranks' mean weight turns that
                 # average into the gradient of the global mini-batch (all ranks' tokens / their total).

@@ -2,7 +2,9 @@
 
 ``WarmupConstantDecay`` is the default for SFT: linear warm-up, a constant plateau, and a cosine
 decay only over the last steps. On the tiny demo model, decaying while vision is just switching on
-slows learning (see the demo notes), so the decay is kept short.
+slows learning (see the demo notes), so the decay is kept short. ``WarmupCosine`` is the authors'
+warm-up SFT schedule (LLaMA-Factory's ``cosine`` with ``warmup_ratio``): linear warm-up over a share
+of the run, then cosine decay over all remaining steps.
 
 Left out on purpose: anything the torch schedulers already do well (use them by ``class_path``).
 """
@@ -63,6 +65,53 @@ class WarmupConstantDecay(LambdaLR):
         if step < start:
             return 1.0
         progress = min(1.0, (step - start) / decay_steps)
+        return self.min_ratio + (1 - self.min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class WarmupCosine(LambdaLR):
+    """Linear warm-up over the first ``warmup_fraction`` of the steps, then cosine decay to ``min_ratio``.
+
+    Step ``s`` of ``T`` with ``W = ceil(T * warmup_fraction)`` warm-up steps gets the factor ``s / W`` while
+    ``s < W``, then ``min_ratio + (1 - min_ratio) * (1 + cos(pi * (s - W) / (T - W))) / 2``: the Hugging Face
+    ``get_cosine_schedule_with_warmup`` curve (warm-up from 0, decay to 0 by default) that the authors' SFT uses.
+
+    Args:
+        optimizer: The wrapped optimizer.
+        warmup_fraction: Share of all steps spent warming up linearly from 0 (authors' SFT: 0.1).
+        min_ratio: Final learning rate as a fraction of the base rate (authors: 0).
+        total_steps: Optimizer steps in the run; null = taken from the trainer by the module.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        warmup_fraction: float = 0.1,
+        min_ratio: float = 0.0,
+        total_steps: int | None = None,
+    ) -> None:
+        if not 0 <= warmup_fraction < 1:
+            raise ValueError(
+                f"WarmupCosine.warmup_fraction={warmup_fraction!r}: must be in [0, 1). "
+                "Give the share of steps spent warming up, e.g. 0.1 (0 = no warm-up)."
+            )
+        if not 0 <= min_ratio <= 1:
+            raise ValueError(
+                f"WarmupCosine.min_ratio={min_ratio!r}: must be in [0, 1]. "
+                "Give the final learning rate as a fraction of the base rate, e.g. 0 (authors)."
+            )
+        self.warmup_fraction = warmup_fraction
+        self.min_ratio = min_ratio
+        self.total_steps = total_steps
+        super().__init__(optimizer, self.factor)
+
+    def factor(self, step: int) -> float:
+        """Multiplier of the base learning rate at optimizer step ``step``."""
+        if not self.total_steps:  # not sized yet: LambdaLR asks for step 0 at construction, whose factor no T changes
+            return 0.0 if self.warmup_fraction > 0 else 1.0
+        warmup = math.ceil(self.total_steps * self.warmup_fraction)
+        if step < warmup:
+            return step / warmup
+        progress = min(1.0, (step - warmup) / max(1, self.total_steps - warmup))
         return self.min_ratio + (1 - self.min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 

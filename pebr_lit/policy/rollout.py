@@ -24,3 +24,26 @@ class Rollout:
     texts: list[str]  # B*n decoded responses, special tokens removed
     truncated: torch.Tensor  # [B*n] bool, no end-of-turn token within max_new_tokens
     num_samples: int
+
+
+def concat_rollouts(parts: list[Rollout], pad_id: int) -> Rollout:
+    """One ``Rollout`` of ``parts`` (consecutive prompt chunks sampled alike), responses right-padded with ``pad_id``.
+
+    The parts share the prompt width P (chunks of one left-padded batch); their response widths may differ.
+    """
+    if len({p.num_samples for p in parts}) != 1 or len({p.prompt_ids.shape[1] for p in parts}) != 1:
+        raise ValueError("concat_rollouts: the parts differ in num_samples or prompt width; sample them alike.")
+    width = max(p.response_ids.shape[1] for p in parts)
+
+    def padded(t: torch.Tensor, value: int) -> torch.Tensor:  # [n, R_i] -> [n, width]
+        return torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value)
+
+    return Rollout(
+        prompt_ids=torch.cat([p.prompt_ids for p in parts]),  # [N, P]
+        prompt_mask=torch.cat([p.prompt_mask for p in parts]),  # [N, P]
+        response_ids=torch.cat([padded(p.response_ids, pad_id) for p in parts]),  # [N, R]
+        response_mask=torch.cat([padded(p.response_mask, 0) for p in parts]),  # [N, R]
+        texts=[t for p in parts for t in p.texts],
+        truncated=torch.cat([p.truncated for p in parts]),  # [N]
+        num_samples=parts[0].num_samples,
+    )

@@ -61,10 +61,24 @@ def test_config_chain_puts_bases_of_bases_first_resolved_from_each_file(tmp_path
     assert config_chain(root) == [root]
 
 
+def test_two_bases_sharing_a_base_load_it_once_before_both(tmp_path):
+    # A stage base and a hardware base over one model base: loading the model base again between or after
+    # them would reset the stage base's values to the model base's.
+    model = _write(tmp_path / "_model.yaml", "seed_everything: 1\n")
+    stage = _write(tmp_path / "_stage.yaml", "# overlay-of: _model.yaml\nseed_everything: 2\n")
+    card = _write(tmp_path / "_card.yaml", "# overlay-of: _model.yaml\ntrainer: {devices: 1}\n")
+    top = _write(tmp_path / "top.yaml", "# overlay-of: _stage.yaml\n# overlay-of: _card.yaml\nseed_everything: 4\n")
+    assert config_chain(top) == [model, stage, card, top]
+    assert expand_overlays(["fit", "--config", top]) == [
+        "fit",
+        *("--config", model, "--config", stage, "--config", card, "--config", top),
+    ]
+
+
 def test_expand_overlays_adds_each_base_once_and_keeps_other_args(tmp_path):
     base = _write(tmp_path / "base.yaml", "")
-    one = _write(tmp_path / "one.yaml", "# overlay-of: base.yaml\n")
-    two = _write(tmp_path / "two.yaml", "# overlay-of: one.yaml\n")
+    one = _write(tmp_path / "one.yaml", "# overlay-of: base.yaml\nseed_everything: 1\n")
+    two = _write(tmp_path / "two.yaml", "# overlay-of: one.yaml\nseed_everything: 2\n")
     args = ["fit", "--config", one, "--trainer.max_steps", "3", f"--config={two}", "-c", "inline: 1"]
     assert expand_overlays(args) == [
         "fit",
@@ -75,6 +89,16 @@ def test_expand_overlays_adds_each_base_once_and_keeps_other_args(tmp_path):
         *("-c", "inline: 1"),  # not a file: left to jsonargparse
     ]
     assert expand_overlays(["test", "--config"]) == ["test", "--config"]  # argparse reports the missing value
+
+
+def test_an_overlay_of_comments_only_is_its_bases(tmp_path):
+    # jsonargparse refuses a config file without a value; an overlay that only names its bases (the same run
+    # under another file name) is replaced by them.
+    base = _write(tmp_path / "base.yaml", "seed_everything: 3\n")
+    same = _write(tmp_path / "same.yaml", "# overlay-of: base.yaml\n# the base's run, by another name\n")
+    assert expand_overlays(["fit", "--config", same]) == ["fit", "--config", base]
+    lone = _write(tmp_path / "lone.yaml", "# no base, nothing set\n")
+    assert expand_overlays(["fit", "--config", lone]) == ["fit", "--config", lone]  # jsonargparse reports it
 
 
 def test_missing_base_names_the_overlay_and_the_path(tmp_path):

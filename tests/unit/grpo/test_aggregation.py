@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pebr_lit.grpo.aggregation import SequenceMean, TokenMean
+from pebr_lit.grpo.aggregation import MicroBatchTokenMean, SequenceMean, TokenMean
 from tests.helpers.tensors import t
 
 
@@ -30,3 +30,20 @@ def test_aggregation_ignores_nan_and_inf_in_padding(aggregation) -> None:
     (a + b).backward()
     assert a.item() == b.item() and torch.equal(clean.grad, dirty.grad)
     assert dirty.grad[1, 1:].tolist() == [0.0, 0.0]
+
+
+def test_micro_batch_token_mean_weighs_each_micro_batch_once() -> None:
+    # Micro-batch a: tokens 1, 2, 3 (mean 2); micro-batch b: token 10 (mean 10); an empty one counts 0 times.
+    # Authors (verl): sum of micro means / 2 micro-batches = (2 + 10) / 2 = 6; TokenMean over both: 16 / 4 = 4.
+    agg = MicroBatchTokenMean()
+    a_values, a_mask = t([[1, 2, 3]]), t([[1, 1, 1]]).bool()
+    b_values, b_mask = t([[10, 0, 0]]), t([[1, 0, 0]]).bool()
+    empty = torch.zeros_like(b_mask)
+    weights = [agg.weight(m) for m in (a_mask, b_mask, empty)]
+    assert [int(w) for w in weights] == [1, 1, 0]
+    total = sum(weights)
+    combined = agg(a_values, a_mask) * weights[0] / total + agg(b_values, b_mask) * weights[1] / total
+    assert combined.item() == 6.0
+    token = TokenMean()
+    shares = [token.weight(m) / (token.weight(a_mask) + token.weight(b_mask)) for m in (a_mask, b_mask)]
+    assert (token(a_values, a_mask) * shares[0] + token(b_values, b_mask) * shares[1]).item() == 4.0

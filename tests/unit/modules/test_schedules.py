@@ -1,4 +1,4 @@
-"""WarmupConstantDecay: learning-rate factors derived by hand for warm-up, plateau and cosine decay."""
+"""WarmupConstantDecay and WarmupCosine: learning-rate factors derived by hand for warm-up, plateau and decay."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from pebr_lit.modules.schedules import WarmupConstantDecay
+from pebr_lit.modules.schedules import WarmupConstantDecay, WarmupCosine, build_optimization
 
 
 def optimizer(lr: float = 1.0) -> torch.optim.Optimizer:
@@ -121,3 +121,45 @@ def test_invalid_settings_name_the_field(kwargs: dict, field: str) -> None:
 )
 def test_boundary_settings_are_accepted(kwargs: dict) -> None:
     assert schedule(total_steps=10, **kwargs).factor(0) == 1.0
+
+
+# --- WarmupCosine (the authors' SFT schedule) ---------------------------------------------------------
+
+
+def test_warmup_cosine_follows_the_hugging_face_curve() -> None:
+    # T = 20, warmup_fraction 0.1 -> W = ceil(2.0) = 2: factors 0/2, 1/2, then
+    # 0.5 * (1 + cos(pi * (s - 2) / 18)): s=2 -> 1, s=11 -> cos(pi/2) = 0 -> 0.5, s=20 -> cos(pi) = -1 -> 0.
+    sched = WarmupCosine(optimizer(), warmup_fraction=0.1, total_steps=20)
+    assert sched.factor(0) == 0.0
+    assert sched.factor(1) == 0.5
+    assert sched.factor(2) == pytest.approx(1.0)
+    assert sched.factor(11) == pytest.approx(0.5)
+    assert sched.factor(20) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_warmup_cosine_min_ratio_and_no_warmup() -> None:
+    # W = 0: s=5 of 10 -> 0.2 + 0.8 * 0.5 * (1 + cos(pi/2)) = 0.6
+    sched = WarmupCosine(optimizer(), warmup_fraction=0.0, min_ratio=0.2, total_steps=10)
+    assert sched.factor(0) == 1.0
+    assert sched.factor(5) == pytest.approx(0.6)
+    assert sched.factor(10) == pytest.approx(0.2)
+
+
+def test_warmup_cosine_sized_by_the_run_starts_at_zero() -> None:
+    # Built before the run's length is known (total_steps=None, as from YAML): the first step's rate is
+    # already the warm-up's 0, and build_optimization sizes it to the trainer's step count.
+    params = [torch.nn.Parameter(torch.zeros(1))]
+    out = build_optimization(
+        params, lambda p: torch.optim.SGD(p, lr=1.0), lambda o: WarmupCosine(o, warmup_fraction=0.5), 4.0
+    )
+    sched = out["lr_scheduler"]["scheduler"]
+    assert sched.total_steps == 4
+    assert out["optimizer"].param_groups[0]["lr"] == 0.0
+    sched.step()  # step 1 of W = 2: 1/2
+    assert out["optimizer"].param_groups[0]["lr"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("kwargs", [{"warmup_fraction": 1.0}, {"warmup_fraction": -0.1}, {"min_ratio": 1.5}])
+def test_warmup_cosine_refuses_bad_fractions(kwargs) -> None:
+    with pytest.raises(ValueError, match=r"WarmupCosine\.(warmup_fraction|min_ratio)="):
+        WarmupCosine(optimizer(), **kwargs)
