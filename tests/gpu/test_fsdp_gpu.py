@@ -5,7 +5,7 @@ Skipped without 2 CUDA devices. Not run yet: the machines this project was devel
 or one. What CPU gloo runs cannot show: nccl collectives, CUDA streams in FSDP2's prefetching,
 ``MixedPrecisionPolicy`` in bf16 and ``CPUOffloadPolicy`` with an optimizer stepping on the CPU.
 
-Left out on purpose: memory and speed of the 7B config (``configs/qwen2_5_vl_7b/stage2_fsdp.yaml``).
+Left out on purpose: memory and speed of the 7B config (``configs/qwen2_5_vl_7b/stage2.yaml``).
 """
 
 from __future__ import annotations

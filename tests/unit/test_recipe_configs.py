@@ -10,11 +10,14 @@ the hardware (batch sizes kept in the authors' ratios, LoRA learning rates), and
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from cli import main
 from tests.helpers.configs import printed_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -256,3 +259,17 @@ def test_each_stage_starts_from_the_one_before_on_the_same_card_and_model(config
         logger = cfg["trainer"]["logger"]["init_args"]
         assert (logger["save_dir"], logger["name"], logger["version"]) == (run, path.stem, "")
         assert cfg["trainer"]["default_root_dir"] == run
+
+
+def test_the_recipe_pages_snippet_parses_over_a_stage_config(tmp_path, capsys):
+    # docs/recipe.md's "The authors' choices in any config" block, laid over the demo's stage 1.
+    block = re.findall(r"```yaml\n(.*?)```", (ROOT / "docs" / "recipe.md").read_text(), re.S)[0]
+    assert "AuthorsRules" in block and "TemplatePrompt" in block
+    snippet = tmp_path / "snippet.yaml"
+    snippet.write_text(block)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(ROOT / "configs/demo/stage1.yaml"), "--config", str(snippet), "--print_config"])
+    assert exit_info.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"]["init_args"]["reward"]["init_args"]["rules"]["class_path"].endswith("AuthorsRules")
+    assert printed["data"]["init_args"]["prompt"]["class_path"].endswith("TemplatePrompt")
