@@ -144,7 +144,7 @@ def test_resume_neither_repeats_nor_skips_rollout_batches(assets, world, tmp_pat
 def test_several_processes_are_refused_at_fit_start(policy):
     # Ranks would gather different numbers of rounds and run different numbers of backward passes.
     module = GRPOModule(policy, SomeFlatReward(), loss=GRPOLoss(kl_coef=0.0), online_filter=OnlineFilter())
-    module._trainer = SimpleNamespace(world_size=2, global_rank=0)
+    module._trainer = SimpleNamespace(world_size=2, global_rank=0, optimizers=[])  # no optimizer: nothing to check
     with pytest.raises(
         ValueError,
         match=r"^GRPOModule\.mask_zero_variance=False, online_filter=OnlineFilter: .*online_filter work on one",
