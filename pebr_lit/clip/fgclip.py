@@ -87,7 +87,6 @@ class FGCLIPScorer(_BatchedScorer):
         )
         # Moved to ``device`` on first use (``_placed``): built by the CLI before Lightning gives each rank its GPU.
         self.model = model.eval().requires_grad_(False)
-        self._on = torch.device("cpu")
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(model_name_or_path, **hub)
         self.image_processor = transformers.AutoImageProcessor.from_pretrained(model_name_or_path, **hub)
         self.image_size = image_size
@@ -108,20 +107,6 @@ class FGCLIPScorer(_BatchedScorer):
         )
         # No attention mask: the authors pass none, and FG-CLIP pools at the end-of-text token.
         return {"input_ids": enc["input_ids"][0]}  # [T = max_text_tokens]
-
-    def _placed(self) -> torch.device:
-        """The device the model runs on, moving it there first if needed.
-
-        A bare ``cuda`` means this process's current GPU at call time: under DDP/FSDP every rank builds the
-        scorer before Lightning sets its device, and a model placed then would sit on cuda:0 for all ranks.
-        """
-        target = self.device
-        if target.type == "cuda" and target.index is None:
-            target = torch.device("cuda", torch.cuda.current_device())
-        if target != self._on:
-            self.model.to(target)
-            self._on = target
-        return target
 
     def _cosine(self, pixels: torch.Tensor, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
         device, dtype = self._placed(), next(self.model.parameters()).dtype

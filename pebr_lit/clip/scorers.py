@@ -48,6 +48,9 @@ class _BatchedScorer:
                 "Use e.g. 32, lower if memory runs out."
             )
         self.batch_size = batch_size
+        #: Where the model should run, and where it is; subclasses load it on the CPU (``_placed`` moves it).
+        self.device, self._on = torch.device("cpu"), torch.device("cpu")
+        self.model: Any = None
         self.failures = 0
         #: Items that failed in the last ``similarity`` call.
         self.last_failures = 0
@@ -65,6 +68,21 @@ class _BatchedScorer:
     def _cosine(self, pixels: torch.Tensor, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
         """Cosine similarity ``[B]`` of a batch: pixels ``[B, 3, H, W]``, token tensors ``[B, T]``."""
         raise NotImplementedError
+
+    def _placed(self) -> torch.device:
+        """The device the model runs on, moving it there first if needed.
+
+        A bare ``cuda`` means this process's current GPU at call time: under DDP/FSDP every rank builds the
+        scorer (from the CLI) before Lightning sets its device, and a model placed then would sit on cuda:0
+        for every rank.
+        """
+        target = self.device
+        if target.type == "cuda" and target.index is None:
+            target = torch.device("cuda", torch.cuda.current_device())
+        if target != self._on:
+            self.model.to(target)
+            self._on = target
+        return target
 
     def _error(self, index: int, what: str, exc: Exception) -> None:
         if len(self.last_errors) < MAX_ERRORS_KEPT:
@@ -137,14 +155,14 @@ class ClipScorer(_BatchedScorer):
             model: a directory with ``open_clip_config.json`` (e.g. from ``build_tiny_clip``), an open_clip
                 schema string (``hf-hub:...``, ``local-dir:...``) or a built-in name such as ``ViT-L-14-336``.
             pretrained: open_clip weights tag or checkpoint file for a built-in name; None with a directory.
-            device: torch device for the model.
+            device: torch device for the model, taken on first use; a bare cuda is each process's current GPU.
             batch_size: image-text pairs per forward pass.
         """
         from pebr_lit.clip.loading import load_clip
 
         super().__init__(batch_size)
-        self.device = torch.device(device)
-        self.model, self.preprocess, self.tokenizer = load_clip(model, pretrained=pretrained, device=device)
+        self.device = torch.device(device)  # a typo fails here, before loading
+        self.model, self.preprocess, self.tokenizer = load_clip(model, pretrained=pretrained, device="cpu")
         # Longer texts are cut to the context (open_clip keeps the end-of-text token in the last slot).
         self.context_length = int(getattr(self.tokenizer, "context_length", None) or 77)
 
@@ -155,8 +173,9 @@ class ClipScorer(_BatchedScorer):
         return {"text": self.tokenizer([text], context_length=self.context_length)[0]}  # [T]
 
     def _cosine(self, pixels: torch.Tensor, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
-        image = _unit(self.model.encode_image(pixels.to(self.device)).float())  # [B, D]
-        text = _unit(self.model.encode_text(tokens["text"].to(self.device)).float())  # [B, D]
+        device = self._placed()
+        image = _unit(self.model.encode_image(pixels.to(device)).float())  # [B, D]
+        text = _unit(self.model.encode_text(tokens["text"].to(device)).float())  # [B, D]
         return (image * text).sum(dim=-1)  # [B]
 
 
@@ -167,14 +186,14 @@ class HFClipScorer(_BatchedScorer):
         """
         Args:
             path: directory (or hub name, when the hub is reachable) holding the model and its processor.
-            device: torch device for the model.
+            device: torch device for the model, taken on first use; a bare cuda is each process's current GPU.
             batch_size: image-text pairs per forward pass.
         """
         from transformers import CLIPModel, CLIPProcessor
 
         super().__init__(batch_size)
-        self.device = torch.device(device)
-        self.model = CLIPModel.from_pretrained(path).to(self.device).eval()
+        self.device = torch.device(device)  # a typo fails here, before loading
+        self.model = CLIPModel.from_pretrained(path).eval()
         processor = CLIPProcessor.from_pretrained(path)
         self.image_processor, self.tokenizer = processor.image_processor, processor.tokenizer
         limit = getattr(self.tokenizer, "model_max_length", None)
@@ -192,10 +211,11 @@ class HFClipScorer(_BatchedScorer):
         return {"input_ids": enc["input_ids"][0], "attention_mask": enc["attention_mask"][0]}  # each [T]
 
     def _cosine(self, pixels: torch.Tensor, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+        device = self._placed()
         out = self.model(
-            input_ids=tokens["input_ids"].to(self.device),  # [B, T]
-            attention_mask=tokens["attention_mask"].to(self.device),  # [B, T]
-            pixel_values=pixels.to(self.device),  # [B, 3, H, W]
+            input_ids=tokens["input_ids"].to(device),  # [B, T]
+            attention_mask=tokens["attention_mask"].to(device),  # [B, T]
+            pixel_values=pixels.to(device),  # [B, 3, H, W]
         )
         # CLIPModel returns unit vectors already; normalising again in float32 matches the open_clip path.
         return (_unit(out.image_embeds.float()) * _unit(out.text_embeds.float())).sum(dim=-1)  # [B]

@@ -169,3 +169,23 @@ def test_bad_construction_is_refused(tmp_path: Path) -> None:
         ClipScorer(str(tmp_path), batch_size=0)
     with pytest.raises(FileNotFoundError, match="open_clip_config.json"):
         ClipScorer(str(tmp_path))
+
+
+@pytest.mark.parametrize("backend", ["open_clip", "hf"])
+def test_the_model_moves_to_the_current_gpu_on_first_use(backend, tmp_path, monkeypatch):
+    # Under DDP/FSDP each rank builds the scorer from the CLI before Lightning gives the rank its GPU: a model
+    # placed at construction would sit on cuda:0 for every rank. No GPU here, so the move is observed.
+    from pebr_lit.demo.tiny_clip import build_tiny_clip
+
+    if backend == "open_clip":
+        built = ClipScorer(str(build_tiny_clip(tmp_path)), device="cuda")
+    else:
+        built = HFClipScorer(str(build_tiny_hf_clip(tmp_path)), device="cuda")
+    assert next(built.model.parameters()).device.type == "cpu"
+    moved: list[torch.device] = []
+    monkeypatch.setattr(built.model, "to", lambda device: moved.append(device) or built.model)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 5)
+    assert built._placed() == torch.device("cuda", 5) and built._placed() == torch.device("cuda", 5)
+    assert moved == [torch.device("cuda", 5)]  # moved once, to this process's GPU
+    built.device = torch.device("cuda", 2)  # an explicit index is kept
+    assert built._placed() == torch.device("cuda", 2) and moved[-1] == torch.device("cuda", 2)
