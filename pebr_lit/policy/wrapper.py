@@ -27,6 +27,8 @@ from pebr_lit.policy.inputs import mask_after_eos
 from pebr_lit.policy.kv_cache import KV_CACHES, preallocated_cache
 from pebr_lit.policy.logprobs import token_logprobs
 from pebr_lit.policy.lora import add_lora, merged_unquantized
+from pebr_lit.policy.quantization import keep_trainable_layout
+from pebr_lit.policy.quantization import load_kwargs as quantization_kwargs
 from pebr_lit.policy.rollout import Rollout
 from pebr_lit.policy.settings import _DTYPES, LoraSettings, QuantizationSettings, SamplingSettings
 
@@ -56,7 +58,7 @@ class PolicyWrapper(nn.Module):
         freeze_projector: Keep the vision-to-language projector (merger) fixed.
         gradient_checkpointing: Recompute activations in backward to save memory.
         lora: LoRA settings; null trains the full (unfrozen) model.
-        quantization: 4-bit QLoRA settings; needs ``lora`` and a CUDA device for training.
+        quantization: 4-bit QLoRA settings (bitsandbytes); needs ``lora``. Trains on CUDA and on the CPU.
         min_pixels: Smallest image area the processor resizes to; null = processor default.
         max_pixels: Largest image area (authors: 1024*28*28); null = processor default.
         revision: Hub revision (branch, tag or commit) when loading by id.
@@ -116,8 +118,10 @@ class PolicyWrapper(nn.Module):
         if attn_implementation:
             load_kwargs["attn_implementation"] = attn_implementation
         if quantization is not None:
-            load_kwargs.update(self._quantization_kwargs(quantization))
+            load_kwargs.update(quantization_kwargs(quantization))
         model = AutoModelForImageTextToText.from_pretrained(model_name_or_path, **load_kwargs)
+        if quantization is not None:
+            keep_trainable_layout(model)  # else training after generate breaks on the CPU (policy.quantization)
 
         for name, param in model.named_parameters():
             if (freeze_vision and _is_vision(name) and not _is_projector(name)) or (
@@ -144,23 +148,6 @@ class PolicyWrapper(nn.Module):
                 "`python -m pebr_lit.demo.tiny --out runs/demo/assets` "
                 "or point to a saved Hugging Face checkpoint."
             )
-
-    @staticmethod
-    def _quantization_kwargs(q: QuantizationSettings) -> dict[str, Any]:
-        try:
-            import bitsandbytes  # noqa: F401
-        except ImportError as err:
-            raise ImportError("QLoRA needs bitsandbytes: pip install 'pebr-lit[qlora]'.") from err
-        from transformers import BitsAndBytesConfig
-
-        config = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type=q.quant_type,
-            bnb_4bit_use_double_quant=q.double_quant,
-            bnb_4bit_compute_dtype=_DTYPES[q.compute_dtype],
-        )
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
-        return {"quantization_config": config, "device_map": {"": device}}
 
     # ------------------------------------------------------------------------------------ properties
     @property

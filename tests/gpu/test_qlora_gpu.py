@@ -1,8 +1,9 @@
 """QLoRA training on CUDA: 4-bit load, sampling, and GRPO-/SFT-like steps that move the adapters only.
 
-This is the half of the QLoRA contract that the CPU cannot check: bitsandbytes' CPU backward breaks
-after a ``generate`` (docs/status.md), and ``tests/contract/policy/test_qlora_cpu.py`` covers loading,
-log-probs and the merged export. Skipped without a CUDA device (``tests/conftest.py``).
+The CUDA half of the QLoRA contract: bitsandbytes' CUDA kernels, bfloat16 compute and gradient
+checkpointing. On the CPU, ``tests/contract/policy/test_qlora_cpu.py`` covers loading, a backward after
+``generate``, log-probs and the merged export, and ``tests/smoke/test_qlora_grpo_cpu.py`` a QLoRA GRPO fit.
+Skipped without a CUDA device (``tests/conftest.py``).
 
 Left out on purpose: throughput and memory figures (``benchmarks/``).
 """

@@ -11,8 +11,8 @@ the trainable elements. The old setting (``bf16-true`` with bfloat16 weights) is
 way and must change fewer than 10 %: the measurement can tell the two apart. The three precisions
 the real-scale configs use (docs/policy.md, Precision) are also tested as settings of their own.
 
-QLoRA configs load the base in 4-bit when bitsandbytes is installed (forward and backward run on the
-CPU; only ``generate`` followed by training does not, see ``test_qlora_cpu.py``) and otherwise train
+QLoRA configs load the base in 4-bit when bitsandbytes is installed (training, after ``generate`` too,
+runs on the CPU: ``test_qlora_cpu.py``, ``tests/smoke/test_qlora_grpo_cpu.py``) and otherwise train
 the adapters over a bfloat16 base, the compute dtype.
 """
 

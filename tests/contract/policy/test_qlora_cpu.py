@@ -1,13 +1,10 @@
-"""QLoRA on the CPU (bitsandbytes 0.50.2): 4-bit loading, sampling, log-probs, reference, merged export.
+"""QLoRA on the CPU (bitsandbytes 0.50.2): 4-bit load, sampling then backward, log-probs, reference, export.
 
-Left out on purpose: QLoRA *training*. On the CPU, bitsandbytes' 4-bit backward breaks after a
-``generate`` (see docs/status.md), which is GRPO's exact sequence; ``tests/gpu/test_qlora_gpu.py``
-trains on CUDA instead.
-
-bitsandbytes on a CPU with AVX512-BF16 repacks 4-bit weights (absmax rounded to bfloat16) at the
-first no-grad eval forward and unpacks them on ``state_dict()``; the two layouts give log-probs
-that differ by ~3e-3. So every comparison below takes both sides between the same two such events.
-"""
+bitsandbytes on a CPU with AVX512-BF16 would repack 4-bit weights (absmax rounded to bfloat16) for
+inference at the first no-grad eval forward, after which no backward works; ``PolicyWrapper`` turns
+that off (``pebr_lit.policy.quantization``), so the layout stays the trainable one throughout. A whole
+QLoRA GRPO fit runs in ``tests/smoke/test_qlora_grpo_cpu.py``; ``bf16-mixed`` and gradient
+checkpointing with QLoRA only in ``tests/gpu/test_qlora_gpu.py``."""
 
 from __future__ import annotations
 
@@ -76,6 +73,26 @@ def test_language_model_linears_are_4bit_with_trainable_adapters(qlora):
     assert qlora.describe()["quantization"] == {"quant_type": "nf4", "double_quant": True, "compute_dtype": "float32"}
 
 
+def test_backward_after_generate_reaches_every_adapter(qlora, prompts):
+    """GRPO's sequence: sample in eval mode without grad, then backward through the 4-bit base."""
+    layers = [m for m in qlora.model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert layers and not any(m.support_avx512bf16_for_cpu for m in layers)  # the guard, on any CPU
+    torch.manual_seed(0)
+    rollout = qlora.generate(prompts, SamplingSettings(num_samples=2, max_new_tokens=8))
+    assert qlora.model.training and not any(
+        getattr(m.weight.quant_state, "packing_format_for_cpu", False) for m in layers
+    )
+    logprobs, _ = qlora.token_logprobs(prompts, rollout.response_ids, rollout.response_mask, num_samples=2)
+    mask = rollout.response_mask.float()  # [4, R]
+    (-(logprobs * mask).sum() / mask.sum()).backward()
+    grads = {n: p.grad for n, p in qlora.model.named_parameters() if p.requires_grad}
+    qlora.model.zero_grad(set_to_none=True)
+    # B starts at 0, so dL/dA = 0 on this first backward; dL/dB of layer 0 needs the gradient to pass back
+    # through layer 1's 4-bit linears, which the inference-only layout would stop.
+    assert len(grads) == 28 and all(g is not None and torch.isfinite(g).all() for g in grads.values())
+    assert all(g.abs().sum() > 0 for n, g in grads.items() if "lora_B" in n)
+
+
 def test_generate_logprobs_and_reference(qlora, prompts):
     torch.manual_seed(0)
     rollout = qlora.generate(prompts, SamplingSettings(num_samples=2, max_new_tokens=8))
@@ -100,7 +117,7 @@ def test_merged_export_is_unquantized_base_plus_adapter(qlora, prompts, assets, 
     rollout = qlora.generate(prompts, SamplingSettings(num_samples=2, max_new_tokens=8))
     mask = rollout.response_mask.bool()
     _set_lora_b(qlora, seed=1)
-    q_adapted = _scores(qlora, prompts, rollout)  # before the export: it calls state_dict() (see top)
+    q_adapted = _scores(qlora, prompts, rollout)
 
     # The same adapter on the unquantized base: what the export must equal.
     plain_lora = PolicyWrapper(str(assets["vlm"]), dtype="float32", lora=LORA)

@@ -3,8 +3,8 @@
 Gradient checkpointing recomputes activations in backward; it must change memory only, never the
 loss or the gradients. LoRA must route every gradient to the adapters.
 
-Left out on purpose: 4-bit (QLoRA) training, which bitsandbytes cannot do on the CPU after a
-``generate`` (see ``tests/gpu/test_qlora_gpu.py``).
+Left out on purpose: 4-bit (QLoRA) training (``test_qlora_cpu.py``, ``tests/smoke/test_qlora_grpo_cpu.py``,
+and with checkpointing ``tests/gpu/test_qlora_gpu.py``).
 """
 
 from __future__ import annotations
