@@ -122,15 +122,30 @@ if ((DRY)); then  # no CUDA here: collect the gpu tests only (they would skip)
 else
   phase pytest 120 "$PY" -m pytest -m gpu -q -p no:cacheprovider -o faulthandler_timeout=100 tests/gpu
 fi
-# gpu_grpo gets the rest of the budget; its own --budget-s (30 s less) stops before a step that would not fit.
+# gpu_grpo gets the rest of the budget; its own --budget-s (45 s less: report and planner) stops before a step
+# that would not fit.
 left=$((BUDGET - SECONDS))
 if ((DRY)); then
   # shellcheck disable=SC2086  # GRPO_ARGS is a word list
-  phase gpu_grpo "$left" "$PY" benchmarks/gpu_grpo.py --dry-run --out "$OUT" --budget-s $((left - 30)) $GRPO_ARGS
+  phase gpu_grpo "$left" "$PY" benchmarks/gpu_grpo.py --dry-run --out "$OUT" --budget-s $((left - 45)) $GRPO_ARGS
 else
   # shellcheck disable=SC2086
-  phase gpu_grpo "$left" "$PY" benchmarks/gpu_grpo.py --out "$OUT" --budget-s $((left - 30)) --workdir /tmp $GRPO_ARGS
+  phase gpu_grpo "$left" "$PY" benchmarks/gpu_grpo.py --out "$OUT" --budget-s $((left - 45)) --workdir /tmp $GRPO_ARGS
 fi
 log "done: $OUT/status.json"
 cat "$OUT/status.json"
+# The headline figures again, last, so that they are in the tail of the output whatever came before.
+timeout 15 "$PY" - "$OUT/gpu_grpo.json" <<'EOF' 2>&1 | tee -a "$OUT/gpu_check.log"
+import json, sys
+try:
+    r = json.load(open(sys.argv[1]))
+except Exception as err:
+    sys.exit(f"summary: no gpu_grpo.json ({err})")
+keys = ("mode", "status", "device", "error", "shapes", "timings", "memory_after_load_gb", "memory_groups",
+        "rollout_tokens_per_s", "training_tokens_per_s", "adapters_changed", "max_allocated_gb_at_error")
+print("summary:", json.dumps({k: r[k] for k in keys if k in r}, default=str))
+mean = r.get("step_time_s", {}).get("mean", {})
+print("summary: step mean s", json.dumps({k: round(v, 2) for k, v in mean.items()}))
+print("summary: planner", json.dumps(r.get("planner")))
+EOF
 exit 0

@@ -113,6 +113,7 @@ def run(args: argparse.Namespace, work: Path, report: dict[str, Any]) -> None:
     if cuda:
         report["memory_after_load_gb"] = torch.cuda.memory_allocated() / GB
     print(f"policy loaded: {json.dumps(report['model'])}; timings {json.dumps(timings)}", flush=True)
+    write_report(args.out, report)
     engine = FixedLengthGenerate(prompts_per_call=args.prompts)
     module = ReasoningGRPO(
         policy,
@@ -201,10 +202,10 @@ def planner(args: argparse.Namespace, report: dict[str, Any], work: Path) -> Non
     gpu_gb = torch.cuda.get_device_properties(0).total_memory / GB if torch.cuda.is_available() else 24.0
     command = [sys.executable, "-m", "pebr_lit.plan", "--config", str(overlay), "--gpu-gb", f"{gpu_gb:.0f}"]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=40, cwd=ROOT)
         output, rc = done.stdout + done.stderr, done.returncode
     except subprocess.TimeoutExpired:
-        output, rc = "planner timed out after 120 s", None
+        output, rc = "planner timed out after 40 s", None
     print(f"planner ({' '.join(command[1:])}; rc {rc}):\n{output}")
     report["planner"] = {"available": True, "command": command[1:], "rc": rc, "output": output}
 
@@ -263,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as err:  # the figures so far still go out, with the error beside them
             traceback.print_exc()
             report["status"], report["error"], code = "failed", f"{type(err).__name__}: {err}"[:2000], 1
+            if torch.cuda.is_available():  # since the last phase began: an OOM's attempt shows here
+                report["max_allocated_gb_at_error"] = torch.cuda.max_memory_allocated() / GB
         planner(args, report, Path(tmp))
         write_report(args.out, report)
     print(f"gpu_grpo: {report['status']}; report in {args.out / 'gpu_grpo.json'}")
