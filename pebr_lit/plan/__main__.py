@@ -52,8 +52,9 @@ def resolved_config(path: str, subcommand: str) -> dict[str, Any]:
         sys.argv = argv
     printed = out.getvalue()
     if "class_path" not in printed:
-        raise SystemExit(f"{path}: cli.py {subcommand} --print_config printed no config; fix the config first:\n"
-                         f"{printed[-2000:]}")
+        raise SystemExit(
+            f"{path}: cli.py {subcommand} --print_config printed no config; fix the config first:\n{printed[-2000:]}"
+        )
     return yaml.safe_load(printed)
 
 
@@ -74,8 +75,12 @@ def plan_file(path: str, gpu_gb: float | None = None, devices: int | None = None
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pebr_lit.plan", description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="a stage config (overlays expand as in cli.py)")
-    parser.add_argument("--gpu-gb", type=float, default=None, help="memory per GPU in GB (1e9 B); default: the file name's card")
-    parser.add_argument("--devices", type=int, default=None, help="GPUs; default: the config's trainer.devices x num_nodes")
+    parser.add_argument(
+        "--gpu-gb", type=float, default=None, help="memory per GPU in GB (1e9 B); default: the file name's card"
+    )
+    parser.add_argument(
+        "--devices", type=int, default=None, help="GPUs; default: the config's trainer.devices x num_nodes"
+    )
     args = parser.parse_args(argv)
     plan = plan_file(args.config, args.gpu_gb, args.devices)
     print(f"{args.config} ({header_subcommand(args.config)}): per GPU")

@@ -68,7 +68,11 @@ def _lora_dims(s: ModelShapes, targets: tuple[str, ...]) -> list[tuple[int, int]
 def _vision_linear_weights(s: ModelShapes) -> int:
     v = s.vision
     wide = v.hidden * v.merge**2
-    return v.depth * (4 * v.hidden**2 + (3 if v.gated_mlp else 2) * v.hidden * v.intermediate) + wide**2 + wide * v.out_hidden
+    return (
+        v.depth * (4 * v.hidden**2 + (3 if v.gated_mlp else 2) * v.hidden * v.intermediate)
+        + wide**2
+        + wide * v.out_hidden
+    )
 
 
 def _clip_params(clip: dict[str, Any]) -> tuple[float, str]:
@@ -115,18 +119,31 @@ def plan_run(run: RunShape, s: ModelShapes, gpu_bytes: float | None = None) -> M
         q_bytes = nf4_bytes(q_w, run.quant["double_quant"])
         rest = total - q_w
         dq = "double-quantised" if run.quant["double_quant"] else "fp32 absmax"
-        add("weights", "resident", q_bytes + rest * 2, f"nf4 {q_w / 1e9:.2f} B linear weights ({dq}) "
-            f"{q_bytes / GB:.2f} GB + {rest / 1e9:.2f} B in bf16 (embeddings, LM head, norms, biases, patch conv)")
+        add(
+            "weights",
+            "resident",
+            q_bytes + rest * 2,
+            f"nf4 {q_w / 1e9:.2f} B linear weights ({dq}) "
+            f"{q_bytes / GB:.2f} GB + {rest / 1e9:.2f} B in bf16 (embeddings, LM head, norms, biases, patch conv)",
+        )
     else:
-        add("weights", "resident", total * run.weight_bytes / shard * on_gpu,
-            f"{total / 1e9:.2f} B params x {run.weight_bytes} B" + (f" / {n_dev} shards" if fsdp else "")
-            + (" on the host (cpu_offload)" if not on_gpu else ""))
+        add(
+            "weights",
+            "resident",
+            total * run.weight_bytes / shard * on_gpu,
+            f"{total / 1e9:.2f} B params x {run.weight_bytes} B"
+            + (f" / {n_dev} shards" if fsdp else "")
+            + (" on the host (cpu_offload)" if not on_gpu else ""),
+        )
     if run.lora_r:
         dims = _lora_dims(s, run.lora_targets)
         lora = lm_layers * sum(run.lora_r * (i + o) for i, o in dims)
         if not run.lora_lm_only:  # the vision MLP shares gate/up/down_proj names
-            lora += v.depth * sum(run.lora_r * (v.hidden + v.intermediate) for t in run.lora_targets
-                                  if t in ("gate_proj", "up_proj", "down_proj"))
+            lora += v.depth * sum(
+                run.lora_r * (v.hidden + v.intermediate)
+                for t in run.lora_targets
+                if t in ("gate_proj", "up_proj", "down_proj")
+            )
         trainable, tb = lora, 4  # peft keeps adapters in fp32 over a bf16 / 4-bit base
         add("lora", "resident", lora * 4, f"{lora / 1e6:.1f} M adapter params (r {run.lora_r}) x 4 B")
     else:
@@ -142,21 +159,35 @@ def plan_run(run: RunShape, s: ModelShapes, gpu_bytes: float | None = None) -> M
     if run.reference == "copy" and (not run.reference_on_gpu or not on_gpu):
         ref = 0.0
     if run.reference != "none":
-        add("reference", "resident", ref, {"disabled": "LoRA base with the adapter disabled: no copy",
-            "adapter": "a second (frozen) fp32 adapter"}.get(run.reference, f"a copy of the weights{where}"
-            + (" on the host" if not ref else "")))
+        add(
+            "reference",
+            "resident",
+            ref,
+            {
+                "disabled": "LoRA base with the adapter disabled: no copy",
+                "adapter": "a second (frozen) fp32 adapter",
+            }.get(run.reference, f"a copy of the weights{where}" + (" on the host" if not ref else "")),
+        )
     if run.clip:
         n_clip, how = _clip_params(run.clip)
         cb = DTYPE_BYTES.get(str(run.clip.get("dtype", "float32")), 4)
         add("clip", "resident", n_clip * cb * str(run.clip.get("device", "cpu")).startswith("cuda"), f"{how} x {cb} B")
         batch = int(run.clip.get("batch_size", 32))
         tokens = batch * ((int(run.clip.get("image_size", 336)) // 14) ** 2 + 1)
-        add("clip_forward", "reward", tokens * nograd_token_bytes(1024, 4096) * cb / 2,
-            f"{batch} images x ViT-L/14 tokens, one no-grad layer in flight")
+        add(
+            "clip_forward",
+            "reward",
+            tokens * nograd_token_bytes(1024, 4096) * cb / 2,
+            f"{batch} images x ViT-L/14 tokens, one no-grad layer in flight",
+        )
     pix_bytes = v.in_channels * v.temporal_patch * v.patch**2 * 4  # fp32 pixel_values rows from the processor
     if run.kind == "grpo" and patches:
-        add("image_inputs", "resident", run.prompts_per_gpu * patches * pix_bytes,
-            f"{run.prompts_per_gpu} prompts x {patches} patches x {pix_bytes} B (fp32 pixel_values)")
+        add(
+            "image_inputs",
+            "resident",
+            run.prompts_per_gpu * patches * pix_bytes,
+            f"{run.prompts_per_gpu} prompts x {patches} patches x {pix_bytes} B (fp32 pixel_values)",
+        )
     add("cuda_context", "resident", CUDA_CONTEXT, "assumed; not in torch allocator peaks")
 
     # ---- FSDP2 gathered units: root (embeddings, LM head, patch conv, merger) + 2 blocks (current + prefetch)
@@ -165,11 +196,21 @@ def plan_run(run: RunShape, s: ModelShapes, gpu_bytes: float | None = None) -> M
         units = root + 2 * max(s.layer_params(), v.block_params())
         whole = total * gather_b if fsdp["gather_for_generate"] else units * gather_b
         for phase in ("prefill", "decode"):
-            add("fsdp_gathered", phase, whole, "the whole model gathered (gather_for_generate)"
-                if fsdp["gather_for_generate"] else "root unit + 2 blocks gathered")
+            add(
+                "fsdp_gathered",
+                phase,
+                whole,
+                "the whole model gathered (gather_for_generate)"
+                if fsdp["gather_for_generate"]
+                else "root unit + 2 blocks gathered",
+            )
         for phase in ("logprob", "update"):
-            add("fsdp_gathered", phase, units * gather_b * (2 if phase == "update" else 1),
-                f"root unit + 2 blocks in {gather_b} B" + (" + their unsharded gradients" * (phase == "update")))
+            add(
+                "fsdp_gathered",
+                phase,
+                units * gather_b * (2 if phase == "update" else 1),
+                f"root unit + 2 blocks in {gather_b} B" + (" + their unsharded gradients" * (phase == "update")),
+            )
     elif run.mixed and not run.lora_r and run.weight_bytes == 4:
         for phase in ("logprob", "update"):
             add("autocast_copies", phase, total * 2, "bf16 copies of every fp32 weight cached by autocast")
@@ -180,12 +221,20 @@ def plan_run(run: RunShape, s: ModelShapes, gpu_bytes: float | None = None) -> M
         kv_tok = lm_layers * 2 * kv_width * compute  # per token per sequence: K and V of every layer
         kv_how = f"{lm_layers} layers x 2 x {s.kv_heads} KV heads x {d} x {compute} B"
         add("kv_cache", "prefill", n * prompt * kv_tok, f"{n} seqs x {prompt} prompt tokens x {kv_how}")
-        add("activations", "prefill", n * prompt * nograd_token_bytes(s.hidden, s.intermediate),
-            f"{n} seqs x {prompt} tokens x {nograd_token_bytes(s.hidden, s.intermediate)} B, one no-grad layer")
+        add(
+            "activations",
+            "prefill",
+            n * prompt * nograd_token_bytes(s.hidden, s.intermediate),
+            f"{n} seqs x {prompt} tokens x {nograd_token_bytes(s.hidden, s.intermediate)} B, one no-grad layer",
+        )
         if patches:
             t_v = run.prompts_per_call * patches
-            add("vision", "prefill", t_v * nograd_token_bytes(v.hidden, v.intermediate),
-                f"{run.prompts_per_call} images x {patches} patches, one no-grad block")
+            add(
+                "vision",
+                "prefill",
+                t_v * nograd_token_bytes(v.hidden, v.intermediate),
+                f"{run.prompts_per_call} images x {patches} patches, one no-grad block",
+            )
         add("kv_cache", "decode", n * seq * kv_tok, f"{n} seqs x {seq} tokens x {kv_how}")
         add("sampling", "decode", n * s.vocab * 24, f"{n} x {s.vocab} vocab x 24 B (fp32 logits, top-p sort + indices)")
     if run.kind == "predict":
@@ -196,8 +245,12 @@ def plan_run(run: RunShape, s: ModelShapes, gpu_bytes: float | None = None) -> M
     tokens = m * seq
     mask = m * seq * seq if run.kind == "grpo" else 0  # SDPA's boolean [m, 1, S, S] padding mask
     if run.kind == "grpo":
-        add("activations", "logprob", tokens * nograd_token_bytes(s.hidden, s.intermediate) + mask,
-            f"{m} rows x {seq} tokens, one no-grad layer + the [m, S, S] bool mask")
+        add(
+            "activations",
+            "logprob",
+            tokens * nograd_token_bytes(s.hidden, s.intermediate) + mask,
+            f"{m} rows x {seq} tokens, one no-grad layer + the [m, S, S] bool mask",
+        )
     lin = [i for i, _ in _lora_dims(s, run.lora_targets)] if run.lora_r else []
     per_layer = grad_token_bytes(s.hidden, kv_width, s.intermediate, lin, run.lora_r)
     if run.checkpointing:
@@ -218,8 +271,13 @@ def plan_run(run: RunShape, s: ModelShapes, gpu_bytes: float | None = None) -> M
         if run.train_vision:
             vb = grad_token_bytes(v.hidden, v.hidden, v.intermediate, [], 0)
             keep = v.depth * 2 * v.hidden + vb if run.checkpointing else v.depth * vb
-            add("vision", "update", t_v * keep + feats, f"{images} images x {patches} patches trained "
-                + ("(checkpointed blocks)" if run.checkpointing else f"x {v.depth} blocks x {vb} B"))
+            add(
+                "vision",
+                "update",
+                t_v * keep + feats,
+                f"{images} images x {patches} patches trained "
+                + ("(checkpointed blocks)" if run.checkpointing else f"x {v.depth} blocks x {vb} B"),
+            )
         else:
             add("vision", "update", nog, nog_how + " (frozen)")
     if run.kind == "grpo":
@@ -229,17 +287,27 @@ def plan_run(run: RunShape, s: ModelShapes, gpu_bytes: float | None = None) -> M
         chunk = c * r * s.vocab * 4
         extra = 5 + 2 * (math.ceil(m / c) - 1)  # chunk, log-softmax, exp, product, its negation; 2 kept per chunk
         add("logits", "logprob", bf16 + 2 * chunk, f"bf16 [{m}, {r + 1}, {s.vocab}] + 2 fp32 [{c}, {r}, V] chunks")
-        add("logits", "update", bf16 + extra * chunk,
-            f"bf16 [{m}, {r + 1}, V] + {extra} fp32 [{c}, {r}, V] chunks (entropy, saved for backward)")
+        add(
+            "logits",
+            "update",
+            bf16 + extra * chunk,
+            f"bf16 [{m}, {r + 1}, V] + {extra} fp32 [{c}, {r}, V] chunks (entropy, saved for backward)",
+        )
     else:
         bf16 = tokens * s.vocab * 2
-        add("logits", "update", bf16 + 3 * bf16 * 2,
-            f"bf16 [{m}, {seq}, {s.vocab}] + 3 fp32 copies (HF loss upcast, log-softmax, its gradient)")
+        add(
+            "logits",
+            "update",
+            bf16 + 3 * bf16 * 2,
+            f"bf16 [{m}, {seq}, {s.vocab}] + 3 fp32 copies (HF loss upcast, log-softmax, its gradient)",
+        )
     return MemoryPlan(parts, gpu_bytes, n_dev, _notes(run, img_tokens))
 
 
 def _notes(run: RunShape, img_tokens: int) -> list[str]:
-    notes = [f"assumed: one image per prompt at max_pixels {run.max_pixels} ({img_tokens} tokens)"] if img_tokens else []
+    notes = (
+        [f"assumed: one image per prompt at max_pixels {run.max_pixels} ({img_tokens} tokens)"] if img_tokens else []
+    )
     return notes
 
 
@@ -258,4 +326,3 @@ def estimate(
     run = run_shape(config, devices=devices, subcommand=subcommand)
     s = shapes if shapes is not None else model_shapes(run.model)
     return plan_run(run, s, gpu_gb * GB if gpu_gb else None)
-

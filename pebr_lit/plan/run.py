@@ -98,7 +98,7 @@ def _devices(trainer: dict[str, Any], override: int | None) -> int:
 
 
 def _reference(config: dict[str, Any], lora: bool, init_from: Any) -> tuple[str, bool]:
-    """Which ``ReferencePolicy`` strategy the run gets (``callbacks.reference``'s automatic choice, or the named one)."""
+    """The ``ReferencePolicy`` strategy of the run: ``callbacks.reference``'s automatic choice, or the named one."""
     for cb in config.get("trainer", {}).get("callbacks") or []:
         if _name(cb) != "ReferencePolicy":
             continue

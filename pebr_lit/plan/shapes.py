@@ -1,4 +1,4 @@
-"""Model shapes of a Qwen2-VL / Qwen2.5-VL checkpoint, from its config.json or a shipped table, and their parameter counts.
+"""Model shapes of a Qwen2-VL / Qwen2.5-VL checkpoint (its config.json or a shipped table) and parameter counts.
 
 ``model_shapes(name_or_path)`` reads ``<dir>/config.json`` when given a local directory (text fields at the
 top level, as Qwen2-VL and transformers 4 write them, or under ``text_config``, as transformers 5 does; the
