@@ -44,6 +44,7 @@ from pebr_lit.modules.generation_metrics import GenerationMetrics
 from pebr_lit.modules.grpo_hooks import ExtraInputs, ReferenceProvider, RewardTerm
 from pebr_lit.modules.schedules import build_optimization
 from pebr_lit.modules.step_guard import StepGuard
+from pebr_lit.plan.fit_check import warn_if_over_memory
 from pebr_lit.policy.checkpoint import check_checkpoint_keys, init_policy_from, slim_checkpoint
 from pebr_lit.policy.precision import check_update_precision
 from pebr_lit.policy.settings import SamplingSettings
@@ -180,6 +181,7 @@ class GRPOModule(L.LightningModule):
         return build_optimization(self.policy.parameters(), self.optimizer_factory, self.scheduler_factory, steps)
 
     def on_fit_start(self) -> None:
+        warn_if_over_memory(self.trainer)  # the planner's peak vs this GPU, before an OOM an hour in
         check_update_precision(self.trainer.optimizers, allow=self.policy.allow_low_precision_updates)
         self._step_guard = StepGuard()  # skips (and counts) optimizer steps whose gradient norm is not finite
         if self.loss.kl_coef > 0 and self.reference is None:

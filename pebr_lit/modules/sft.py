@@ -26,6 +26,7 @@ from pebr_lit.data.batches import batch_size_of
 from pebr_lit.modules.generation_metrics import GenerationMetrics, grade_responses
 from pebr_lit.modules.schedules import build_optimization
 from pebr_lit.modules.step_guard import StepGuard
+from pebr_lit.plan.fit_check import warn_if_over_memory
 from pebr_lit.policy.checkpoint import check_checkpoint_keys, init_policy_from, slim_checkpoint
 from pebr_lit.policy.fsdp import shard_for_strategy
 from pebr_lit.policy.precision import check_update_precision
@@ -84,6 +85,7 @@ class SFTModule(L.LightningModule):
         return build_optimization(self.policy.parameters(), self.optimizer_factory, self.scheduler_factory, steps)
 
     def on_fit_start(self) -> None:
+        warn_if_over_memory(self.trainer)  # the planner's peak vs this GPU, before an OOM an hour in
         check_update_precision(self.trainer.optimizers, allow=self.policy.allow_low_precision_updates)
         self._step_guard = StepGuard()
 

@@ -1,0 +1,1 @@
+"""Memory planner: a resolved config + model shapes -> per-GPU peak estimate by part and phase (no model built)."""
