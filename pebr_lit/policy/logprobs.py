@@ -78,8 +78,14 @@ def _model_inputs(
     if reuse_image_features and order and supports:
         from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-        features = hf_model.get_image_features(prompts["pixel_values"], prompts["image_grid_thw"], return_dict=True)
-        per_image = features.pooler_output  # tuple of [tokens_i, D], one per prompt image
+        # Encode only the images these rows use, once each: the prompts hold a whole rollout round's images,
+        # and encoding all of them for every micro-batch costs the whole round's vision activations each time.
+        needed = sorted(set(order))
+        grid = prompts["image_grid_thw"]  # [num_images, 3]
+        blocks = prompts["pixel_values"].split(grid.prod(-1).tolist())  # per image [patches_i, D]
+        pixels = torch.cat([blocks[j] for j in needed])  # [patches of the needed images, D]
+        features = hf_model.get_image_features(pixels, grid[needed], return_dict=True)
+        per_image = dict(zip(needed, features.pooler_output))  # source image -> [tokens_i, D]
         del inputs["pixel_values"]
         inputs["mm_encoder_outputs"] = {
             "image": BaseModelOutputWithPooling(pooler_output=tuple(per_image[j] for j in order))
