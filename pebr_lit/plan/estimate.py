@@ -260,7 +260,8 @@ def plan_run(run: RunShape, s: ModelShapes, gpu_bytes: float | None = None) -> M
         act = tokens * lm_layers * per_layer
         act_how = f"{m} x {seq} tokens x {lm_layers} layers x {per_layer} B, without checkpointing"
     add("activations", "update", act + mask, act_how)
-    images = run.prompts_per_gpu if run.kind == "grpo" else m  # GRPO: the whole rollout batch's images, each pass
+    # A pass encodes the images of its micro-batch's prompts only (policy.logprobs): at most m distinct prompts.
+    images = min(m, run.prompts_per_gpu) if run.kind == "grpo" else m
     if patches:
         t_v = images * patches
         feats = images * img_tokens * v.out_hidden * 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 
 import pytest
@@ -64,8 +65,8 @@ def test_lora_grpo_parts_by_hand():
         # One layer with grad: 22h 176 + 6kv 24 + 8i 128 = 328, LoRA: 3 B x inputs (6 x 8 + 16 = 64) 192 + 7 x 2r 28
         # = 548; checkpointed: 2 layers x 2h = 32 saved per token + one layer's 548.
         ("activations", "update"): 32 * (32 + 548) + 512,
-        # Both passes encode the GPU's 2 images: 32 patches x (88 B one no-grad block + 8 B the bf16 cast of the
-        # 4 pixel values) + features 2 images x 4 tokens x 8 x 2 B = 128.
+        # Both passes encode the micro-batch's images (2 rows: at most 2 prompts' images): 32 patches x (88 B one
+        # no-grad block + 8 B the bf16 cast of the 4 pixel values) + features 2 images x 4 tokens x 8 x 2 B = 128.
         ("vision", "logprob"): 32 * (88 + 8) + 128,
         ("vision", "update"): 32 * (88 + 8) + 128,
         # Logits: bf16 [2, 7, 100] = 2800 B; fp32 chunk [2, 6, 100] = 4800 B; 2 chunks (no grad), 5 (entropy).
@@ -73,6 +74,14 @@ def test_lora_grpo_parts_by_hand():
         ("logits", "update"): 2800 + 5 * 4800,
     }
     assert got == pytest.approx(expected)
+
+
+def test_a_pass_encodes_only_its_micro_batchs_images():
+    # 8 prompts on the GPU, micro-batches of 2 rows: each log-prob/update pass encodes at most 2 prompts'
+    # images (policy.logprobs encodes the scored rows' images only), the numbers of the 2-prompt run above.
+    got = parts(plan_run(dataclasses.replace(RUN, prompts_per_gpu=8), SHAPES))
+    assert got["vision", "logprob"] == got["vision", "update"] == 32 * (88 + 8) + 128
+    assert got["image_inputs", "resident"] == 8 * 16 * 16  # the round's pixel values stay on the GPU
 
 
 def test_phase_totals_and_peak():
