@@ -96,3 +96,10 @@ def test_no_logits_for_the_whole_batch_are_built(policy, scored):
 def test_rejects_a_non_positive_chunk(assets):
     with pytest.raises(ValueError, match="logprob_chunk_tokens"):
         PolicyWrapper(str(assets["vlm"]), dtype="float32", logprob_chunk_tokens=0)
+
+
+def test_refused_under_fsdp_with_a_message(policy, scored, monkeypatch):
+    # The LM head's weight is gathered only inside a sharded root's forward; applying it after would read shards.
+    monkeypatch.setattr("pebr_lit.policy.fsdp.is_sharded", lambda model: True)
+    with pytest.raises(NotImplementedError, match="logprob_chunk_tokens: null"):
+        _run(policy, scored, CHUNK, 1.0, backward=False)
