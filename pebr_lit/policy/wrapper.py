@@ -63,6 +63,9 @@ class PolicyWrapper(nn.Module):
         max_pixels: Largest image area (authors: 1024*28*28); null = processor default.
         revision: Hub revision (branch, tag or commit) when loading by id.
         trust_remote_code: Allow custom model code shipped with the checkpoint.
+        logprob_chunk_tokens: Log-prob pass from the final hidden states, the LM head and fp32 log-softmax applied
+            to this many response tokens at a time (recomputed in backward), so no [rows, response, vocab] logits
+            exist; null = logits of the whole micro-batch, log-softmax chunked over rows (not under FSDP).
     """
 
     def __init__(
@@ -81,8 +84,13 @@ class PolicyWrapper(nn.Module):
         max_pixels: int | None = None,
         revision: str | None = None,
         trust_remote_code: bool = False,
+        logprob_chunk_tokens: int | None = None,
     ) -> None:
         super().__init__()
+        if logprob_chunk_tokens is not None and logprob_chunk_tokens < 1:
+            raise ValueError(
+                f"PolicyWrapper.logprob_chunk_tokens={logprob_chunk_tokens!r}: must be >= 1 (e.g. 256) or null."
+            )
         if quantization is not None and lora is None:
             raise ValueError(
                 f"PolicyWrapper.quantization={quantization!r}, lora=None: QLoRA needs lora settings too (a 4-bit "
@@ -96,6 +104,7 @@ class PolicyWrapper(nn.Module):
         self.lora_settings = lora
         self.quantization = quantization
         self.kv_cache = kv_cache
+        self.logprob_chunk_tokens = logprob_chunk_tokens
         self.allow_low_precision_updates = allow_low_precision_updates
         self._hub_kwargs = {
             "revision": revision,
@@ -284,6 +293,7 @@ class PolicyWrapper(nn.Module):
             reuse_image_features=reuse_image_features,
             chunk_rows=chunk_rows,
             temperature=temperature,
+            chunk_tokens=self.logprob_chunk_tokens,
         )
 
     @contextlib.contextmanager

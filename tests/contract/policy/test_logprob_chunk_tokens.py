@@ -1,0 +1,105 @@
+"""``logprob_chunk_tokens``: log-probs from hidden states, chunked over positions, equal the logits path (+ grads)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pebr_lit.data.collate import encode_prompts
+from pebr_lit.data.records import load_records
+from pebr_lit.policy.settings import LoraSettings, SamplingSettings
+from pebr_lit.policy.wrapper import PolicyWrapper
+
+CHUNK = 3  # odd, so chunks straddle rows; the batch has 6 rows x <= 10 kept tokens
+
+
+@pytest.fixture(scope="module")
+def lora_policy(assets):
+    torch.manual_seed(0)
+    policy = PolicyWrapper(str(assets["vlm"]), dtype="float32", lora=LoraSettings(r=4, alpha=8, dropout=0.0))
+    with torch.no_grad():  # peft starts B at 0, which would make every adapter gradient but B's zero
+        for name, param in policy.model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0.0, 0.02)
+    return policy
+
+
+@pytest.fixture(scope="module")
+def scored(policy, world):
+    records = load_records(world / "val.jsonl")[:3]
+    prompts = encode_prompts(policy.processor, [r.problem for r in records], [r.load_images() for r in records])
+    torch.manual_seed(5)
+    rollout = policy.generate(prompts, SamplingSettings(num_samples=2, max_new_tokens=10))
+    mask = rollout.response_mask.clone()
+    mask[1, 4:] = 0  # padding inside the batch, whatever the sampled lengths: padded positions must stay 0
+    mask[4, 7:] = 0
+    return prompts, rollout.response_ids, mask
+
+
+def _run(policy, scored, chunk_tokens, temperature, backward):
+    prompts, ids, mask = scored
+    policy.logprob_chunk_tokens = chunk_tokens
+    policy.model.zero_grad(set_to_none=True)
+    try:
+        with torch.set_grad_enabled(backward):
+            logprobs, entropy = policy.token_logprobs(
+                prompts, ids, mask, num_samples=2, with_entropy=True, temperature=temperature
+            )
+            if backward:
+                # Fixed random weights per position: every position's log-prob and entropy reach the gradient.
+                gen = torch.Generator().manual_seed(11)
+                w_lp, w_ent = torch.randn(ids.shape, generator=gen), torch.randn(ids.shape, generator=gen)
+                ((logprobs * w_lp).sum() + (entropy * w_ent).sum()).backward()
+    finally:
+        policy.logprob_chunk_tokens = None
+    grads = {n: p.grad.clone() for n, p in policy.model.named_parameters() if p.grad is not None}
+    policy.model.zero_grad(set_to_none=True)
+    return logprobs.detach(), entropy.detach(), grads
+
+
+@pytest.mark.parametrize("temperature", [1.0, 1.2])
+@pytest.mark.parametrize("which", ["full", "lora"])
+def test_same_logprobs_entropy_and_gradients_as_the_logits_path(policy, lora_policy, scored, which, temperature):
+    model = policy if which == "full" else lora_policy
+    want_lp, want_ent, want_grads = _run(model, scored, None, temperature, backward=True)
+    got_lp, got_ent, got_grads = _run(model, scored, CHUNK, temperature, backward=True)
+    mask = scored[2].bool()
+    torch.testing.assert_close(got_lp, want_lp, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got_ent, want_ent, atol=1e-5, rtol=1e-5)
+    assert (got_lp[~mask] == 0).all() and (got_ent[~mask] == 0).all()
+    assert want_grads and got_grads.keys() == want_grads.keys()
+    if which == "lora":  # only adapters train; the frozen LM head gets no gradient
+        assert all("lora_" in n for n in got_grads)
+    else:  # the LM head (tied to the embedding here) is trained through the chunked path too
+        assert any("embed_tokens" in n or "lm_head" in n for n in got_grads)
+    for name, grad in want_grads.items():
+        assert grad.abs().max() > 0, name  # a zero gradient would make the comparison vacuous
+        torch.testing.assert_close(got_grads[name], grad, atol=1e-5, rtol=1e-5, msg=name)
+
+
+def test_no_logits_for_the_whole_batch_are_built(policy, scored):
+    prompts, ids, mask = scored
+    shapes = []
+    handle = policy.model.get_output_embeddings().register_forward_hook(lambda m, a, out: shapes.append(out.shape))
+    try:
+        _run(policy, scored, CHUNK, 1.0, backward=True)
+    finally:
+        handle.remove()
+    vocab = policy.model.config.text_config.vocab_size
+    kept = int(mask.sum())
+    # The model's forward hands the head 0 positions; then ceil(kept / CHUNK) chunks forward, as many recomputed.
+    assert shapes[0] == (ids.shape[0], 0, vocab)
+    assert len(shapes) == 1 + 2 * -(-kept // CHUNK)
+    assert all(s[0] <= CHUNK and s[-1] == vocab for s in shapes[1:])
+
+
+def test_rejects_a_non_positive_chunk(assets):
+    with pytest.raises(ValueError, match="logprob_chunk_tokens"):
+        PolicyWrapper(str(assets["vlm"]), dtype="float32", logprob_chunk_tokens=0)
+
+
+def test_refused_under_fsdp_with_a_message(policy, scored, monkeypatch):
+    # The LM head's weight is gathered only inside a sharded root's forward; applying it after would read shards.
+    monkeypatch.setattr("pebr_lit.policy.fsdp.is_sharded", lambda model: True)
+    with pytest.raises(NotImplementedError, match="logprob_chunk_tokens: null"):
+        _run(policy, scored, CHUNK, 1.0, backward=False)
