@@ -281,7 +281,17 @@ def plan_run(run: RunShape, s: ModelShapes, gpu_bytes: float | None = None) -> M
             )
         else:
             add("vision", "update", nog, nog_how + " (frozen)")
-    if run.kind == "grpo":
+    if run.kind == "grpo" and run.logprob_chunk_tokens:
+        # policy.logprob_chunk_tokens: the final hidden states [m, R, h] in bf16, then the LM head per chunk of
+        # k tokens: fp32 logits, log-softmax and exp (x3) without grad; in backward one chunk recomputed with its
+        # gradient (x5). The model's own [m, 1, V] output row is negligible.
+        k, r = run.logprob_chunk_tokens, run.response_len
+        hidden = m * r * s.hidden * 2
+        chunk = min(k, m * r) * s.vocab * 4
+        how = f"bf16 hidden [{m}, {r}, {s.hidden}] + {{n}} fp32 [{min(k, m * r)}, {s.vocab}] chunks (chunk_tokens)"
+        add("logits", "logprob", hidden + 3 * chunk, how.format(n=3))
+        add("logits", "update", hidden + 5 * chunk, how.format(n=5) + ", one recomputed in backward")
+    elif run.kind == "grpo":
         c = min(CHUNK_ROWS, m)
         r = run.response_len
         bf16 = m * (r + 1) * s.vocab * 2

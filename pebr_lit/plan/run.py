@@ -80,6 +80,8 @@ class RunShape:
     reference: str
     reference_on_gpu: bool
     clip: dict[str, Any] | None
+    #: ``policy.logprob_chunk_tokens``: response tokens per LM-head chunk of the log-prob pass; 0 = whole logits.
+    logprob_chunk_tokens: int = 0
 
 
 def _devices(trainer: dict[str, Any], override: int | None) -> int:
@@ -160,6 +162,7 @@ def run_shape(config: dict[str, Any], devices: int | None = None, subcommand: st
         train_vision=lora is None and not policy.get("freeze_vision", True),
         train_projector=lora is None and not policy.get("freeze_projector", True),
         checkpointing=bool(policy.get("gradient_checkpointing", False)),
+        logprob_chunk_tokens=int(policy.get("logprob_chunk_tokens") or 0),
         max_pixels=max_pixels,
         prompt_len=prompt,
         response_len=response,

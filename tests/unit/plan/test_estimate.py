@@ -135,3 +135,11 @@ def test_sft_logits_are_the_whole_sequence_in_bf16_and_three_fp32_copies():
     got = parts(plan_run(run, SHAPES))
     assert got["logits", "update"] == 10 * 100 * 2 + 3 * 10 * 100 * 4  # [1, 10, 100] bf16 + 3 fp32 copies
     assert ("kv_cache", "decode") not in got and ("reference", "resident") not in got
+
+
+def test_chunked_log_probs_hold_hidden_states_and_one_chunk_of_logits():
+    # logprob_chunk_tokens 4: bf16 hidden [2 rows, 6, 8] = 192 B; a chunk of min(4, 12) = 4 tokens x 100 vocab x
+    # 4 B = 1600 B; 3 chunk copies without grad, 5 in the update (recomputed in backward).
+    got = parts(plan_run(dataclasses.replace(RUN, logprob_chunk_tokens=4), SHAPES))
+    assert got["logits", "logprob"] == 192 + 3 * 1600
+    assert got["logits", "update"] == 192 + 5 * 1600
