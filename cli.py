@@ -15,10 +15,14 @@ Left out on purpose: anything that is not argument wiring (it lives in ``pebr_li
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -42,6 +46,7 @@ import pebr_lit.modules.reasoning  # noqa: E402,F401
 import pebr_lit.modules.sft  # noqa: E402,F401
 
 OVERLAY_OF = "# overlay-of:"
+_RUN_LINE = re.compile(r"^# Run: .*?cli\.py\s+(fit|validate|test|predict)\b")
 CONFIG_FLAGS = ("-c", "--config")
 
 
@@ -154,6 +159,35 @@ def main(args: list[str] | None = None, run: bool = True) -> PeBRCLI:
         args=args,
         run=run,
     )
+
+
+def run_subcommand(path: str | Path) -> str:
+    """The subcommand of a config header's ``# Run: python cli.py <sub>`` line; ``fit`` when none names one."""
+    for line in Path(path).read_text().splitlines():
+        match = _RUN_LINE.match(line)
+        if match:
+            return match.group(1)
+    return "fit"
+
+
+def printed_config(path: str | Path, subcommand: str | None = None) -> dict[str, Any]:
+    """The whole config ``cli.py <subcommand> --config <path> --print_config`` resolves (overlays expanded, every
+    default filled in, nothing built), as a dict; ``subcommand`` defaults to the file header's.
+
+    Raises ``ValueError`` with the CLI's output when it printed no config (the file does not parse).
+    """
+    sub = subcommand or run_subcommand(path)
+    out = io.StringIO()
+    argv, sys.argv = sys.argv, sys.argv[:1]  # LightningCLI warns when given args and a command line both
+    try:
+        with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+            main([sub, "--config", str(path), "--print_config"], run=True)
+    finally:
+        sys.argv = argv
+    printed = out.getvalue()
+    if "class_path" not in printed:
+        raise ValueError(f"{path}: cli.py {sub} --print_config printed no config; fix the config:\n{printed[-2000:]}")
+    return yaml.safe_load(printed)
 
 
 def console_main() -> int:

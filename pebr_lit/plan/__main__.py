@@ -11,51 +11,33 @@ Left out on purpose: the arithmetic (``plan.estimate``) and the fit-start warnin
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pebr_lit.plan.estimate import estimate
 from pebr_lit.plan.memory_plan import MemoryPlan
 
-_RUN_LINE = re.compile(r"^# Run: .*?cli\.py\s+(fit|validate|test|predict)\b")
 _CARD = re.compile(r"(\d+)gb")
 
 
-def header_subcommand(path: str) -> str:
-    """The subcommand of a config header's ``# Run: python cli.py <sub>`` line; ``fit`` when none names one."""
-    for line in Path(path).read_text().splitlines():
-        match = _RUN_LINE.match(line)
-        if match:
-            return match.group(1)
-    return "fit"
+def _cli() -> Any:
+    """The repository's ``cli`` module (its overlays and ``--print_config`` are what a run resolves)."""
+    root = str(Path(__file__).resolve().parents[2])
+    if root not in sys.path:  # cli.py sits at the repository root, next to pebr_lit/
+        sys.path.insert(0, root)
+    import cli
+
+    return cli
 
 
 def resolved_config(path: str, subcommand: str) -> dict[str, Any]:
     """The config ``cli.py <subcommand> --config <path> --print_config`` prints, as a dict."""
-    root = str(Path(__file__).resolve().parents[2])
-    if root not in sys.path:  # cli.py sits at the repository root, next to pebr_lit/
-        sys.path.insert(0, root)
-    from cli import main
-
-    out = io.StringIO()
-    argv, sys.argv = sys.argv, sys.argv[:1]  # LightningCLI warns when given args and a command line both
     try:
-        with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
-            main([subcommand, "--config", path, "--print_config"], run=True)
-    finally:
-        sys.argv = argv
-    printed = out.getvalue()
-    if "class_path" not in printed:
-        raise SystemExit(
-            f"{path}: cli.py {subcommand} --print_config printed no config; fix the config first:\n{printed[-2000:]}"
-        )
-    return yaml.safe_load(printed)
+        return _cli().printed_config(path, subcommand)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
 
 
 def card_gb(path: str) -> float | None:
@@ -68,7 +50,7 @@ def card_gb(path: str) -> float | None:
 
 def plan_file(path: str, gpu_gb: float | None = None, devices: int | None = None) -> MemoryPlan:
     """The memory plan of one config file, composed as the CLI composes it."""
-    sub = header_subcommand(path)
+    sub = _cli().run_subcommand(path)
     return estimate(resolved_config(path, sub), gpu_gb=gpu_gb or card_gb(path), devices=devices, subcommand=sub)
 
 
@@ -83,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     plan = plan_file(args.config, args.gpu_gb, args.devices)
-    print(f"{args.config} ({header_subcommand(args.config)}): per GPU")
+    print(f"{args.config} ({_cli().run_subcommand(args.config)}): per GPU")
     print(plan.table())
     return 0
 

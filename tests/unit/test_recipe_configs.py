@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cli import main
-from tests.helpers.configs import printed_config
+from cli import main, printed_config
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZES = ("qwen2_5_vl_7b", "qwen2_5_vl_3b")

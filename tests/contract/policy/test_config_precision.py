@@ -26,16 +26,17 @@ import pytest
 import torch
 import torch.distributed as dist
 
+from cli import printed_config, run_subcommand
 from pebr_lit.data.collate import encode_sft
 from pebr_lit.data.records import load_records
 from pebr_lit.policy.fsdp import Sharding, full_tensor, shard_model
 from pebr_lit.policy.precision import check_update_precision
 from pebr_lit.policy.settings import LoraSettings, QuantizationSettings
 from pebr_lit.policy.wrapper import PolicyWrapper
-from tests.helpers.configs import ROOT, init_args, printed_config, real_scale_configs, subcommand
+from tests.helpers.configs import ROOT, init_args, real_scale_configs
 
 LR, STEPS = 1e-6, 3
-CONFIGS = [p for p in real_scale_configs() if subcommand(p) == "fit"]  # the ones that train
+CONFIGS = [p for p in real_scale_configs() if run_subcommand(p) == "fit"]  # the ones that train
 SHARDED = ("FSDP2Strategy", "ModelParallelStrategy")
 
 
