@@ -44,7 +44,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # grpo_step's timer, a
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
 from gpu_grpo_parts import (  # noqa: E402
-    MAX_PIXELS,
     FixedLengthGenerate,
     MemoryPhaseTimer,
     StepRecorder,
@@ -54,6 +53,7 @@ from gpu_grpo_parts import (  # noqa: E402
     phase_groups,
 )
 from grpo_step import kept_steps, print_table, summarise  # noqa: E402
+from real_model import MAX_PIXELS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PLANNER_CONFIG = ROOT / "configs" / "qwen2_5_vl_7b" / "stage2_qlora_24gb.yaml"

@@ -1,7 +1,7 @@
 """Pieces of ``gpu_grpo.py``: the random 7B builder, a fixed-length rollout engine, a toy reward, memory per phase.
 
-``build_random_vlm`` writes Qwen2.5-VL-7B's architecture (shapes below, from the released checkpoint's
-``config.json``) with random weights and an offline processor; ``shrink`` keeps the vocabulary and every
+``build_random_vlm`` writes Qwen2.5-VL-7B's architecture (``real_model``: the planner's shape table of the
+released checkpoints) with random weights and an offline processor; ``shrink`` keeps the vocabulary and every
 kind of layer but makes the widths and depths tiny, so the dry run on CPU goes through the same builder.
 ``MemoryPhaseTimer`` is ``grpo_step.PhaseTimer`` that also synchronises CUDA at each phase's ends (so the
 times are the GPU's, not the launches') and keeps each phase's peak allocated and reserved memory.
@@ -11,6 +11,7 @@ Left out on purpose: the run itself (``gpu_grpo.py``) and the step phases' defin
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections import defaultdict
@@ -21,73 +22,29 @@ from typing import Any
 import lightning as L
 import torch
 from grpo_step import PhaseTimer
+from real_model import offline_processor, qwen2_5_vl_config
 
+from pebr_lit.plan.shapes import SHAPES
 from pebr_lit.rewards.stages import StageReward
 from pebr_lit.rollout.hf import HFGenerate
 
 GB = 1024**3
 
-#: Qwen/Qwen2.5-VL-7B-Instruct's config.json, language model (transformers' Qwen2_5_VLConfig() defaults differ).
-QWEN2_5_VL_7B_TEXT: dict[str, Any] = dict(
-    vocab_size=152064,
-    hidden_size=3584,
-    intermediate_size=18944,
-    num_hidden_layers=28,
-    num_attention_heads=28,
-    num_key_value_heads=4,
-    max_position_embeddings=128000,
-    rms_norm_eps=1e-6,
-    hidden_act="silu",
-    rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]},
-)
-#: The same checkpoint's vision tower (675 M parameters with the merger).
-QWEN2_5_VL_7B_VISION: dict[str, Any] = dict(
-    depth=32,
-    hidden_size=1280,
-    intermediate_size=3420,
-    num_heads=16,
-    out_hidden_size=3584,
-    patch_size=14,
-    spatial_merge_size=2,
-    temporal_patch_size=2,
-    window_size=112,
-    fullatt_block_indexes=[7, 15, 23, 31],
-    tokens_per_second=2,
-    hidden_act="silu",
-)
-#: ``shrink``: the dry run's widths and depths (vocabulary, patching and window sizes stay the 7B's).
-SHRUNK_TEXT = dict(
-    hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2
-)
-SHRUNK_VISION = dict(
-    depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64, fullatt_block_indexes=[1]
-)
-MAX_PIXELS = 802816  # 1024 * 28 * 28: the authors' RL image budget, 1,024 image tokens
+QWEN2_5_VL_7B = "Qwen/Qwen2.5-VL-7B-Instruct"  # its shapes: pebr_lit.plan.shapes.SHAPES
 
 
 def qwen2_5_vl_7b_config(tokenizer: Any, shrink: bool = False) -> Any:
-    """Qwen2.5-VL-7B's ``Qwen2_5_VLConfig`` (or the ``shrink``-ed twin's) with ``tokenizer``'s special-token ids."""
-    from transformers import Qwen2_5_VLConfig
+    """Qwen2.5-VL-7B's ``Qwen2_5_VLConfig`` (or the ``shrink``-ed twin's) with ``tokenizer``'s special-token ids.
 
-    from pebr_lit.demo.tiny import SPECIAL_TOKENS, _mrope_section
-
-    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
-    eot, im_end = ids["<|endoftext|>"], ids["<|im_end|>"]
-    text, vision = dict(QWEN2_5_VL_7B_TEXT), dict(QWEN2_5_VL_7B_VISION)
-    if shrink:
-        text.update(SHRUNK_TEXT)
-        vision.update(SHRUNK_VISION)
-        head_dim = text["hidden_size"] // text["num_attention_heads"]
-        text["rope_parameters"] = {**text["rope_parameters"], "mrope_section": _mrope_section(head_dim)}
-    return Qwen2_5_VLConfig(
-        text_config=dict(text, bos_token_id=eot, eos_token_id=im_end, pad_token_id=eot),
-        vision_config=vision,
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=False,  # the 7B has its own LM head (3B and smaller tie it)
-    )
+    ``shrink``: the dry run's widths and depths (vocabulary, patching and window sizes stay the 7B's; one vision
+    block of each kind).
+    """
+    shapes = SHAPES[QWEN2_5_VL_7B]
+    if not shrink:
+        return qwen2_5_vl_config(shapes, tokenizer)
+    vision = dataclasses.replace(shapes.vision, depth=2, hidden=32, intermediate=64, heads=2, out_hidden=64)
+    small = dataclasses.replace(shapes, layers=2, hidden=64, intermediate=128, heads=4, kv_heads=2, vision=vision)
+    return qwen2_5_vl_config(small, tokenizer, full_attention_blocks=[1])
 
 
 def build_random_vlm(
@@ -98,16 +55,10 @@ def build_random_vlm(
     The weights are initialised on ``device`` (8 B parameters on the GPU take seconds, on CPU minutes), then
     saved as ``dtype`` safetensors (bf16: 16.6 GB) and freed, so that loading goes through the real path.
     """
-    from transformers import (
-        GenerationConfig,
-        Qwen2_5_VLForConditionalGeneration,
-        Qwen2_5_VLProcessor,
-        Qwen2VLImageProcessor,
-        Qwen2VLVideoProcessor,
-    )
+    from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
 
     from pebr_lit.demo.synthetic import corpus
-    from pebr_lit.demo.tiny import CHAT_TEMPLATE, SPECIAL_TOKENS, SUPPRESSED_TOKENS, build_tokenizer
+    from pebr_lit.demo.tiny import SPECIAL_TOKENS, SUPPRESSED_TOKENS, build_tokenizer
 
     timings: dict[str, float] = {}
     tokenizer = build_tokenizer(corpus(600, seed=seed), vocab_size=512)  # text ids < 512; the vocab stays 152064
@@ -127,13 +78,7 @@ def build_random_vlm(
         pad_token_id=eot,
         suppress_tokens=[ids[t] for t in SUPPRESSED_TOKENS],
     )
-    image = dict(patch_size=14, merge_size=2, temporal_patch_size=2, min_pixels=56 * 56, max_pixels=MAX_PIXELS)
-    processor = Qwen2_5_VLProcessor(
-        image_processor=Qwen2VLImageProcessor(**image),
-        tokenizer=tokenizer,
-        video_processor=Qwen2VLVideoProcessor(**image),
-        chat_template=CHAT_TEMPLATE,
-    )
+    processor = offline_processor(tokenizer)
     start = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)

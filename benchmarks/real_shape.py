@@ -44,15 +44,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
+from real_model import MAX_PIXELS, offline_processor, qwen2_5_vl_config  # noqa: E402
 
-# Published config.json values (Qwen/Qwen2.5-VL-{3B,7B}-Instruct); the vision tower is the same in both.
-SIZES: dict[str, dict[str, Any]] = {
-    "3b": dict(vocab=151936, hidden=2048, ffn=11008, layers=36, heads=16, kv_heads=2, tie=True),
-    "7b": dict(vocab=152064, hidden=3584, ffn=18944, layers=28, heads=28, kv_heads=4, tie=False),
-}
-VISION = dict(hidden_size=1280, intermediate_size=3420, num_heads=16, depth=32, patch_size=14, spatial_merge_size=2)
-FULL_ATTENTION_BLOCKS = (7, 15, 23, 31)
-MAX_PIXELS = 802816  # 1024 * 28 * 28: the authors' image budget
+from pebr_lit.plan.shapes import SHAPES  # noqa: E402
+
+#: The sizes built, by their hub ids in the planner's table of published architectures.
+SIZES = {"3b": "Qwen/Qwen2.5-VL-3B-Instruct", "7b": "Qwen/Qwen2.5-VL-7B-Instruct"}
 GIB = 1 << 30
 
 
@@ -94,52 +91,17 @@ class RssMeter:
 
 def build_checkpoint(out: Path, size: str, layers: int, vision_blocks: int, seed: int) -> dict[str, Any]:
     """Save a random Qwen2.5-VL of ``size``'s widths at the cut depth, with an offline processor, to ``out``."""
-    from transformers import (
-        GenerationConfig,
-        Qwen2_5_VLConfig,
-        Qwen2_5_VLForConditionalGeneration,
-        Qwen2_5_VLProcessor,
-        Qwen2VLImageProcessor,
-        Qwen2VLVideoProcessor,
-    )
+    import dataclasses
 
-    from pebr_lit.demo.tiny import CHAT_TEMPLATE, SPECIAL_TOKENS, SUPPRESSED_TOKENS, build_tokenizer
+    from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
 
-    s = SIZES[size]
+    from pebr_lit.demo.tiny import SPECIAL_TOKENS, SUPPRESSED_TOKENS, build_tokenizer
+
+    full = SHAPES[SIZES[size]]
+    shapes = dataclasses.replace(full, layers=layers, vision=dataclasses.replace(full.vision, depth=vision_blocks))
     tokenizer = build_tokenizer(["Describe the figure, then answer the question.", "system\nuser\nassistant\n"])
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    config = Qwen2_5_VLConfig(
-        text_config=dict(
-            vocab_size=s["vocab"],
-            hidden_size=s["hidden"],
-            intermediate_size=s["ffn"],
-            num_hidden_layers=layers,
-            num_attention_heads=s["heads"],
-            num_key_value_heads=s["kv_heads"],
-            max_position_embeddings=128000,
-            rms_norm_eps=1e-6,
-            tie_word_embeddings=s["tie"],
-            rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
-            bos_token_id=ids["<|endoftext|>"],
-            eos_token_id=ids["<|im_end|>"],
-            pad_token_id=ids["<|endoftext|>"],
-        ),
-        vision_config=dict(
-            VISION,
-            depth=vision_blocks,
-            out_hidden_size=s["hidden"],
-            window_size=112,
-            tokens_per_second=2,
-            temporal_patch_size=2,
-            hidden_act="silu",
-            fullatt_block_indexes=[i for i in FULL_ATTENTION_BLOCKS if i < vision_blocks],
-        ),
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=s["tie"],
-    )
+    config = qwen2_5_vl_config(shapes, tokenizer)
     torch.manual_seed(seed)
     model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=torch.bfloat16)
     model.generation_config = GenerationConfig(
@@ -147,16 +109,10 @@ def build_checkpoint(out: Path, size: str, layers: int, vision_blocks: int, seed
         pad_token_id=ids["<|endoftext|>"],
         suppress_tokens=[ids[t] for t in SUPPRESSED_TOKENS],
     )
-    vision = dict(patch_size=14, merge_size=2, temporal_patch_size=2, min_pixels=56 * 56, max_pixels=MAX_PIXELS)
-    processor = Qwen2_5_VLProcessor(
-        image_processor=Qwen2VLImageProcessor(**vision),
-        tokenizer=tokenizer,
-        video_processor=Qwen2VLVideoProcessor(**vision),
-        chat_template=CHAT_TEMPLATE,
-    )
+    processor = offline_processor(tokenizer)
     model.save_pretrained(out)
     processor.save_pretrained(out)
-    return dict(parameters=model.num_parameters(), lm_head_tied=s["tie"])
+    return dict(parameters=model.num_parameters(), lm_head_tied=shapes.tied)
 
 
 def run_once(args: argparse.Namespace) -> dict[str, Any]:
@@ -200,7 +156,7 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
             rollout = policy.generate(prompts, sampling)
         result["generated_tokens"] = int(rollout.response_mask.sum())
         gen = torch.Generator().manual_seed(args.seed)
-        ids = torch.randint(16, SIZES[args.size]["vocab"], (args.rows, args.response_len), generator=gen)  # [N, R]
+        ids = torch.randint(16, SHAPES[SIZES[args.size]].vocab, (args.rows, args.response_len), generator=gen)  # [N, R]
         mask = torch.ones_like(ids)  # [N, R]: every position scored, the forced length
         advantages = torch.randn(args.rows, generator=gen)  # [N]
         loss_fn, mean = ClippedSurrogate(), TokenMean()
@@ -314,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
                     cmd += ["--chunked-first"] if repeat % 2 else []
                     subprocess.run(cmd, check=True)
                     runs.append(json.loads(Path(f.name).read_text()))
-        full = SIZES[args.size]["layers"]
+        full = SHAPES[SIZES[args.size]].layers
         result = dict(runs=runs, per_layer=per_layer(runs, full), full_layers=full)
         print_summary(runs, result["per_layer"], full)
     if args.json is not None:
