@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 import pebr_lit.policy.attention  # noqa: F401  (registers attn_implementation "sdpa_folded_gqa")
+from pebr_lit.policy.head_input import contiguous_head_input
 from pebr_lit.policy.inputs import mask_after_eos
 from pebr_lit.policy.kv_cache import KV_CACHES, preallocated_cache
 from pebr_lit.policy.logprobs import token_logprobs
@@ -131,6 +132,7 @@ class PolicyWrapper(nn.Module):
         model = AutoModelForImageTextToText.from_pretrained(model_name_or_path, **load_kwargs)
         if quantization is not None:
             keep_trainable_layout(model)  # else training after generate breaks on the CPU (policy.quantization)
+        contiguous_head_input(model)  # else CPU linear copies the head's weight per row (policy.head_input)
 
         for name, param in model.named_parameters():
             if (freeze_vision and _is_vision(name) and not _is_projector(name)) or (
