@@ -9,7 +9,8 @@ from), divided chunk by chunk in fp32; the entropy is that same distribution's.
 With ``chunk_tokens`` set, no ``[N, R, V]`` logits exist at all: the forward stops at the final hidden
 states (the LM head is handed zero positions), and the LM head, log-softmax and entropy run over chunks
 of ``chunk_tokens`` response positions (padding skipped), each chunk recomputed in backward
-(``torch.utils.checkpoint``) so that only one chunk's ``[chunk_tokens, V]`` fp32 logits are alive at a time.
+(``policy.chunked_head``; ``torch.utils.checkpoint`` for heads that are not a plain ``nn.Linear``) so that only
+one chunk's ``[chunk_tokens, V]`` fp32 logits are alive at a time.
 
 Left out on purpose: which model scores (``PolicyWrapper.token_logprobs`` picks the policy's, a
 reference callback passes its own) and sampling the responses (``PolicyWrapper.generate``).
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from pebr_lit.policy.chunked_head import ChunkStats
 from pebr_lit.policy.inputs import images_per_row, select_prompt_rows
 from pebr_lit.policy.lora import unwrap
 
@@ -151,11 +153,16 @@ def _chunked_over_positions(
     keep = response_mask.bool()  # [N, R]
     flat, ids = hidden[keep], response_ids[keep]  # [K, D], [K]: padding never reaches the LM head
     track = torch.is_grad_enabled() and (flat.requires_grad or any(p.requires_grad for p in head.parameters()))
+    plain = type(head) is nn.Linear  # adapters and 4-bit heads keep per-chunk checkpointing
     logprobs, entropies = [], []
     for start in range(0, flat.shape[0], chunk_tokens):
-        args = (flat[start : start + chunk_tokens], ids[start : start + chunk_tokens], head, temperature, with_entropy)
-        # Recomputed in backward: otherwise every chunk's fp32 log-softmax would be kept for it.
-        lp, ent = checkpoint(_chunk_stats, *args, use_reentrant=False) if track else _chunk_stats(*args)
+        h, y = flat[start : start + chunk_tokens], ids[start : start + chunk_tokens]  # [c, D], [c]
+        if track and plain:  # logits recomputed in backward, one chunk at a time (policy.chunked_head)
+            lp, ent = ChunkStats.apply(h, head.weight, head.bias, y, temperature, with_entropy)
+        elif track:
+            lp, ent = checkpoint(_chunk_stats, h, y, head, temperature, with_entropy, use_reentrant=False)
+        else:
+            lp, ent = _chunk_stats(h, y, head, temperature, with_entropy)
         logprobs.append(lp)
         entropies.append(ent)
     out = _scatter(keep, logprobs)
