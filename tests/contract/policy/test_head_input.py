@@ -26,7 +26,7 @@ class Ops(TorchDispatchMode):
 def test_a_sliced_input_takes_the_batched_route_that_the_hook_avoids():
     # Frozen, as under LoRA and in every no-grad pass (a weight that needs its gradient makes matmul fold anyway).
     head = torch.nn.Linear(8, 32, bias=False).to(torch.bfloat16).requires_grad_(False)
-    hidden = torch.randn(3, 10, 8, dtype=torch.bfloat16)[:, -4:, :]  # [3, 4, 8], not contiguous: the slice HF's heads take
+    hidden = torch.randn(3, 10, 8, dtype=torch.bfloat16)[:, -4:, :]  # [3, 4, 8], not contiguous, as HF slices it
     with Ops() as bare:
         want = F.linear(hidden, head.weight)
     assert any("bmm" in n for n in bare.names)  # what the hook exists for: [3, 8, 32] expanded for bmm
