@@ -8,6 +8,7 @@ resumed stage lost every row from before the crash (and the report its curves). 
   were written by a run killed after its last checkpoint and are redone now, so they move to
   ``metrics.superseded-<k>.csv`` beside it (a warning names the file and the count); a fresh run into a
   used directory (``s`` = 0) so moves the old log aside whole. Every step then has its row exactly once;
+- a torn last line (a kill inside a write) is cut off with a warning;
 - rows are flushed every step by default (``flush_logs_every_n_steps: 1``), so a kill loses none of the
   steps its checkpoints hold, except a row killed in the moment between a checkpoint's write and that step's
   flush: such a gap in the steps before ``s`` is named in a warning at the resume, not filled.
@@ -48,6 +49,17 @@ def _write_rows(path: Path, fieldnames: list[str], rows: list[dict[str, Any]]) -
     os.replace(tmp, path)
 
 
+def _cut_torn_line(path: Path) -> None:
+    """Cut a last line without its newline (a kill inside a write) off ``path``, with a warning."""
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return
+    keep = data.rfind(b"\n") + 1
+    with open(path, "r+b") as f:
+        f.truncate(keep)
+    rank_zero_warn(f"{path}: cut a torn last line ({len(data) - keep} bytes of an interrupted write).")
+
+
 class AppendingWriter(ExperimentWriter):
     """Lightning's CSV experiment writer, appending to an existing ``metrics.csv``; see the module docstring."""
 
@@ -58,6 +70,7 @@ class AppendingWriter(ExperimentWriter):
     def _check_log_dir_exists(self) -> None:  # Lightning's deletes metrics.csv here
         path = Path(self.metrics_file_path)
         if path.is_file():
+            _cut_torn_line(path)
             with open(path, newline="") as f:
                 self.metrics_keys = sorted(csv.DictReader(f).fieldnames or [])
 

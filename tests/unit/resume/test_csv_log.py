@@ -67,3 +67,18 @@ def test_steps_without_a_row_before_the_resume_are_named(tmp_path):
         writer.writerows(rows[:2])
     with pytest.warns(UserWarning, match=r"no train row for steps \[2, 3\]"):
         _run(tmp_path, [4])
+
+
+def test_a_torn_last_line_is_cut_before_appending(tmp_path):
+    _run(tmp_path, range(2))
+    metrics = tmp_path / "stage" / "metrics.csv"
+    with open(metrics, "a") as f:
+        f.write("0,2,2.")  # a kill inside the write of step 2's row
+    with pytest.warns(UserWarning, match="cut a torn last line"):
+        _run(tmp_path, range(2, 4))
+    assert [(r["step"], r["train/loss"]) for r in _rows(metrics)] == [
+        ("0", "0.0"),
+        ("1", "1.0"),
+        ("2", "2.0"),
+        ("3", "3.0"),
+    ]
