@@ -2,7 +2,8 @@
 
 A ``LightningCLI`` over every pebr-lit LightningModule and DataModule (chosen by ``class_path`` in
 the config). Stage hand-over is ``model.init_args.init_from: <previous stage>.ckpt`` (weights only);
-resuming an interrupted stage is ``--ckpt_path <ckpt>`` (weights, optimizer, step, data position).
+resuming an interrupted stage is ``--ckpt_path <ckpt>`` (weights, optimizer, step, data position, sampling
+random state; refused under another ``init_from``: ``pebr_lit.resume``).
 ``--print_config`` prints the full resolved config of any command.
 
 Composed configs: a YAML whose lines include ``# overlay-of: <base.yaml>`` (path relative to the

@@ -22,7 +22,8 @@ validation and test log format rate and accuracy through ``modules.generation_me
 
 Left out on purpose: the reward definitions (``pebr_lit.rewards``), stage-specific inputs such as
 CLIP (``modules.perception``), the loss maths (``grpo``, ``grpo.losses``), reference snapshots, KL
-schedules and the length penalty (``callbacks/``), the rollout engines (``pebr_lit.rollout``).
+schedules and the length penalty (``callbacks/``), the rollout engines (``pebr_lit.rollout``), what a checkpoint
+holds for an exact resume (``pebr_lit.resume``: random streams, stage identity).
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ from pebr_lit.policy.checkpoint import check_checkpoint_keys, init_policy_from, 
 from pebr_lit.policy.precision import check_update_precision
 from pebr_lit.policy.settings import SamplingSettings
 from pebr_lit.policy.wrapper import PolicyWrapper
+from pebr_lit.resume.checkpoint_state import load_resume_state, save_resume_state
+from pebr_lit.resume.identity import init_identity
+from pebr_lit.resume.rng import RandomStream
 from pebr_lit.rewards.stages import StageReward
 from pebr_lit.rollout import HFGenerate, RolloutEngine, logprob_gap
 
@@ -159,8 +163,12 @@ class GRPOModule(L.LightningModule):
         #: Detached statistics of the last training step (for callbacks such as KL control); a step
         #: without an update (an online-filter round that only gathered groups) has no loss statistics.
         self.last_stats: dict[str, float] = {}
+        #: The random state every training step samples from, saved in checkpoints (``pebr_lit.resume.rng``).
+        self.random_stream = RandomStream()
         if init_from:
             init_policy_from(self.policy, init_from)
+        #: ``init_from`` and its file hash, part of the stage identity a resume is checked against.
+        self.stage_init = init_identity(init_from)
 
     # ------------------------------------------------------------------------------------- set-up
     @property
@@ -207,9 +215,11 @@ class GRPOModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         slim_checkpoint(self, checkpoint)
         checkpoint["rollout_batches"] = self.rollout_batches
+        save_resume_state(self, checkpoint)  # sampling random states, stage identity
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         check_checkpoint_keys(self, checkpoint)
+        load_resume_state(self, checkpoint)  # refuses another init_from/base/reference; restores random states
         self.rollout_batches = int(checkpoint.get("rollout_batches", 0))
 
     def configure_model(self) -> None:
@@ -296,6 +306,11 @@ class GRPOModule(L.LightningModule):
         return out
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        # Sampling draws from the stage's own random stream, so a resumed run draws what an uninterrupted one did.
+        with self.random_stream.active(self.device):
+            self._training_step(batch)
+
+    def _training_step(self, batch: dict[str, Any]) -> None:
         prompts, records = batch["prompts"], batch["records"].records
         group = self.sampling.num_samples
         self.last_stats = {}
