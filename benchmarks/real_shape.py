@@ -16,8 +16,11 @@ difference and its extrapolation to the full depth.
     python benchmarks/real_shape.py --size 7b                      # 2 layers, 2 vision blocks
     python benchmarks/real_shape.py --size 3b --depths 1,2 --json out.json
 
-Left out on purpose: the planner's estimate (``pebr_lit.plan``, a separate tool), GPUs, QLoRA (bitsandbytes'
-CPU path cannot train after ``generate``), the reference copy and CLIP scoring.
+Beside each phase it prints what the memory planner predicts the phase adds (``plan_compare.py``).
+
+Left out on purpose: the planner's arithmetic (``pebr_lit.plan``), GPUs, QLoRA (``tests/smoke/test_qlora_grpo_cpu.py``
+trains it on the tiny model; bitsandbytes' CPU 4-bit kernels at these widths would measure bitsandbytes), the
+reference copy and CLIP scoring.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
+from plan_compare import comparison_rows, cut, planned  # noqa: E402
 from real_model import MAX_PIXELS, offline_processor, qwen2_5_vl_config  # noqa: E402
 
 from pebr_lit.plan.shapes import SHAPES  # noqa: E402
@@ -51,6 +55,7 @@ from pebr_lit.plan.shapes import SHAPES  # noqa: E402
 #: The sizes built, by their hub ids in the planner's table of published architectures.
 SIZES = {"3b": "Qwen/Qwen2.5-VL-3B-Instruct", "7b": "Qwen/Qwen2.5-VL-7B-Instruct"}
 GIB = 1 << 30
+LORA_DROPOUT = 0.05  # configs/qwen2_5_vl_7b/_lora_80gb.yaml
 
 
 class RssMeter:
@@ -62,6 +67,7 @@ class RssMeter:
         self.phases: dict[str, dict[str, float]] = {}
         self._peak = 0
         self._stop = threading.Event()
+        self.base = self.rss()  # Python + torch + transformers, before any model exists
         threading.Thread(target=self._sample, daemon=True).start()
 
     def rss(self) -> int:
@@ -134,8 +140,8 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
         with meter.phase("build+save"):
             result.update(build_checkpoint(Path(tmp), args.size, args.layers, args.vision_blocks, args.seed))
         gc.collect()
-        with meter.phase("load (PolicyWrapper)"):
-            lora = LoraSettings(r=64, alpha=128, dropout=0.05, language_model_only=True)
+        with meter.phase("weights resident"):  # loaded, then every page of the memory-mapped weights touched
+            lora = LoraSettings(r=64, alpha=128, dropout=LORA_DROPOUT, language_model_only=True)
             policy = PolicyWrapper(
                 tmp,
                 dtype="bfloat16",
@@ -143,6 +149,9 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
                 lora=lora,
                 max_pixels=MAX_PIXELS,
             )
+            with torch.no_grad():
+                for param in policy.model.parameters():
+                    param.view(-1)[:: max(1, 4096 // param.element_size())].sum()  # one element per 4 KiB page
         image = Image.fromarray(torch.randint(0, 256, (896, 896, 3), dtype=torch.uint8).numpy())
         with meter.phase("processor"):
             prompts = encode_prompts(policy.processor, ["What is the area of the shaded region?"], [[image]])
@@ -180,6 +189,20 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
             policy.model.zero_grad(set_to_none=True)
             del new, entropy, loss, per_token, grads
     result["phases"] = meter.phases
+    result["rss_base"] = meter.base
+    result["planned"] = planned(
+        SIZES[args.size],
+        cut(SHAPES[SIZES[args.size]], args.layers, args.vision_blocks),
+        rows=args.rows,
+        prompt_tokens=result["prompt_tokens"],
+        response_len=args.response_len,
+        new_tokens=args.new_tokens,
+        chunk_tokens=args.chunk_tokens,
+        lora_r=64,
+        lora_dropout=LORA_DROPOUT,
+        checkpointing=not args.no_checkpointing,
+        max_pixels=MAX_PIXELS,
+    )
     result["max_abs_diff"] = {
         "logprobs no-grad": float((scores["old_logits"] - scores["old_chunked"]).abs().max()),
         "logprobs grad": float((scores["new_logits"] - scores["new_chunked"]).abs().max()),
@@ -261,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.depths is None:
         result = run_once(args)
+        print("\n".join(comparison_rows([result])))
     else:
         runs = []
         for repeat in range(args.repeats):
@@ -273,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         full = SHAPES[SIZES[args.size]].layers
         result = dict(runs=runs, per_layer=per_layer(runs, full), full_layers=full)
         print_summary(runs, result["per_layer"], full)
+        print("\nwhat each phase adds, measured (RSS) and planned (pebr_lit.plan, device cpu)")
+        print("\n".join(comparison_rows(runs)))
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2))
     return 0

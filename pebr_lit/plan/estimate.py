@@ -40,21 +40,38 @@ def nf4_bytes(n: float, double_quant: bool) -> float:
     return n * 0.5 + (n / 64 + n / 64 / 256 * 4 if double_quant else n / 64 * 4)
 
 
-def nograd_token_bytes(hidden: int, inter: int) -> int:
+def nograd_token_bytes(hidden: int, inter: int, lora_up: bool = False, lora_down: float = 0.0) -> float:
     """Transient bytes per token of one no-grad layer, bf16: residual, normed and attention-out hidden (3h x 2 B),
-    the RMSNorm's fp32 copy (4h), gate, up and their product (3i x 2 B)."""
-    return 10 * hidden + 6 * inter
+    the RMSNorm's fp32 copy (4h); in the MLP the larger of: silu(gate), up and their product (3i x 2 B), with an
+    adapter on up_proj its output, scaled output and sum (+2 x 2i; measured, ``benchmarks/real_shape.py``); and the
+    product (2i) with the down projection adapter's copies of it (``lora_down`` bytes per feature)."""
+    return 10 * hidden + max((10 if lora_up else 6) * inter, 2 * inter + lora_down * inter)
 
 
-def grad_token_bytes(hidden: int, kv_width: int, inter: int, lora_in: list[int], r: int) -> int:
+def vision_token_bytes(hidden: int, inter: int) -> int:
+    """Transient bytes per patch of one no-grad vision block: the larger of the MLP (as ``nograd_token_bytes``) and
+    the attention's rotary embedding, which Qwen2-VL's blocks apply in fp32: residual, norms and q/k/v (10h + 6h)
+    with q in fp32 and k's fp32 copy, rotated half and the two products (5 x 4h) in flight (measured:
+    ``benchmarks/real_shape.py``'s vision-tower phase)."""
+    return max(36 * hidden, 10 * hidden + 6 * inter)
+
+
+def lora_input_bytes(dropout: float, device: str) -> int:
+    """Bytes per input feature an adapter adds to its linear's input: peft's fp32 copy of it (4 B) and, with dropout,
+    the mask (1 B bool on CUDA; 4 B on CPU, whose dropout draws an fp32 mask) and the fp32 dropped-out copy (4 B)."""
+    mask = 4 if device == "cpu" else 1
+    return 4 + (mask + 4 if dropout > 0 else 0)
+
+
+def grad_token_bytes(hidden: int, kv_width: int, inter: int, lora_in: list[int], r: int, lora_saved: int = 0) -> int:
     """Saved-for-backward bytes per token of one decoder layer, bf16 (fp32 where the module upcasts).
 
     Attention: two RMSNorms' fp32 + bf16 copies (2 x 6h), q/k/v input (2h), q, k before and after rotary
     (2 x (2h + 2kv)), v (2kv), attention output (2h); MLP: gate/up input (2h), gate, silu(gate), up, their
-    product (4 x 2i). LoRA: per adapted linear its dropout output and mask (3 B per input feature) and the
-    rank-r bottleneck (2r).
+    product (4 x 2i). LoRA: per adapted linear what its adapter saves of the input (``lora_saved`` bytes per input
+    feature: the fp32 copy or the dropout mask and output) and the rank-r bottleneck (2r).
     """
-    return 22 * hidden + 6 * kv_width + 8 * inter + sum(3 * width + 2 * r for width in lora_in)
+    return 22 * hidden + 6 * kv_width + 8 * inter + sum(lora_saved * width + 2 * r for width in lora_in)
 
 
 def _lora_dims(s: ModelShapes, targets: tuple[str, ...]) -> list[tuple[int, int]]:
@@ -92,12 +109,16 @@ def _clip_params(clip: dict[str, Any]) -> tuple[float, str]:
     return FGCLIP_PARAMS, f"{FGCLIP_PARAMS / 1e9:.2f} B params assumed (FG-CLIP-large; no local config.json)"
 
 
-def plan_run(run: RunShape, s: ModelShapes, gpu_bytes: float | None = None) -> MemoryPlan:
-    """The ``MemoryPlan`` of ``run`` on a model of shapes ``s`` (bytes per GPU)."""
+def plan_run(run: RunShape, s: ModelShapes, gpu_bytes: float | None = None, device: str = "cuda") -> MemoryPlan:
+    """The ``MemoryPlan`` of ``run`` on a model of shapes ``s`` (bytes per GPU).
+
+    ``device="cpu"`` plans the same run in host memory (``benchmarks/real_shape.py`` compares it with what a CPU
+    measures): no CUDA context, and LoRA dropout masks of 4 bytes instead of 1.
+    """
     parts: list[Part] = []
 
-    def add(name: str, phase: str, n: float, how: str) -> None:
-        parts.append(Part(name, phase, float(n), how))
+    def add(name: str, phase: str, n: float, how: str, transient: bool = False) -> None:
+        parts.append(Part(name, phase, float(n), how, transient))
 
     v, lm_layers, d = s.vision, s.layers, s.dim
     kv_width = s.kv_heads * d
@@ -188,7 +209,8 @@ def plan_run(run: RunShape, s: ModelShapes, gpu_bytes: float | None = None) -> M
             run.prompts_per_gpu * patches * pix_bytes,
             f"{run.prompts_per_gpu} prompts x {patches} patches x {pix_bytes} B (fp32 pixel_values)",
         )
-    add("cuda_context", "resident", CUDA_CONTEXT, "assumed; not in torch allocator peaks")
+    if device != "cpu":
+        add("cuda_context", "resident", CUDA_CONTEXT, "assumed; not in torch allocator peaks")
 
     # ---- FSDP2 gathered units: root (embeddings, LM head, patch conv, merger) + 2 blocks (current + prefetch)
     if fsdp:
@@ -215,6 +237,13 @@ def plan_run(run: RunShape, s: ModelShapes, gpu_bytes: float | None = None) -> M
         for phase in ("logprob", "update"):
             add("autocast_copies", phase, total * 2, "bf16 copies of every fp32 weight cached by autocast")
 
+    # ---- LoRA's copies of an adapted linear's input (peft casts it to the adapters' fp32, then drops out)
+    # generate runs in eval mode (no dropout); the log-prob passes in train mode, as the update (dropout on).
+    down = run.lora_r and "down_proj" in run.lora_targets  # the widest input: the MLP's product
+    up = bool(run.lora_r) and bool({"up_proj", "gate_proj"} & set(run.lora_targets))
+    ng_gen = nograd_token_bytes(s.hidden, s.intermediate, up, lora_input_bytes(0.0, device) if down else 0)
+    ng_lm = nograd_token_bytes(s.hidden, s.intermediate, up, lora_input_bytes(run.lora_dropout, device) if down else 0)
+
     # ---- rollouts: prefill (vision + prompt forward) and decode (KV cache at its longest)
     if run.kind in ("grpo", "predict"):
         n = run.prompts_per_call * run.group
@@ -224,19 +253,27 @@ def plan_run(run: RunShape, s: ModelShapes, gpu_bytes: float | None = None) -> M
         add(
             "activations",
             "prefill",
-            n * prompt * nograd_token_bytes(s.hidden, s.intermediate),
-            f"{n} seqs x {prompt} tokens x {nograd_token_bytes(s.hidden, s.intermediate)} B, one no-grad layer",
+            n * prompt * ng_gen,
+            f"{n} seqs x {prompt} tokens x {ng_gen:.0f} B, one no-grad layer (eval mode: no LoRA dropout)",
+            transient=True,
         )
         if patches:
             t_v = run.prompts_per_call * patches
             add(
                 "vision",
                 "prefill",
-                t_v * nograd_token_bytes(v.hidden, v.intermediate),
+                t_v * (vision_token_bytes(v.hidden, v.intermediate) + pix_bytes // 2),
                 f"{run.prompts_per_call} images x {patches} patches, one no-grad block",
+                transient=True,
             )
         add("kv_cache", "decode", n * seq * kv_tok, f"{n} seqs x {seq} tokens x {kv_how}")
-        add("sampling", "decode", n * s.vocab * 24, f"{n} x {s.vocab} vocab x 24 B (fp32 logits, top-p sort + indices)")
+        add(
+            "sampling",
+            "decode",
+            n * s.vocab * 24,
+            f"{n} x {s.vocab} vocab x 24 B (fp32 logits, top-p sort + indices)",
+            transient=True,
+        )
     if run.kind == "predict":
         return MemoryPlan(parts, gpu_bytes, n_dev, _notes(run, img_tokens))
 
@@ -248,27 +285,31 @@ def plan_run(run: RunShape, s: ModelShapes, gpu_bytes: float | None = None) -> M
         add(
             "activations",
             "logprob",
-            tokens * nograd_token_bytes(s.hidden, s.intermediate) + mask,
-            f"{m} rows x {seq} tokens, one no-grad layer + the [m, S, S] bool mask",
+            tokens * ng_lm + mask,
+            f"{m} rows x {seq} tokens x {ng_lm:.0f} B, one no-grad layer + the [m, S, S] bool mask",
+            transient=True,
         )
     lin = [i for i, _ in _lora_dims(s, run.lora_targets)] if run.lora_r else []
-    per_layer = grad_token_bytes(s.hidden, kv_width, s.intermediate, lin, run.lora_r)
+    lora_saved = (4 if device == "cpu" else 1) + 4 if run.lora_dropout > 0 else 4  # mask + output, or the fp32 copy
+    per_layer = grad_token_bytes(s.hidden, kv_width, s.intermediate, lin, run.lora_r, lora_saved)
     if run.checkpointing:
-        act = tokens * (lm_layers * 2 * s.hidden + per_layer)
-        act_how = f"{m} x {seq} tokens x ({lm_layers} layers x 2h B saved inputs + {per_layer} B for one layer)"
+        act = tokens * lm_layers * 2 * s.hidden
+        act_how = f"{m} x {seq} tokens x {lm_layers} layers x 2h B saved inputs (checkpointed)"
+        add("activations", "update", act + mask, act_how)
+        add("layer", "update", tokens * per_layer, f"{m} x {seq} tokens x {per_layer} B: one layer recomputed", True)
     else:
         act = tokens * lm_layers * per_layer
         act_how = f"{m} x {seq} tokens x {lm_layers} layers x {per_layer} B, without checkpointing"
-    add("activations", "update", act + mask, act_how)
+        add("activations", "update", act + mask, act_how)
     # A pass encodes the images of its micro-batch's prompts only (policy.logprobs): at most m distinct prompts.
     images = min(m, run.prompts_per_gpu) if run.kind == "grpo" else m
     if patches:
         t_v = images * patches
         feats = images * img_tokens * v.out_hidden * 2
-        nog = t_v * (nograd_token_bytes(v.hidden, v.intermediate) + pix_bytes // 2) + feats
+        nog = t_v * (vision_token_bytes(v.hidden, v.intermediate) + pix_bytes // 2) + feats
         nog_how = f"{images} images x {patches} patches, one no-grad block + features"
         if run.kind == "grpo":
-            add("vision", "logprob", nog, nog_how)
+            add("vision", "logprob", nog, nog_how, transient=True)
         if run.train_vision:
             vb = grad_token_bytes(v.hidden, v.hidden, v.intermediate, [], 0)
             keep = v.depth * 2 * v.hidden + vb if run.checkpointing else v.depth * vb
@@ -280,29 +321,39 @@ def plan_run(run: RunShape, s: ModelShapes, gpu_bytes: float | None = None) -> M
                 + ("(checkpointed blocks)" if run.checkpointing else f"x {v.depth} blocks x {vb} B"),
             )
         else:
-            add("vision", "update", nog, nog_how + " (frozen)")
+            add("vision", "update", nog, nog_how + " (frozen)", transient=True)
     if run.kind == "grpo" and run.logprob_chunk_tokens:
         # policy.logprob_chunk_tokens: the final hidden states [m, R, h] in bf16, then the LM head per chunk of
-        # k tokens: fp32 logits, log-softmax and exp (x3) without grad; in backward one chunk recomputed with its
-        # gradient (x5). The model's own [m, 1, V] output row is negligible.
+        # k tokens: fp32 logits and log-softmax (x2) without entropy, + exp and their product (x4) with it; in
+        # backward (policy.chunked_head) one chunk's logits, log p, p and the gradient (x4), and the hidden states'
+        # gradient. The model's own [m, 1, V] output row is negligible.
         k, r = run.logprob_chunk_tokens, run.response_len
         hidden = m * r * s.hidden * 2
         chunk = min(k, m * r) * s.vocab * 4
         how = f"bf16 hidden [{m}, {r}, {s.hidden}] + {{n}} fp32 [{min(k, m * r)}, {s.vocab}] chunks (chunk_tokens)"
-        add("logits", "logprob", hidden + 3 * chunk, how.format(n=3))
-        add("logits", "update", hidden + 5 * chunk, how.format(n=5) + ", one recomputed in backward")
+        add("logits", "logprob", hidden + 2 * chunk, how.format(n=2), transient=True)
+        add("logits", "update", 2 * hidden + 4 * chunk, how.format(n=4) + " and the hidden's gradient", True)
     elif run.kind == "grpo":
         c = min(CHUNK_ROWS, m)
         r = run.response_len
         bf16 = m * (r + 1) * s.vocab * 2
         chunk = c * r * s.vocab * 4
-        extra = 5 + 2 * (math.ceil(m / c) - 1)  # chunk, log-softmax, exp, product, its negation; 2 kept per chunk
-        add("logits", "logprob", bf16 + 2 * chunk, f"bf16 [{m}, {r + 1}, {s.vocab}] + 2 fp32 [{c}, {r}, V] chunks")
+        # Backward of the last chunk: log p and p kept by every chunk (2 each) + 5 gradients of the chunk at once.
+        extra = 2 * math.ceil(m / c) + 5
+        add(
+            "logits",
+            "logprob",
+            bf16 + 2 * chunk,
+            f"bf16 [{m}, {r + 1}, {s.vocab}] + 2 fp32 [{c}, {r}, V] chunks",
+            transient=True,
+        )
         add(
             "logits",
             "update",
-            bf16 + extra * chunk,
-            f"bf16 [{m}, {r + 1}, V] + {extra} fp32 [{c}, {r}, V] chunks (entropy, saved for backward)",
+            2 * bf16 + extra * chunk,
+            f"2 bf16 [{m}, {r + 1}, V] (logits, their gradient) + {extra} fp32 [{c}, {r}, V] chunks (saved for "
+            "backward and the gradients of one)",
+            transient=True,
         )
     else:
         bf16 = tokens * s.vocab * 2
@@ -311,6 +362,7 @@ def plan_run(run: RunShape, s: ModelShapes, gpu_bytes: float | None = None) -> M
             "update",
             bf16 + 3 * bf16 * 2,
             f"bf16 [{m}, {seq}, {s.vocab}] + 3 fp32 copies (HF loss upcast, log-softmax, its gradient)",
+            transient=True,
         )
     return MemoryPlan(parts, gpu_bytes, n_dev, _notes(run, img_tokens))
 

@@ -38,12 +38,15 @@ class Part:
         phase: ``resident`` (held in every phase), ``rollout``, ``logprob`` or ``update``.
         bytes: Its size in bytes.
         how: How it was derived, with the numbers.
+        transient: Held during one step of its phase only (one layer's activations, the logits, the vision
+            tower's): a phase holds its largest transient part, not their sum.
     """
 
     name: str
     phase: str
     bytes: float
     how: str
+    transient: bool = False
 
 
 @dataclass
@@ -64,10 +67,14 @@ class MemoryPlan:
 
     @property
     def phases(self) -> dict[str, float]:
-        """Bytes of each non-resident phase: the resident parts plus the phase's own."""
+        """Bytes of each non-resident phase: the resident parts, the phase's held parts and its largest transient."""
         resident = sum(p.bytes for p in self.parts if p.phase == "resident")
-        names = [p.phase for p in self.parts if p.phase != "resident"]
-        return {ph: resident + sum(p.bytes for p in self.parts if p.phase == ph) for ph in dict.fromkeys(names)}
+        out = {}
+        for ph in dict.fromkeys(p.phase for p in self.parts if p.phase != "resident"):
+            own = [p for p in self.parts if p.phase == ph]
+            held = sum(p.bytes for p in own if not p.transient)
+            out[ph] = resident + held + max((p.bytes for p in own if p.transient), default=0.0)
+        return out
 
     @property
     def peak_phase(self) -> str:
@@ -108,8 +115,14 @@ class MemoryPlan:
     def table(self) -> str:
         """The printed table: part, phase, GB, how it was derived; then the phase totals and the verdict."""
         rows = [f"{'part':<16} {'phase':<9} {'GB':>7}  how"]
-        rows += [f"{p.name:<16} {p.phase:<9} {p.bytes / GB:>7.2f}  {p.how}" for p in self.parts]
+        rows += [
+            f"{p.name:<16} {p.phase:<9} {p.bytes / GB:>7.2f}  " + ("(one at a time) " * p.transient) + p.how
+            for p in self.parts
+        ]
         rows.append("")
-        rows += [f"{'total':<16} {ph:<9} {b / GB:>7.2f}  resident + {ph}" for ph, b in self.phases.items()]
+        rows += [
+            f"{'total':<16} {ph:<9} {b / GB:>7.2f}  resident + {ph} (its largest one-at-a-time part only)"
+            for ph, b in self.phases.items()
+        ]
         rows += ["", f"devices: {self.devices}; estimated (planner), not measured", *self.notes, self.verdict()]
         return "\n".join(rows)

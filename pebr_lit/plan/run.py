@@ -38,6 +38,7 @@ class RunShape:
         quant: 4-bit base (``policy.quantization``): ``None`` or ``{"double_quant": bool}``.
         lora_r: LoRA rank; 0 = full fine-tuning.
         lora_targets: LoRA target layer names.
+        lora_dropout: LoRA dropout probability (0 = no dropout tensors).
         lora_lm_only: Adapters on the language model only.
         train_vision: The vision blocks are trained (full fine-tuning without ``freeze_vision``).
         train_projector: The patch merger is trained (full fine-tuning without ``freeze_projector``).
@@ -82,6 +83,7 @@ class RunShape:
     clip: dict[str, Any] | None
     #: ``policy.logprob_chunk_tokens``: response tokens per LM-head chunk of the log-prob pass; 0 = whole logits.
     logprob_chunk_tokens: int = 0
+    lora_dropout: float = 0.0
 
 
 def _devices(trainer: dict[str, Any], override: int | None) -> int:
@@ -159,6 +161,7 @@ def run_shape(config: dict[str, Any], devices: int | None = None, subcommand: st
         lora_r=int(lora["r"]) if lora else 0,
         lora_targets=tuple(lora.get("target_modules") or ()) if lora else (),
         lora_lm_only=bool(lora.get("language_model_only", True)) if lora else True,
+        lora_dropout=float(lora.get("dropout", 0.05)) if lora else 0.0,  # LoraSettings' default
         train_vision=lora is None and not policy.get("freeze_vision", True),
         train_projector=lora is None and not policy.get("freeze_projector", True),
         checkpointing=bool(policy.get("gradient_checkpointing", False)),

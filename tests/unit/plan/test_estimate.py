@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from pebr_lit.plan.estimate import CUDA_CONTEXT, nf4_bytes, plan_run
+from pebr_lit.plan.estimate import CUDA_CONTEXT, lora_input_bytes, nf4_bytes, plan_run
 from pebr_lit.plan.run import RunShape
 from pebr_lit.plan.shapes import ModelShapes, VisionShapes
 
@@ -56,22 +56,28 @@ def test_lora_grpo_parts_by_hand():
         ("cuda_context", "resident"): CUDA_CONTEXT,
         # KV per token: 2 layers x K,V x 4 width x 2 B = 32 B; 2 sequences (1 prompt x group 2).
         ("kv_cache", "prefill"): 2 * 10 * 32,
-        ("activations", "prefill"): 2 * 10 * (10 * 8 + 6 * 16),  # 176 B per token of one no-grad layer
-        ("vision", "prefill"): 1 * 16 * (10 * 4 + 6 * 8),  # 1 image x 16 patches x 88 B
+        # One no-grad layer: 10h 80 + the MLP's largest moment: with adapters on up/gate 10i 160 (silu, up, the
+        # adapter's output, scaled, sum), vs the product 2i 32 + peft's fp32 copy of it 4 B x 16 = 96 -> 240 B.
+        ("activations", "prefill"): 2 * 10 * 240,
+        # Vision block: rotary in fp32, 36h = 144 B > 10h + 6i = 88 B; + the bf16 cast of 4 pixel values, 8 B.
+        ("vision", "prefill"): 1 * 16 * (144 + 8),  # 1 image x 16 patches
         ("kv_cache", "decode"): 2 * 16 * 32,
         ("sampling", "decode"): 2 * 100 * 24,
         # 2 rows x 16 tokens = 32 tokens; the [m, S, S] bool mask 2 x 16 x 16 = 512 B.
-        ("activations", "logprob"): 32 * 176 + 512,
-        # One layer with grad: 22h 176 + 6kv 24 + 8i 128 = 328, LoRA: 3 B x inputs (6 x 8 + 16 = 64) 192 + 7 x 2r 28
-        # = 548; checkpointed: 2 layers x 2h = 32 saved per token + one layer's 548.
-        ("activations", "update"): 32 * (32 + 548) + 512,
+        ("activations", "logprob"): 32 * 240 + 512,  # no dropout (RunShape's default 0): as in prefill
+        # Checkpointed: 2 layers x 2h = 32 B saved per token (+ the mask), held through the update; then one layer
+        # recomputed with grad: 22h 176 + 6kv 24 + 8i 128 = 328, LoRA: peft's fp32 input copy 4 B x inputs (6 x 8
+        # + 16 = 64) 256 + 7 x 2r 28 = 612.
+        ("activations", "update"): 32 * 32 + 512,
+        ("layer", "update"): 32 * 612,
         # Both passes encode the micro-batch's images (2 rows: at most 2 prompts' images): 32 patches x (88 B one
         # no-grad block + 8 B the bf16 cast of the 4 pixel values) + features 2 images x 4 tokens x 8 x 2 B = 128.
-        ("vision", "logprob"): 32 * (88 + 8) + 128,
-        ("vision", "update"): 32 * (88 + 8) + 128,
-        # Logits: bf16 [2, 7, 100] = 2800 B; fp32 chunk [2, 6, 100] = 4800 B; 2 chunks (no grad), 5 (entropy).
+        ("vision", "logprob"): 32 * (144 + 8) + 128,
+        ("vision", "update"): 32 * (144 + 8) + 128,
+        # Logits: bf16 [2, 7, 100] = 2800 B; fp32 chunk [2, 6, 100] = 4800 B; 2 chunks (no grad); in the update
+        # the logits and their gradient (2 x 2800) + log p and p kept (2) + 5 gradients of the one chunk = 7.
         ("logits", "logprob"): 2800 + 2 * 4800,
-        ("logits", "update"): 2800 + 5 * 4800,
+        ("logits", "update"): 2 * 2800 + 7 * 4800,
     }
     assert got == pytest.approx(expected)
 
@@ -80,14 +86,17 @@ def test_a_pass_encodes_only_its_micro_batchs_images():
     # 8 prompts on the GPU, micro-batches of 2 rows: each log-prob/update pass encodes at most 2 prompts'
     # images (policy.logprobs encodes the scored rows' images only), the numbers of the 2-prompt run above.
     got = parts(plan_run(dataclasses.replace(RUN, prompts_per_gpu=8), SHAPES))
-    assert got["vision", "logprob"] == got["vision", "update"] == 32 * (88 + 8) + 128
+    assert got["vision", "logprob"] == got["vision", "update"] == 32 * (144 + 8) + 128
     assert got["image_inputs", "resident"] == 8 * 16 * 16  # the round's pixel values stay on the GPU
 
 
 def test_phase_totals_and_peak():
     plan = plan_run(RUN, SHAPES, gpu_bytes=1e12)
     resident = TOTAL * 2 + 2048 + 2048 + 4096 + 512 + CUDA_CONTEXT  # weights, LoRA, grads, AdamW, pixels, context
-    assert plan.phases["update"] == pytest.approx(resident + 18560 + 512 + 3200 + 26800)
+    # Held: the saved layer inputs 1024 + mask 512; one at a time: the recomputed layer 19584, the vision 4992 and
+    # the logits 39200 -> the logits.
+    assert plan.phases["update"] == pytest.approx(resident + 1024 + 512 + 39200)
+    assert plan.phases["logprob"] == pytest.approx(resident + 12400)  # the logits (12400) > activations (8192)
     assert plan.peak_phase == "update" and plan.fits
     small = plan_run(RUN, SHAPES, gpu_bytes=CUDA_CONTEXT)  # not even the context's room
     assert not small.fits and "does not fit" in small.verdict()
@@ -139,7 +148,26 @@ def test_sft_logits_are_the_whole_sequence_in_bf16_and_three_fp32_copies():
 
 def test_chunked_log_probs_hold_hidden_states_and_one_chunk_of_logits():
     # logprob_chunk_tokens 4: bf16 hidden [2 rows, 6, 8] = 192 B; a chunk of min(4, 12) = 4 tokens x 100 vocab x
-    # 4 B = 1600 B; 3 chunk copies without grad, 5 in the update (recomputed in backward).
+    # 4 B = 1600 B; 2 chunk copies without grad; in the update 4 (policy.chunked_head's backward) and the hidden
+    # states' gradient (192).
     got = parts(plan_run(dataclasses.replace(RUN, logprob_chunk_tokens=4), SHAPES))
-    assert got["logits", "logprob"] == 192 + 3 * 1600
-    assert got["logits", "update"] == 192 + 5 * 1600
+    assert got["logits", "logprob"] == 192 + 2 * 1600
+    assert got["logits", "update"] == 2 * 192 + 4 * 1600
+
+
+def test_lora_dropout_and_the_cpu_device():
+    # Dropout 0.05 in train mode: peft's fp32 copy (4 B) + the mask (CUDA bool 1 B, CPU fp32 4 B) + the dropped-out
+    # fp32 copy (4 B) per input feature; generate runs in eval mode, so its prefill keeps the 4 B copy only.
+    assert lora_input_bytes(0.0, "cuda") == 4 and lora_input_bytes(0.05, "cuda") == 9
+    assert lora_input_bytes(0.05, "cpu") == 12
+    run = replace(RUN, lora_dropout=0.05)
+    gpu, cpu = parts(plan_run(run, SHAPES)), parts(plan_run(run, SHAPES, device="cpu"))
+    assert ("cuda_context", "resident") in gpu and ("cuda_context", "resident") not in cpu
+    # The down projection's input is the MLP's product: 2i 32 + 9 x 16 = 176 (CUDA) / 2i + 12 x 16 = 224 (CPU),
+    # both over 10i 160; + 10h 80.
+    assert gpu["activations", "logprob"] == 32 * (80 + 176) + 512
+    assert cpu["activations", "logprob"] == 32 * (80 + 224) + 512
+    assert gpu["activations", "prefill"] == cpu["activations", "prefill"] == 2 * 10 * 240  # eval mode, as without
+    # Saved by each adapter in the update: its mask + dropped-out copy (CUDA 1 + 4, CPU 4 + 4 B per input feature).
+    assert gpu["layer", "update"] == 32 * (328 + 5 * 64 + 28)
+    assert cpu["layer", "update"] == 32 * (328 + 8 * 64 + 28)
