@@ -104,7 +104,7 @@ class Problem:
         return ":row " in self.source and not self.fatal
 
     def where(self) -> str:
-        """"<file>:row <n>: field '<f>'" (or the part of it that applies)."""
+        """ "<file>:row <n>: field '<f>'" (or the part of it that applies)."""
         return f"{self.source}: field '{self.field}'" if self.field else self.source
 
     def line(self) -> str:

@@ -92,7 +92,8 @@ def test_sft_datamodule_skips_and_counts_text_only_rows(authors_file, prompt, po
 
 def test_text_only_error_names_the_row_and_the_option(authors_file, prompt, policy):
     dm = PromptDataModule(train_files=[str(authors_file)], prompt=prompt, text_only="error", processor=policy.processor)
-    with pytest.raises(RecordError, match=rf"(?s)\n  {authors_file}:row 2: field 'images': empty list.*text_only: keep"):
+    row = rf"(?s)\n  {authors_file}:row 2: field 'images': empty list.*text_only: keep"
+    with pytest.raises(RecordError, match=row):
         dm.setup("fit")
 
 
