@@ -212,3 +212,14 @@ def test_any_file_gives_records_or_problems_naming_each_row(root: Path, items: l
         assert "unexpected error" not in problem.problem
         if problem.is_row:  # a row that is an object has the field named; "holds no rows" is the file's
             assert problem.field or not isinstance(items[int(problem.source.rpartition(" ")[2]) - 1], dict)
+
+
+def test_a_progress_bar_shows_only_when_asked_and_after_the_delay(root: Path, capsys, monkeypatch):
+    src = write_jsonl(root / "d.jsonl", [row(f"q{i}") for i in range(3)])
+    validate_files([src], progress=True, desc="checking fit")  # faster than the delay: no bar
+    assert "checking fit" not in capsys.readouterr().err
+    monkeypatch.setattr("pebr_lit.data.validation.PROGRESS_DELAY_S", 0.0)
+    validate_files([src], progress=False, desc="checking fit")
+    assert "checking fit" not in capsys.readouterr().err
+    validate_files([src], progress=True, desc="checking fit")
+    assert "checking fit" in capsys.readouterr().err
