@@ -138,7 +138,7 @@ class PeBRCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
-        missing = missing_data_paths(config.get("data"))
+        missing = missing_data_paths(config.get("data"), self.subcommand)
         if missing:  # one line before any weights are loaded, not a traceback after them
             print(f"error: {missing}", file=sys.stderr)
             raise SystemExit(2)

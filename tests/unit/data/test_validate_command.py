@@ -65,3 +65,8 @@ def test_preflight_names_every_missing_data_path_in_one_line(tmp_path):
     assert message.startswith("data.init_args.train_files[1] 'no/b.jsonl'; data.init_args.image_root 'no/images': ")
     assert message.endswith("Check the path, or run the step that writes it first (docs/data.md).")
     assert missing_data_paths({"init_args": {"train_files": [str(tmp_path / "a.jsonl")]}}) is None
+    # A subcommand is refused only for what it reads: a fit does not need the predict files.
+    init_args = {"train_files": [str(tmp_path / "a.jsonl")], "predict_files": ["no/p.jsonl"], "tiers_dir": "no/t"}
+    assert missing_data_paths({"init_args": init_args}, "predict").startswith("data.init_args.predict_files[0]")
+    assert missing_data_paths({"init_args": init_args}, "fit").startswith("data.init_args.tiers_dir 'no/t': ")
+    assert missing_data_paths({"init_args": {**init_args, "tiers_dir": None}}, "fit") is None
