@@ -35,11 +35,11 @@ def _get(init_args: Any, name: str) -> Any:
 
 def missing_data_paths(data: Any, subcommand: str | None = None) -> str | None:
     """One line naming each missing data path of a ``data`` config (``class_path`` + ``init_args``) that
-    ``subcommand`` reads (``READS``; null = all of them), or None."""
+    ``subcommand`` reads (``READS``; null, classes built without a subcommand: as for ``fit``), or None."""
     init_args = _get(data, "init_args") if data is not None else None
     if init_args is None:
         return None
-    reads = READS.get(subcommand or "", (*FILE_ARGS, *FOLDER_ARGS))
+    reads = READS.get(subcommand or "fit", READS["fit"])
     missing = []
     for name in (n for n in FILE_ARGS if n in reads):
         for i, path in enumerate(_get(init_args, name) or ()):

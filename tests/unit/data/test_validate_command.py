@@ -69,4 +69,5 @@ def test_preflight_names_every_missing_data_path_in_one_line(tmp_path):
     init_args = {"train_files": [str(tmp_path / "a.jsonl")], "predict_files": ["no/p.jsonl"], "tiers_dir": "no/t"}
     assert missing_data_paths({"init_args": init_args}, "predict").startswith("data.init_args.predict_files[0]")
     assert missing_data_paths({"init_args": init_args}, "fit").startswith("data.init_args.tiers_dir 'no/t': ")
+    assert missing_data_paths({"init_args": init_args}) == missing_data_paths({"init_args": init_args}, "fit")
     assert missing_data_paths({"init_args": {**init_args, "tiers_dir": None}}, "fit") is None
