@@ -7,7 +7,7 @@ The authors' RL pool holds questions without images. ``text_only`` says what a D
   and without images; the stage-1 CLIP reward of a text-only row is 0 (``modules.perception``).
 - ``skip``: drop them, warn once with their count and the first few rows, and keep the count
   (``LoadedRecords.text_only``; a DataModule's ``text_only_rows``).
-- ``error``: refuse the first one, naming its file and row and this option.
+- ``error``: refuse them, naming each file and row (all in one message, as any bad row) and this option.
 
 ``keep`` is the default because it is the authors' behaviour: skipping changes the training pool that
 Easy/Medium tiers and the paper's numbers come from, and refusing stops a load of their data as shipped.
