@@ -45,6 +45,7 @@ import pebr_lit.modules.evaluation  # noqa: E402,F401
 import pebr_lit.modules.perception  # noqa: E402,F401
 import pebr_lit.modules.reasoning  # noqa: E402,F401
 import pebr_lit.modules.sft  # noqa: E402,F401
+from pebr_lit.data.preflight import missing_data_paths  # noqa: E402
 
 OVERLAY_OF = "# overlay-of:"
 _RUN_LINE = re.compile(r"^# Run: .*?cli\.py\s+(fit|validate|test|predict)\b")
@@ -137,6 +138,11 @@ class PeBRCLI(LightningCLI):
         super().parse_arguments(parser, args)
 
     def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        missing = missing_data_paths(config.get("data"), self.subcommand)
+        if missing:  # one line before any weights are loaded, not a traceback after them
+            print(f"error: {missing}", file=sys.stderr)
+            raise SystemExit(2)
         if self.subcommand in (None, "fit"):
             return
         loggers = self.config[self.subcommand].trainer.logger

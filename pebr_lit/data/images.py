@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,11 @@ _MAGIC = (
     (b"BM", "image/bmp"),
 )
 
+#: What to do about an image path outside the image root (said once, by every message that refuses one).
+OUTSIDE_ROOT_FIX = (
+    "Keep images under the image root, point data.init_args.image_root (--image-root) at a folder holding them, "
+    "or set allow_outside_root: true (--allow-outside-root) if the files are trusted"
+)
 _FORMS = "give a path string, image bytes, a {'bytes': ..., 'path': ...} dict or a 'data:image/...;base64,' URL"
 
 
@@ -80,11 +86,13 @@ def png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def normalise_ref(value: Any, image_root: Path | None) -> ImageRef:
+def normalise_ref(value: Any, image_root: Path | None, confine: bool = False) -> ImageRef:
     """One raw image reference in normal form; relative paths are joined to ``image_root`` when given.
 
     Data URLs become bytes; ``{"bytes": b, "path": p}`` dicts (Hugging Face's ``Image`` feature) become
-    ``b`` when present, else the path ``p``. Raises ``ValueError("<problem>. <what to do>")``.
+    ``b`` when present, else the path ``p``. With ``confine`` (and an ``image_root``), a path that leaves
+    the root (``..``, or an absolute path elsewhere) is refused; the check is on the path's text after
+    normalisation, so a symlink placed inside the root is followed. Raises ``ValueError("<problem>. <what to do>")``.
     """
     if isinstance(value, Image.Image):
         return value
@@ -94,9 +102,9 @@ def normalise_ref(value: Any, image_root: Path | None) -> ImageRef:
         return bytes(value)
     if isinstance(value, dict):
         if value.get("bytes") is not None:
-            return normalise_ref(value["bytes"], image_root)
+            return normalise_ref(value["bytes"], image_root, confine)
         if value.get("path") is not None:
-            return normalise_ref(value["path"], image_root)
+            return normalise_ref(value["path"], image_root, confine)
         raise ValueError(f"dict without 'bytes' or 'path' (keys: {sorted(map(str, value))}). {_FORMS}")
     if isinstance(value, str):
         if is_data_url(value):
@@ -105,13 +113,27 @@ def normalise_ref(value: Any, image_root: Path | None) -> ImageRef:
             raise ValueError("data URL is not 'data:image/<type>;base64,...'. Use a base64 image data URL")
         if not value.strip():
             raise ValueError(f"empty path. {_FORMS}")
+        if "\x00" in value:
+            raise ValueError(f"path holds a NUL character. {_FORMS}")
         path = Path(value)
         if image_root is not None and not path.is_absolute():
             path = image_root / path
+        if confine and image_root is not None and not is_inside(path, image_root):
+            resolved = os.path.normpath(os.path.abspath(path))
+            shown = repr(value) if resolved == value else f"{value!r} (= {resolved})"
+            raise ValueError(
+                f"image path {shown} is outside the image root {os.path.abspath(image_root)}. {OUTSIDE_ROOT_FIX}"
+            )
         return str(path)
     if value is None:
         raise ValueError(f"missing image (null). {_FORMS}")
     raise ValueError(f"unsupported image reference of type {type(value).__name__}. {_FORMS}")
+
+
+def is_inside(path: str | Path, root: str | Path) -> bool:
+    """Whether ``path`` lies in ``root`` once both are made absolute and ``..`` is folded (symlinks not resolved)."""
+    path, root = os.path.normpath(os.path.abspath(path)), os.path.normpath(os.path.abspath(root))
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -21,13 +21,16 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader
 
+from pebr_lit.data.bad_records import ON_BAD_RECORD_DEFAULT, OnBadRecord, check_on_bad_record
 from pebr_lit.data.batches import RecordDataset
 from pebr_lit.data.collate import check_prompts, collate_prompts
 from pebr_lit.data.contracts import RolloutProgress, processor_for, served_module
+from pebr_lit.data.image_checks import MIN_SIDE
 from pebr_lit.data.loaders import eval_loader
 from pebr_lit.data.prompt_stream import PromptStream
-from pebr_lit.data.records import check_images
-from pebr_lit.data.text_only import TEXT_ONLY_DEFAULT, TextOnly, check_text_only, load_split
+from pebr_lit.data.records import Record
+from pebr_lit.data.text_only import TEXT_ONLY_DEFAULT, TextOnly, check_text_only, load_checked
+from pebr_lit.data.validation import checks_for
 from pebr_lit.format.prompts import InstructionPrompt, Prompt
 
 
@@ -50,6 +53,13 @@ class PromptDataModule(L.LightningDataModule):
         prompt: How a question becomes the user turn (``pebr_lit.format.prompts``); null = InstructionPrompt().
         text_only: Rows with ``images: []``: keep (text-only prompts), skip (drop and count) or error
             (``pebr_lit.data.text_only``).
+        on_bad_record: Bad rows found at setup: error (refuse the run, every one listed) or skip (leave them out,
+            counted and listed) (``pebr_lit.data.bad_records``).
+        bad_records_dir: Folder for the list of bad rows (``<split>.jsonl``); null = ``<log dir>/bad_records``.
+        allow_outside_root: Accept image paths outside the image root (``..``, absolute paths elsewhere).
+        min_image_side: Shortest image side allowed at setup, in pixels (the authors: 28; 0 = no floor).
+        min_image_pixels: Smallest image area allowed at setup (refused, not resized); null = no bound.
+        max_image_pixels: Largest image area allowed at setup (refused, not resized); null = no bound.
         processor: The policy's processor; the CLI links it from the model; null = the attached module's at setup.
     """
 
@@ -69,6 +79,12 @@ class PromptDataModule(L.LightningDataModule):
         num_workers: int = 0,
         prompt: Prompt | None = None,
         text_only: TextOnly = TEXT_ONLY_DEFAULT,
+        on_bad_record: OnBadRecord = ON_BAD_RECORD_DEFAULT,
+        bad_records_dir: str | None = None,
+        allow_outside_root: bool = False,
+        min_image_side: int = MIN_SIDE,
+        min_image_pixels: int | None = None,
+        max_image_pixels: int | None = None,
         processor: Any = None,
     ) -> None:
         super().__init__()
@@ -97,6 +113,13 @@ class PromptDataModule(L.LightningDataModule):
         self.text_only = check_text_only(type(self).__name__, text_only)
         #: Text-only rows met per split at ``setup``: kept or skipped, as ``text_only`` says.
         self.text_only_rows: dict[str, int] = {}
+        self.on_bad_record = check_on_bad_record(type(self).__name__, on_bad_record)
+        self.bad_records_dir = bad_records_dir
+        self.record_checks = checks_for(
+            type(self).__name__, allow_outside_root, True, min_image_side, min_image_pixels, max_image_pixels
+        )
+        #: Bad rows left out per split at ``setup`` (``on_bad_record: skip``; each listed in ``bad_records_dir``).
+        self.bad_records: dict[str, int] = {}
         self.processor = processor
         self.records: dict[str, list[Any]] = {}
 
@@ -107,17 +130,17 @@ class PromptDataModule(L.LightningDataModule):
             if split in self.records or not self.files[split]:
                 continue
             limit = {"validate": self.val_limit, "test": self.test_limit}.get(split)
-            loaded = load_split(self.files[split], self.image_root, self.text_only, limit, split)
-            self.text_only_rows[split] = len(loaded.text_only)
-            check_prompts(loaded.records, self.prompt)
-            check_images(loaded.records)
-            self.records[split] = loaded.records
+            self.records[split] = load_checked(self, self.files[split], split, limit, self.check_prompt)
         if stage == "fit" and not self.records.get("fit"):
             raise ValueError(
                 f"{type(self).__name__}.train_files={self.files['fit']!r}: fit needs at least one record. For a GRPO "
                 "stage, point it at the tier file written by difficulty sampling (stage 1: easy.jsonl, stage 2: "
                 "medium.jsonl)."
             )
+
+    def check_prompt(self, record: Record) -> None:
+        """The validation pass's check beyond the record schema: the prompt places the record's images."""
+        check_prompts([record], self.prompt)
 
     def stream_fingerprint(self) -> dict[str, Any]:
         """What the training stream is a function of (``PromptStream``): resuming its position needs the same."""

@@ -12,8 +12,10 @@ Accepted on input (and written back in canonical form):
   - ``answer`` and ``qid`` as numbers (integral floats lose their ".0", as pandas turns int columns
     with gaps into floats); ``key_words`` as one comma-separated string;
   - any other field, which is kept in ``meta`` under its own name (it must be JSON-serialisable).
-Images are decoded lazily (``Record.load_images``); ``check_images`` verifies paths up front. A row with
-``images: []`` (text-only) is refused unless ``allow_text_only``; ``data.text_only`` keeps or skips them.
+Images are decoded lazily (``Record.load_images``); ``data.validation`` checks them up front. An image path
+that leaves the image root (``..``, an absolute path elsewhere) is refused unless ``allow_outside_root``. A row
+with ``images: []`` (text-only) is refused unless ``allow_text_only``; ``data.text_only`` keeps or skips them.
+Text that is not valid Unicode (a lone surrogate from a JSON escape) is refused in every field.
 
 Left out on purpose: reading files (``data.sources``, which also defines ``RecordError``), decoding
 details (``data.images``), prompts (``format``), batching, tiers.
@@ -25,7 +27,7 @@ import json
 import math
 import os
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,7 @@ TEXT_ONLY_FIX = (
     "count it), in data.init_args.text_only (--text-only for python -m pebr_lit.data.tiers)"
 )
 ALIASES = {"image": "images", "question": "problem", "id": "qid", "keywords": "key_words"}
+NOT_UNICODE_FIX = "Fix the text: a lone surrogate (a JSON escape such as \\ud800 without its pair) is not a character"
 FIELDS = ("qid", "problem", "answer", "images", "key_words", "description", "response", "meta")
 
 
@@ -101,16 +104,6 @@ def _load_one(record: Any, i: int) -> Image.Image:
         raise RecordError(where, *problem_and_fix(e, "Replace the image"), name) from None
 
 
-def check_images(records: Iterable[Record]) -> None:
-    """Raise ``RecordError`` for the first image path that is not an existing file (nothing is decoded)."""
-    for record in records:
-        for i, ref in enumerate(record.images):
-            if isinstance(ref, str) and not os.path.isfile(ref):
-                where = record.source or f"qid {record.qid!r}"
-                fix = "Check the path and the image_root it is relative to"
-                raise RecordError(where, f"image file not found: {ref}", fix, f"images[{i}]")
-
-
 # ----------------------------------------------------------------------------------------------- rows
 
 
@@ -125,31 +118,51 @@ def _text(value: Any, source: str, name: str, numbers: bool = False) -> str:
         raise RecordError(source, f"expected {kinds}, got {type(value).__name__}", f"Write it as {kinds}", name)
     if not value.strip():
         raise RecordError(source, "is empty", "Give a non-empty value or drop the row on purpose", name)
+    return _unicode(value, source, name)
+
+
+def _unicode(value: str, source: str, name: str) -> str:
+    """``value`` when it is valid Unicode; a lone surrogate ("\\ud800" in JSON) reaches no tokenizer."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise RecordError(
+            source, f"text is not valid Unicode ({e.reason} at character {e.start})", NOT_UNICODE_FIX, name
+        ) from None
     return value
 
 
 def _optional_text(value: Any, source: str, name: str) -> str | None:
-    if value is None or isinstance(value, str):
+    if value is None:
         return value
+    if isinstance(value, str):
+        return _unicode(value, source, name)
     raise RecordError(source, f"expected a string or null, got {type(value).__name__}", "Write it as a string", name)
 
 
 def _json_ok(value: Any, source: str, name: str) -> None:
     try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as e:
+        json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise RecordError(source, f"text is not valid Unicode ({e.reason})", NOT_UNICODE_FIX, name) from None
+    except (TypeError, ValueError, RecursionError) as e:
         raise RecordError(
             source, f"not JSON-serialisable ({e})", "Keep only strings, numbers, lists and dicts", name
         ) from None
 
 
 def record_from_dict(
-    row: Any, source: str = "<dict>", image_root: str | Path | None = None, allow_text_only: bool = False
+    row: Any,
+    source: str = "<dict>",
+    image_root: str | Path | None = None,
+    allow_text_only: bool = False,
+    allow_outside_root: bool = False,
 ) -> Record:
     """Validate one raw row and build its ``Record``; relative image paths join ``image_root`` when given.
 
     ``source`` ("<file>:row <n>") starts every error message. Raises ``RecordError`` on any problem, an
-    empty ``images`` list (a text-only row) included unless ``allow_text_only`` (``data.text_only``).
+    empty ``images`` list (a text-only row) included unless ``allow_text_only`` (``data.text_only``), and an
+    image path outside ``image_root`` (``..`` or an absolute path elsewhere) unless ``allow_outside_root``.
     """
     if not isinstance(row, dict):
         raise RecordError(source, f"expected an object, got {type(row).__name__}", "Write each row as a JSON object")
@@ -175,7 +188,7 @@ def record_from_dict(
     images = []
     for i, raw in enumerate(raw_images):
         try:
-            images.append(normalise_ref(raw, root))
+            images.append(normalise_ref(raw, root, confine=not allow_outside_root))
         except ValueError as e:
             raise RecordError(source, *problem_and_fix(e, "Fix the image reference"), f"images[{i}]") from None
 
@@ -250,8 +263,11 @@ def load_records(
     limit: int | None = None,
     split: str | None = None,
     allow_text_only: bool = False,
+    allow_outside_root: bool = False,
 ) -> list[Record]:
     """Load and validate every row of a data source; raise ``RecordError`` on the first bad one.
+
+    (``data.validation.validate_files`` reports every bad row instead, and checks the image files too.)
 
     path: a .json (list, or {"data": [...]}), .jsonl or .parquet file; a folder made by ``save_to_disk``
         (Dataset or DatasetDict); or a folder whose .json/.jsonl/.parquet files are read in name order.
@@ -260,6 +276,7 @@ def load_records(
     split: DatasetDict split (default "train"); in a plain folder, read only files named after it
         ("train.jsonl", "train-00000-of-00002.parquet"); default all files.
     allow_text_only: accept rows with ``images: []`` (``data.text_only`` keeps or skips them).
+    allow_outside_root: accept image paths that leave the image root (``..``, absolute paths elsewhere).
     """
     path = Path(path).expanduser()
     if not path.exists():
@@ -272,7 +289,7 @@ def load_records(
     rows = read_rows(path, split, limit)
     try:
         for source, row in rows if limit != 0 else ():
-            record = record_from_dict(row, source, root, allow_text_only)
+            record = record_from_dict(row, source, root, allow_text_only, allow_outside_root)
             if record.qid in first_seen:
                 raise RecordError(
                     source,
@@ -328,23 +345,3 @@ def write_records(records: Iterable[Record | dict[str, Any]], path: str | Path) 
         tmp.unlink(missing_ok=True)
         raise
     return path
-
-
-def load_files(
-    files: Sequence[str], image_root: str | None, limit: int | None = None, allow_text_only: bool = False
-) -> list[Record]:
-    """Load and concatenate record files; a qid seen in two files is an error naming both."""
-    records: list[Record] = []
-    seen: dict[str, str] = {}
-    for f in files:
-        for r in load_records(f, image_root=image_root, allow_text_only=allow_text_only):
-            if r.qid in seen:
-                raise RecordError(
-                    r.source,
-                    f"duplicate qid {r.qid!r}, first seen at {seen[r.qid]}",
-                    "Give every question a unique qid across files.",
-                    "qid",
-                )
-            seen[r.qid] = r.source
-            records.append(r)
-    return records[:limit] if limit is not None else records

@@ -20,13 +20,16 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
+from pebr_lit.data.bad_records import ON_BAD_RECORD_DEFAULT, OnBadRecord, check_on_bad_record
 from pebr_lit.data.batches import RecordDataset
 from pebr_lit.data.collate import check_prompts, collate_prompts, collate_sft
 from pebr_lit.data.contracts import processor_for
+from pebr_lit.data.image_checks import MIN_SIDE
 from pebr_lit.data.loaders import RankSlice, eval_loader
-from pebr_lit.data.records import check_images
+from pebr_lit.data.records import Record
 from pebr_lit.data.sources import RecordError
-from pebr_lit.data.text_only import TEXT_ONLY_DEFAULT, TextOnly, check_text_only, load_split
+from pebr_lit.data.text_only import TEXT_ONLY_DEFAULT, TextOnly, check_text_only, load_checked
+from pebr_lit.data.validation import checks_for
 from pebr_lit.format.prompts import InstructionPrompt, Prompt
 
 
@@ -48,7 +51,14 @@ class SFTDataModule(L.LightningDataModule):
         prompt: How a question becomes the user turn (``pebr_lit.format.prompts``); null = InstructionPrompt().
         text_only: Rows with ``images: []``: keep (text-only prompts), skip (drop and count) or error
             (``pebr_lit.data.text_only``).
-        check_image_files: Verify every image path exists at setup, so a missing file fails early.
+        check_image_files: Open every image at setup (exists, header decodes, size allowed), so a bad one fails early.
+        on_bad_record: Bad rows found at setup: error (refuse the run, every one listed) or skip (leave them out,
+            counted and listed) (``pebr_lit.data.bad_records``).
+        bad_records_dir: Folder for the list of bad rows (``<split>.jsonl``); null = ``<log dir>/bad_records``.
+        allow_outside_root: Accept image paths outside the image root (``..``, absolute paths elsewhere).
+        min_image_side: Shortest image side allowed at setup, in pixels (the authors: 28; 0 = no floor).
+        min_image_pixels: Smallest image area allowed at setup (refused, not resized); null = no bound.
+        max_image_pixels: Largest image area allowed at setup (refused, not resized); null = no bound.
         processor: The policy's processor; the CLI links it from the model; null = the attached module's at setup.
     """
 
@@ -68,6 +78,12 @@ class SFTDataModule(L.LightningDataModule):
         prompt: Prompt | None = None,
         text_only: TextOnly = TEXT_ONLY_DEFAULT,
         check_image_files: bool = True,
+        on_bad_record: OnBadRecord = ON_BAD_RECORD_DEFAULT,
+        bad_records_dir: str | None = None,
+        allow_outside_root: bool = False,
+        min_image_side: int = MIN_SIDE,
+        min_image_pixels: int | None = None,
+        max_image_pixels: int | None = None,
         processor: Any = None,
     ) -> None:
         super().__init__()
@@ -95,6 +111,18 @@ class SFTDataModule(L.LightningDataModule):
         #: Text-only rows met per split at ``setup``: kept or skipped, as ``text_only`` says.
         self.text_only_rows: dict[str, int] = {}
         self.check_image_files = check_image_files
+        self.on_bad_record = check_on_bad_record(type(self).__name__, on_bad_record)
+        self.bad_records_dir = bad_records_dir
+        self.record_checks = checks_for(
+            type(self).__name__,
+            allow_outside_root,
+            check_image_files,
+            min_image_side,
+            min_image_pixels,
+            max_image_pixels,
+        )
+        #: Bad rows left out per split at ``setup`` (``on_bad_record: skip``; each listed in ``bad_records_dir``).
+        self.bad_records: dict[str, int] = {}
         self.processor = processor
         #: Qids that ``predict`` leaves out (results already on disk). Set by a resumable writer's
         #: ``setup`` hook, after this module's ``setup`` and before ``predict_dataloader``.
@@ -110,22 +138,10 @@ class SFTDataModule(L.LightningDataModule):
             if split in self.datasets or not self.files[split]:
                 continue
             limit = self.val_limit if split == "validate" else None
-            loaded = load_split(self.files[split], self.image_root, self.text_only, limit, split)
-            records, self.text_only_rows[split] = loaded.records, len(loaded.text_only)
-            if split == "fit":
-                missing = [r for r in records if not r.response]
-                if missing:
-                    raise RecordError(
-                        missing[0].source,
-                        "no SFT target",
-                        "Every training row needs a PeBR-format 'response' for SFT.",
-                        "response",
-                    )
-            check_prompts(records, self.prompt)
-            if self.check_image_files:
-                check_images(records)
+            needs_target = split == "fit"
+            records = load_checked(self, self.files[split], split, limit, partial(self._check, needs_target))
             self.datasets[split] = RecordDataset(records)
-        if stage == "fit" and "fit" not in self.datasets:
+        if stage == "fit" and not self.datasets.get("fit"):
             raise ValueError(
                 f"SFTDataModule.train_files={self.files['fit']!r}: fit needs records. "
                 "Give at least one record file with SFT targets in data.train_files."
@@ -135,6 +151,14 @@ class SFTDataModule(L.LightningDataModule):
                 f"SFTDataModule.{stage}_files={self.files[stage]!r}: {stage} needs records. "
                 f"Give at least one record file in data.{stage}_files."
             )
+
+    def _check(self, needs_target: bool, record: Record) -> None:
+        """The per-record checks of the validation pass beyond the record schema: prompt markers, the SFT target."""
+        if needs_target and not record.response:
+            raise RecordError(
+                record.source, "no SFT target", "Every training row needs a PeBR-format 'response' for SFT.", "response"
+            )
+        check_prompts([record], self.prompt)
 
     def _loader(self, split: str, collate: Any, batch_size: int, shuffle: bool) -> DataLoader:
         return DataLoader(

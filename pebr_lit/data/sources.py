@@ -30,7 +30,7 @@ class RecordError(ValueError):
         return (RecordError, (self.source, self.problem, self.fix, self.field))
 
 
-def _rows_jsonl(path: Path) -> Iterator[tuple[str, Any]]:
+def _rows_jsonl(path: Path, keep_going: bool = False) -> Iterator[tuple[str, Any]]:
     with open(path, encoding="utf-8-sig") as f:  # -sig: tolerate a byte-order mark from Windows editors
         for n, line in enumerate(f, start=1):
             if not line.strip():
@@ -38,12 +38,17 @@ def _rows_jsonl(path: Path) -> Iterator[tuple[str, Any]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                raise RecordError(
+                error = RecordError(
                     f"{path}:row {n}", f"invalid JSON ({e.msg} at column {e.colno})", "Fix or delete the line"
-                ) from None
+                )
             except (ValueError, RecursionError) as e:  # integers over 4300 digits, absurd nesting
-                raise RecordError(f"{path}:row {n}", f"unreadable JSON ({e})", "Fix or delete the line") from None
-            yield f"{path}:row {n}", row
+                error = RecordError(f"{path}:row {n}", f"unreadable JSON ({e})", "Fix or delete the line")
+            else:
+                yield f"{path}:row {n}", row
+                continue
+            if not keep_going:
+                raise error
+            yield f"{path}:row {n}", error
 
 
 def _rows_json(path: Path) -> Iterator[tuple[str, Any]]:
@@ -127,14 +132,18 @@ def _data_files(path: Path, split: str | None) -> list[Path]:
     return files
 
 
-def read_rows(path: Path, split: str | None, limit: int | None) -> Iterator[tuple[str, Any]]:
-    """Yield ``(source, row)`` for each row of a file or folder; ``limit`` trims a datasets folder (files stream)."""
+def read_rows(path: Path, split: str | None, limit: int | None, keep_going: bool = False) -> Iterator[tuple[str, Any]]:
+    """Yield ``(source, row)`` for each row of a file or folder; ``limit`` trims a datasets folder (files stream).
+
+    ``keep_going``: a JSONL line that is not JSON is yielded as ``(source, RecordError)`` and reading goes on
+    (the validation pass reports every such line); otherwise it raises.
+    """
     if path.is_dir():
         if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
             yield from _rows_hf(path, split, limit)
             return
         for file in _data_files(path, split):
-            yield from read_rows(file, None, limit)
+            yield from read_rows(file, None, limit, keep_going)
         return
     readers = {".jsonl": _rows_jsonl, ".json": _rows_json, ".parquet": _rows_parquet}
     if path.suffix not in readers:
@@ -144,6 +153,6 @@ def read_rows(path: Path, split: str | None, limit: int | None) -> Iterator[tupl
             "Use .json, .jsonl, .parquet or a datasets folder made by save_to_disk",
         )
     try:
-        yield from readers[path.suffix](path)
+        yield from _rows_jsonl(path, keep_going) if path.suffix == ".jsonl" else readers[path.suffix](path)
     except UnicodeDecodeError as e:
         raise RecordError(str(path), f"not UTF-8 text ({e.reason} at byte {e.start})", "Re-save it as UTF-8") from None

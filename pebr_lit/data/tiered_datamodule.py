@@ -19,11 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from pebr_lit.data.collate import check_prompts
 from pebr_lit.data.contracts import TierDefaults, served_module
 from pebr_lit.data.prompt_datamodule import PromptDataModule
-from pebr_lit.data.records import check_images
-from pebr_lit.data.text_only import load_split
+from pebr_lit.data.text_only import load_checked
 from pebr_lit.data.tiers import TIERS
 
 #: Extra seed words of the hold-out draw: three words, so it never equals the stream's ``[seed, epoch]``.
@@ -123,8 +121,8 @@ class TieredDataModule(PromptDataModule):
                     f"(python cli.py predict --config configs/demo/sample.yaml, then python -m pebr_lit.data.tiers "
                     f"--out {self.tiers_dir} ...), or point data.init_args.tiers_dir at the folder they wrote."
                 )
-            loaded = load_split([str(path)], self.image_root, self.text_only, split=f"tier {tier}")
-            records, text_only = loaded.records, text_only + len(loaded.text_only)
+            records = load_checked(self, [str(path)], f"tier {tier}", extra=self.check_prompt, allow_empty=True)
+            text_only += self.text_only_rows.pop(f"tier {tier}")
             if not records:
                 raise ValueError(
                     f"{path}: tier {tier!r} holds no questions (see {Path(self.tiers_dir) / 'summary.md'}). "
@@ -134,8 +132,6 @@ class TieredDataModule(PromptDataModule):
                 )
             pool += records
         self.text_only_rows["fit"] = text_only  # the pool's, held-out part included
-        check_prompts(pool, self.prompt)
-        check_images(pool)
         if self.holds_out:
             size = self.val_size if self.val_size is not None else math.ceil(self.val_fraction * len(pool))
             if size >= len(pool):

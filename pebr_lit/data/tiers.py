@@ -30,6 +30,7 @@ from typing import Any, get_args
 from pebr_lit.data.records import Record, write_records
 from pebr_lit.data.samples import load_samples
 from pebr_lit.data.text_only import TEXT_ONLY_DEFAULT, TextOnly, check_text_only, load_split
+from pebr_lit.data.validation import RecordChecks
 
 TIERS = ("easy", "medium", "hard")
 
@@ -147,10 +148,15 @@ def write_tiers(
     hard_max_pass_rate: float = 0.0,
     image_root: str | None = None,
     text_only: TextOnly = TEXT_ONLY_DEFAULT,
+    allow_outside_root: bool = False,
 ) -> dict[str, Any]:
-    """Write the tier files and summaries into ``out_dir``; return the summary."""
+    """Write the tier files and summaries into ``out_dir``; return the summary. The records go through the
+    validation pass (``data.validation``); ``allow_outside_root`` accepts image paths outside the image root
+    (a tier file's, which point back at the records it came from)."""
     check_thresholds(easy_min_pass_rate, hard_max_pass_rate)
-    loaded = load_split([str(f) for f in record_files], image_root, check_text_only("write_tiers", text_only))
+    checks = RecordChecks(allow_outside_root=allow_outside_root)
+    files = [str(f) for f in record_files]
+    loaded = load_split(files, image_root, check_text_only("write_tiers", text_only), checks=checks)
     records = loaded.records
     samples = load_samples(samples_path)  # the results file plus any unmerged shards
     tiers = split_tiers(records, samples, easy_min_pass_rate, hard_max_pass_rate, str(samples_path))
@@ -183,6 +189,11 @@ def main(argv: list[str] | None = None) -> None:
         "--image-root", default=None, help="folder relative image paths start from (default: each file's)"
     )
     parser.add_argument(
+        "--allow-outside-root",
+        action="store_true",
+        help="accept image paths outside the image root (re-tiering a tier file: its paths point back at the data)",
+    )
+    parser.add_argument(
         "--text-only",
         default=TEXT_ONLY_DEFAULT,
         choices=get_args(TextOnly),
@@ -198,6 +209,7 @@ def main(argv: list[str] | None = None) -> None:
             args.hard_max_pass_rate,
             args.image_root,
             args.text_only,
+            args.allow_outside_root,
         )
     except ValueError as e:  # RecordError included: the message says where and what to do
         raise SystemExit(f"error: {e}") from None

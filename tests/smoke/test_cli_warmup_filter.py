@@ -34,10 +34,10 @@ def test_the_command_filters_the_authors_file_and_writes_records_and_summary(tmp
     assert lines[-1] == f"summary: {tmp_path / 'out' / 'sft.summary.json'}"
     summary = json.loads((tmp_path / "out" / "sft.summary.json").read_text())
     assert (summary["rows"], summary["kept"], summary["dropped"]) == (8, 2, 6)
-    assert [r.qid for r in load_records(out)] == ["sft-5", "rec-1"]
+    assert [r.qid for r in load_records(out, image_root=tmp_path)] == ["sft-5", "rec-1"]
 
-    # The SFT DataModule reads the output as its training files.
-    dm = SFTDataModule(train_files=[str(out)], processor=object())
+    # The SFT DataModule reads the output as its training files, with an image root that holds the images.
+    dm = SFTDataModule(train_files=[str(out)], image_root=str(tmp_path), processor=object())
     dm.setup("fit")
     assert len(dm.datasets["fit"]) == 2
 

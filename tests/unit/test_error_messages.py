@@ -56,6 +56,13 @@ def _bf16_adamw() -> torch.optim.Optimizer:
         (lambda: TieredDataModule(tiers_dir="x", val_fraction=1.0), "TieredDataModule.val_fraction=1.0: "),
         (lambda: SFTDataModule(text_only="drop"), "SFTDataModule.text_only='drop': "),
         (lambda: TieredDataModule(tiers_dir="x", text_only="no"), "TieredDataModule.text_only='no': "),
+        (lambda: SFTDataModule(on_bad_record="drop"), "SFTDataModule.on_bad_record='drop': "),
+        (lambda: TieredDataModule(tiers_dir="x", min_image_side=-1), "TieredDataModule.min_image_side=-1: "),
+        (lambda: SFTDataModule(max_image_pixels=0), "SFTDataModule.max_image_pixels=0: "),
+        (
+            lambda: SFTDataModule(min_image_pixels=9, max_image_pixels=4),
+            "SFTDataModule.min_image_pixels=9, max_image_pixels=4: ",
+        ),
         (lambda: TemplatePrompt(template="no/such.jinja"), "TemplatePrompt.template='no/such.jinja': "),
         (lambda: InstructionPrompt(image_marker=" "), "InstructionPrompt.image_marker=' ': "),
         (lambda: KLController(horizon=0), "KLController.horizon=0: "),

@@ -92,7 +92,8 @@ def test_sft_datamodule_skips_and_counts_text_only_rows(authors_file, prompt, po
 
 def test_text_only_error_names_the_row_and_the_option(authors_file, prompt, policy):
     dm = PromptDataModule(train_files=[str(authors_file)], prompt=prompt, text_only="error", processor=policy.processor)
-    with pytest.raises(RecordError, match=rf"^{authors_file}:row 2: field 'images': empty list.*text_only: keep"):
+    row = rf"(?s)\n  {authors_file}:row 2: field 'images': empty list.*text_only: keep"
+    with pytest.raises(RecordError, match=row):
         dm.setup("fit")
 
 
@@ -102,5 +103,7 @@ def test_a_marker_count_that_differs_from_the_images_fails_at_setup(authors_file
     bad["problem"] = "<image> and <image>?"
     authors_file.write_text("\n".join([rows[1], json.dumps(bad)]) + "\n", encoding="utf-8")
     dm = PromptDataModule(train_files=[str(authors_file)], prompt=prompt, processor=policy.processor)
-    with pytest.raises(RecordError, match=rf"^{authors_file}:row 2: field 'problem': the prompt holds 2 image marker"):
+    with pytest.raises(
+        RecordError, match=rf"\n  {authors_file}:row 2: field 'problem': the prompt holds 2 image marker"
+    ):
         dm.setup("fit")

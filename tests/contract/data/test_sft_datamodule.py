@@ -78,7 +78,7 @@ def test_rows_without_targets_fail_at_setup(world, policy, tmp_path):
         row["images"] = [str(world / row["images"][0])]
     path = tmp_path / "no_target.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    dm = SFTDataModule(train_files=[str(path)])
+    dm = SFTDataModule(train_files=[str(path)], image_root=str(world))
     dm.processor = policy.processor
     with pytest.raises(RecordError, match=r"no_target\.jsonl:row 2: field 'response'"):
         dm.setup("fit")

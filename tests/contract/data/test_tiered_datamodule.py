@@ -28,13 +28,14 @@ def tiers_dir(world, tmp_path_factory) -> Path:
 
 
 def _qids(path: Path) -> list[str]:
-    return [r.qid for r in load_records(path)]
+    return [r.qid for r in load_records(path, allow_outside_root=True)]
 
 
 def _dm(tiers_dir, processor, rollout_batches=0, **kw) -> TieredDataModule:
     """A module attached to a stub trainer whose LightningModule is stage 2 (default tier: medium), offering
     what ``pebr_lit.data.contracts`` asks of it."""
-    dm = TieredDataModule(tiers_dir=str(tiers_dir), batch_size=4, **kw)
+    # The tier files point back at the world's images, as data.tiers writes them (and the configs allow).
+    dm = TieredDataModule(tiers_dir=str(tiers_dir), batch_size=4, **{"allow_outside_root": True, **kw})
     module = SimpleNamespace(
         default_tiers=ReasoningGRPO.default_tiers, rollout_batches=rollout_batches, processor=processor
     )

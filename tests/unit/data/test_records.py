@@ -16,13 +16,13 @@ from PIL import Image
 
 from pebr_lit.data.records import (
     Record,
-    check_images,
     load_records,
     record_from_dict,
     record_to_dict,
     write_records,
 )
 from pebr_lit.data.sources import RecordError
+from pebr_lit.data.validation import RecordChecks, validate_files
 
 
 def png(color=(255, 0, 0), mode="RGB", size=(4, 3)) -> bytes:
@@ -209,7 +209,8 @@ def test_image_root_and_absolute_paths(tmp_path: Path, image_dir: Path):
     src = write_jsonl(tmp_path / "sub.jsonl", [row("a", images=["a.png"]), row("b", images=[absolute])])
     a, b = load_records(src, image_root=image_dir / "img")
     assert a.images == (str(image_dir / "img/a.png"),) and b.images == (str(image_dir / "img/b.png"),)
-    check_images([a, b])
+    # An absolute path inside the image root is allowed; the images are 4x3 px, so no size floor here.
+    assert validate_files([src], RecordChecks(image_root=str(image_dir / "img"), min_side=0)).records == [a, b]
 
 
 # -------------------------------------------------------------------------------------------- errors
@@ -289,13 +290,12 @@ def test_bad_sources(tmp_path: Path):
         load_records(tmp_path / "broken.parquet")
 
 
-def test_missing_image_is_lazy_and_check_images_names_it(tmp_path: Path, image_dir: Path):
+def test_missing_image_is_lazy_and_the_validation_pass_names_it(tmp_path: Path, image_dir: Path):
     src = write_jsonl(image_dir / "d.jsonl", [row("a"), row("b", images=["img/a.png", "img/gone.png"])])
     records = load_records(src)  # loading does not touch image files
-    with pytest.raises(RecordError) as info:
-        check_images(records)
+    (problem,) = validate_files([src], RecordChecks(min_side=0)).problems
     gone = image_dir / "img/gone.png"
-    assert str(info.value).startswith(f"{src}:row 2: field 'images[1]': image file not found: {gone}")
+    assert problem.line().startswith(f"{src}:row 2: field 'images[1]': image file not found: {gone}")
     with pytest.raises(RecordError, match=r"row 2: field 'images\[1\]': image file not found"):
         records[1].load_images()
     (image_dir / "img" / "junk.png").write_bytes(b"not an image")

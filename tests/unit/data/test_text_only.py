@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from pebr_lit.data.collate import check_prompts, user_messages
 from pebr_lit.data.records import load_records
@@ -22,7 +23,7 @@ def row(qid: str, images: list) -> dict:
 @pytest.fixture
 def pool(tmp_path: Path) -> Path:
     """Rows 1..6: q0 has an image, q1..q5 are text-only except q3."""
-    (tmp_path / "a.png").write_bytes(b"not decoded here")
+    Image.new("RGB", (32, 32)).save(tmp_path / "a.png")
     rows = [row("q0", ["a.png"]), row("q1", []), row("q2", []), row("q3", ["a.png"]), row("q4", []), row("q5", [])]
     path = tmp_path / "rl.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
@@ -62,7 +63,10 @@ def test_error_refuses_the_first_text_only_row_naming_the_option(pool: Path):
     with pytest.raises(RecordError) as info:
         load_split([str(pool)], None, "error")
     message = str(info.value)
-    assert message.startswith(f"{pool}:row 2: field 'images': empty list (a text-only row).")
+    # Every text-only row is named in the one message, not only the first.
+    assert message.startswith(f"4 problem(s) in {pool}: 4 bad row(s) of 6 read\n")
+    for n in (2, 3, 5, 6):
+        assert f"\n  {pool}:row {n}: field 'images': empty list (a text-only row)\n" in message
     assert "text_only: keep" in message and "skip" in message
     with pytest.raises(RecordError, match="text_only"):  # the low-level loader refuses them by default too
         load_records(pool)

@@ -11,13 +11,13 @@ from PIL import Image
 
 from pebr_lit.data.records import (
     Record,
-    check_images,
     load_records,
     record_from_dict,
     write_records,
 )
 from pebr_lit.data.samples import make_row
 from pebr_lit.data.tiers import main, split_tiers, summarize, tier_of, write_tiers
+from pebr_lit.data.validation import RecordChecks, validate_files
 
 
 # ------------------------------------------------------------------------------------ tier_of
@@ -126,7 +126,7 @@ def pool(tmp_path: Path) -> Path:
     (tmp_path / "data" / "images").mkdir(parents=True)
     rows = []
     for i in range(5):
-        Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(tmp_path / "data" / "images" / f"q{i}.png")
+        Image.new("RGB", (28, 28), (40 * i, 0, 0)).save(tmp_path / "data" / "images" / f"q{i}.png")
         rows.append(
             {
                 "qid": f"q{i}",
@@ -153,13 +153,14 @@ def test_write_tiers_files_keep_full_records_and_valid_image_paths(pool, tmp_pat
     summary = write_tiers(samples, [pool], tmp_path / "tiers")
     assert summary["counts"] == {"easy": 2, "medium": 2, "hard": 1}
     out = tmp_path / "tiers"
-    easy = load_records(out / "easy.jsonl")
+    easy = load_records(out / "easy.jsonl", allow_outside_root=True)  # the images stay in the records' folder
     assert [r.qid for r in easy] == ["q0", "q3"]
-    check_images(easy)  # the paths resolve from the new folder
+    checks = RecordChecks(allow_outside_root=True)
+    assert validate_files([out / "easy.jsonl"], checks).records == easy  # the paths resolve from the new folder
     first = json.loads((out / "easy.jsonl").read_text().splitlines()[0])
     assert first["images"] == ["../data/images/q0.png"]  # relative: the run folder can move as a whole
     assert first["key_words"] == ["red"] and first["meta"] == {"kind": "count"} and first["answer"] == "0"
-    assert [r.qid for r in load_records(out / "medium.jsonl")] == ["q1", "q4"]
+    assert [r.qid for r in load_records(out / "medium.jsonl", allow_outside_root=True)] == ["q1", "q4"]
     assert json.loads((out / "summary.json").read_text())["histogram"] == {"0/4": 1, "2/4": 1, "3/4": 1, "4/4": 2}
     md = (out / "summary.md").read_text()
     assert "| easy | 2 | 40.0% |" in md and "| 4/4 | 2 |" in md

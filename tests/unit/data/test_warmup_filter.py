@@ -51,7 +51,7 @@ def test_one_row_per_rule_gives_the_exact_counts_and_records(images, tmp_path, s
     assert json.loads(summary_path(out).read_text()) == summary
     assert summary_path(out) == tmp_path / "out" / "sft.summary.json"
 
-    first, second = load_records(out)
+    first, second = load_records(out, image_root=images)  # the images stay outside the output folder
     assert first.qid == "sft-5"  # no id: "<file stem>-<row>"
     assert first.problem == "<image>What is 2+3?"  # the marker stays where it stands
     assert first.response == target("5")
@@ -147,7 +147,7 @@ def test_duplicate_ids_are_counted_after_the_first_kept_row(images, tmp_path):
     summary = filter_files([data], tmp_path / "out.jsonl", image_root=images)
     assert summary["dropped_by_reason"]["duplicate_qid"] == 1
     assert summary["examples"]["duplicate_qid"][0]["problem"] == f"duplicate qid '7' (first at {data}:row 1)"
-    assert [r.qid for r in load_records(tmp_path / "out.jsonl")] == ["7", "8"]
+    assert [r.qid for r in load_records(tmp_path / "out.jsonl", image_root=images)] == ["7", "8"]
     with pytest.raises(RecordError, match=r"row 2: field 'qid': duplicate qid '7'"):
         filter_files([data], tmp_path / "out.jsonl", WarmupFilter(strict=True), image_root=images)
 
