@@ -42,8 +42,10 @@ from pebr_lit.grpo.online_filter import OnlineFilter
 from pebr_lit.grpo.rounds import RolloutRound, update_rows
 from pebr_lit.modules.generation_metrics import GenerationMetrics
 from pebr_lit.modules.grpo_hooks import ExtraInputs, ReferenceProvider, RewardTerm
+from pebr_lit.modules.reward_health import RewardChecks, RewardHealth
 from pebr_lit.modules.schedules import build_optimization
 from pebr_lit.modules.step_guard import StepGuard
+from pebr_lit.modules.update_watch import UpdateWatch
 from pebr_lit.plan.fit_check import warn_if_over_memory
 from pebr_lit.policy.checkpoint import check_checkpoint_keys, init_policy_from, slim_checkpoint
 from pebr_lit.policy.precision import check_update_precision
@@ -74,6 +76,12 @@ class GRPOModule(L.LightningModule):
         rollout_engine: Where rollouts are sampled; null = HFGenerate() (the policy's own generate, CPU or GPU).
         logprob_temperature: T of the softmax(logits / T) that policy, old-policy and reference log-probs use;
             null = sampling.temperature (the authors'), 1.0 = the model's own distribution. No top-p renormalising.
+        reward_checks: How failed rewards (raised, non-finite, out of range) are counted and when they stop the run;
+            null = RewardChecks() (stop when over 25% of a step's rewards fail; ``modules.reward_health``).
+        step_guard: Skips steps with a non-finite loss, gradient norm or updated weight; null = StepGuard() (weights
+            restored, stop after 3 skipped in a row; ``modules.step_guard``).
+        max_batches_without_update: Rollout batches in a row without an applied optimizer step that stop the stage
+            (all-flat groups, an online filter that finds nothing; ``modules.update_watch``); 0 = never stop.
     """
 
     #: Extra reward inputs this stage's ``reward_inputs`` hook computes (``StageReward.extra_inputs``).
@@ -97,6 +105,9 @@ class GRPOModule(L.LightningModule):
         gradient_clip_val: float | None = 1.0,
         rollout_engine: RolloutEngine | None = None,
         logprob_temperature: float | None = None,
+        reward_checks: RewardChecks | None = None,
+        step_guard: StepGuard | None = None,
+        max_batches_without_update: int = 10,
     ) -> None:
         super().__init__()
         missing = [name for name in getattr(reward, "extra_inputs", ()) if name not in self.provides]
@@ -115,8 +126,17 @@ class GRPOModule(L.LightningModule):
                 f"{type(self).__name__}.micro_batch_size={micro_batch_size!r}: must be >= 1. "
                 "Give the responses per forward/backward pass, e.g. 4 (lower it if memory runs out)."
             )
+        rounds = online_filter.max_rounds if online_filter is not None else 1
+        if max_batches_without_update and not max_batches_without_update >= rounds:
+            raise ValueError(
+                f"{type(self).__name__}.max_batches_without_update={max_batches_without_update!r}: must be 0 (never "
+                f"stop) or at least online_filter.max_rounds={rounds}, the batches one update may gather. Use e.g. 10."
+            )
         self.policy = policy
         self.reward = reward
+        self.reward_health = RewardHealth(reward, reward_checks or RewardChecks())
+        self.step_guard = step_guard or StepGuard()
+        self.max_batches_without_update = max_batches_without_update
         self.loss = loss if loss is not None else GRPOLoss()
         self.advantage = advantage if advantage is not None else GroupMeanStd()
         self.sampling = sampling or SamplingSettings(num_samples=8, temperature=1.2, top_p=0.99, max_new_tokens=512)
@@ -159,6 +179,8 @@ class GRPOModule(L.LightningModule):
         #: Detached statistics of the last training step (for callbacks such as KL control); a step
         #: without an update (an online-filter round that only gathered groups) has no loss statistics.
         self.last_stats: dict[str, float] = {}
+        #: Reward failures of the last scored batch (``modules.reward_health``), logged as ``<split>/reward_errors``.
+        self.reward_errors = 0
         if init_from:
             init_policy_from(self.policy, init_from)
 
@@ -183,7 +205,9 @@ class GRPOModule(L.LightningModule):
     def on_fit_start(self) -> None:
         warn_if_over_memory(self.trainer)  # the planner's peak vs this GPU, before an OOM an hour in
         check_update_precision(self.trainer.optimizers, allow=self.policy.allow_low_precision_updates)
-        self._step_guard = StepGuard()  # skips (and counts) optimizer steps whose gradient norm is not finite
+        # Fresh counters per fit: skipped steps (non-finite loss, gradient or weights), batches without an update.
+        self._step_guard = StepGuard(self.step_guard.max_skipped_in_a_row, self.step_guard.restore_weights)
+        self._watch = UpdateWatch(self.max_batches_without_update)
         if self.loss.kl_coef > 0 and self.reference is None:
             raise ValueError(
                 f"{type(self).__name__}.loss.kl_coef={self.loss.kl_coef!r}: needs a reference policy. Add the callback "
@@ -230,19 +254,17 @@ class GRPOModule(L.LightningModule):
         responses ``texts`` to ``records``."""
         extra = self.reward_inputs(texts, records)
         self.last_stats.update(extra.stats)
-        rewards = dict(
-            self.reward(
-                texts,
-                answers=[r.answer for r in records],
-                key_words=[self.reward.rules.record_keywords(r.key_words, r.description) for r in records],
-                num_tokens=num_tokens.cpu(),
-                **extra.reward,
-            )
-        )
-        for term in self._reward_terms():
-            values = term.reward_values(texts, num_tokens.cpu()).float()  # [N]
-            rewards[term.name] = values
-            rewards["total"] = rewards["total"] + term.weight * values
+        inputs = {
+            "answers": [r.answer for r in records],
+            "key_words": [self.reward.rules.record_keywords(r.key_words, r.description) for r in records],
+            "num_tokens": num_tokens.cpu(),
+            **extra.reward,
+        }
+        # A reward that raises, or gives NaN/inf/out-of-range values, scores 0 there and is counted, never trained on.
+        rewards, report = self.reward_health.score(texts, inputs, self._reward_terms(), num_tokens.cpu())
+        training = self._trainer is not None and self.trainer.training
+        self.reward_health.finish(report, len(texts), type(self).__name__, training=training)
+        self.reward_errors = report.errors
         return {k: v.to(self.device) for k, v in rewards.items()}, {
             k: v.to(self.device) for k, v in extra.logged.items()
         }
@@ -315,9 +337,11 @@ class GRPOModule(L.LightningModule):
             done = len(self._buffer.rounds)
             rounds, buffer_stats = self._buffer.pop()
         stats = self._learn(rounds) if rounds else {}
+        updated = sum(len(r.rows) for r in rounds)
+        watch = self._watch.observe(flat, done > 0, updated, int(stats.pop("applied_steps", 0)), type(self).__name__)
         self.rollout_batches += done
-        self._log_step(rewards, logged, lengths, rollout.truncated, flat, sum(len(r.rows) for r in rounds))
-        self._log_stats({**stats, **buffer_stats}, len(flat))
+        self._log_step(rewards, logged, lengths, rollout.truncated, flat, updated)
+        self._log_stats({**stats, **buffer_stats, **watch, "skipped_steps": float(self._step_guard.skipped)}, len(flat))
 
     def _learn(self, rounds: list[RolloutRound]) -> dict[str, float]:
         """Advantages, frozen log-probs and the update over ``rounds``; returns the loss (and engine-gap) stats."""
@@ -336,6 +360,7 @@ class GRPOModule(L.LightningModule):
         per_step = -(-len(items) // self.mini_batches)  # ceil: rollouts per optimizer step
         minis = [items[i : i + per_step] for i in range(0, len(items), per_step)]
         totals: dict[str, float] = {}  # diagnostics averaged over optimizer steps
+        applied = 0
         for mini in minis:
             parts = [(r, [row for owner, row in mini if owner is r]) for r in rounds]  # per round: its rows here
             parts = [(r, rows) for r, rows in parts if rows]
@@ -352,6 +377,7 @@ class GRPOModule(L.LightningModule):
                 mini_weight = self.trainer.strategy.reduce(mini_weight, reduce_op="mean")
             mini_weight = mini_weight.clamp(min=1)
             optimizer.zero_grad()
+            loss_finite = torch.ones((), device=self.device)  # [] 1 while every micro-batch loss is finite
             for r, rows in parts:
                 for start in range(0, len(rows), self.micro_batch_size):
                     micro = rows[start : start + self.micro_batch_size]
@@ -365,18 +391,26 @@ class GRPOModule(L.LightningModule):
                         entropy,
                     )
                     share = self.loss.aggregation.weight(r.mask[micro].bool()) / mini_weight
+                    loss_finite = loss_finite * torch.isfinite(loss.detach()).float()
                     self.manual_backward(loss * share)
                     for name, value in step_stats.items():
                         totals[name] = totals.get(name, 0.0) + float(value) * float(share) / len(minis)
-            norm = self._step_guard.check(optimizer, type(self).__name__)  # not finite: gradients dropped
-            if self.gradient_clip_val is not None and torch.isfinite(norm):
+            if self.trainer.world_size > 1:  # every rank skips alike
+                loss_finite = self.trainer.strategy.reduce(loss_finite, reduce_op="min")  # [] NaN on one rank: all
+            owner = type(self).__name__
+            norm = self._step_guard.check(optimizer, owner, bool(loss_finite))  # not finite: gradients dropped
+            ok = bool(torch.isfinite(norm)) and bool(loss_finite)
+            if self.gradient_clip_val is not None and ok:
                 self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
+            if ok:
+                self._step_guard.before_update(optimizer)
             optimizer.step()  # a skipped step changes nothing but still counts, as in the authors' trainer
+            applied += int(ok and self._step_guard.after_update(optimizer, owner))  # non-finite weights: undone
             if scheduler is not None:
                 scheduler.step()
             totals["grad_norm"] = totals.get("grad_norm", 0.0) + float(norm) / len(minis)  # before clipping
         self.rollout_engine.sync_weights(self.policy)  # the next rollout batch samples from the updated policy
-        return {**totals, "skipped_steps": float(self._step_guard.skipped)}
+        return {**totals, "applied_steps": float(applied)}
 
     def _engine_gap(self, rounds: list[RolloutRound]) -> dict[str, float]:
         """|engine - trainer| log-prob gap on the update's rollouts, before the update, as loggable stats.
@@ -418,6 +452,7 @@ class GRPOModule(L.LightningModule):
         total = rewards["total"].float().view(-1, group)  # [B, G]
         self.log("train/reward_std", total.std(dim=1).mean(), **synced)
         self.log("train/zero_variance_groups", flat.float().mean(), **synced)
+        self.log("train/reward_errors", float(self.reward_errors), reduce_fx="sum", **synced)  # all ranks together
         self.log("train/updated_rollouts", float(updated_rows), reduce_fx="sum", **synced)  # all ranks together
         self.log("train/response_length/mean", lengths.float().mean(), **synced)
         self.log("train/response_length/max", lengths.float().max(), reduce_fx="max", **synced)
@@ -453,6 +488,7 @@ class GRPOModule(L.LightningModule):
         for name, values in logged.items():
             self.log(f"{split}/{name}", values.float().mean(), batch_size=size, sync_dist=True)
         self.log(f"{split}/questions", float(len(records)), reduce_fx="sum", batch_size=1, sync_dist=True)
+        self.log(f"{split}/reward_errors", float(self.reward_errors), reduce_fx="sum", batch_size=1, sync_dist=True)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, "val")

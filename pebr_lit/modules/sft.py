@@ -97,6 +97,7 @@ class SFTModule(L.LightningModule):
         self.log("train/grad_norm", norm, batch_size=1)  # before clipping
         self.log("train/skipped_steps", float(self._step_guard.skipped), batch_size=1)
         if torch.isfinite(norm):
+            self._step_guard.passed()  # ends a run of skipped steps (3 in a row stop the run: TrainingStopped)
             super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

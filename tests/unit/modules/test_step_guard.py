@@ -1,4 +1,4 @@
-"""StepGuard: a non-finite gradient norm leaves weights and AdamW state exactly as they were."""
+"""StepGuard: a non-finite loss, gradient norm or updated weight changes no weight or AdamW state; N in a row stop."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import warnings
 import pytest
 import torch
 
-from pebr_lit.modules.step_guard import StepGuard, gradient_norm
+from pebr_lit.modules.step_guard import StepGuard, TrainingStopped, gradient_norm
 
 
 def trained_adamw() -> tuple[torch.nn.Parameter, torch.optim.AdamW]:
@@ -64,3 +64,72 @@ def test_a_finite_step_is_left_alone():
     p.grad = torch.tensor([3.0, 4.0])
     guard = StepGuard()
     assert float(guard.check(opt, "Probe")) == 5.0 and p.grad is not None and guard.skipped == 0
+
+
+def test_a_non_finite_loss_skips_the_step_even_with_finite_gradients():
+    p, opt = trained_adamw()
+    p.grad = torch.tensor([0.1, 0.1])
+    guard = StepGuard()
+    with pytest.warns(UserWarning, match=r"Probe: loss is not finite \(gradient norm 0\.14.*\), skipping"):
+        guard.check(opt, "Probe", loss_finite=False)
+    assert p.grad is None and guard.skipped == 1 and guard.in_a_row == 1
+
+
+@pytest.mark.parametrize("first_step", [False, True])
+def test_non_finite_updated_weights_are_put_back_with_the_adamw_state(first_step):
+    if first_step:  # no optimizer state before the step: the state the step creates goes too
+        p = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+        opt = torch.optim.AdamW([p], lr=0.1, weight_decay=0.1)
+    else:
+        p, opt = trained_adamw()
+    weights, state = p.detach().clone(), copy.deepcopy(opt.state_dict()["state"])
+    guard = StepGuard()
+    p.grad = torch.tensor([1.0, 1.0])
+    assert math.isfinite(float(guard.check(opt, "Probe")))
+    guard.before_update(opt)
+    opt.step()
+    with torch.no_grad():
+        p[0] = math.inf  # an update that overflowed
+    with pytest.warns(UserWarning, match=r"updated weights are not finite \(weight norm inf\); weights and optimizer"):
+        assert guard.after_update(opt, "Probe") is False
+    assert torch.equal(p, weights) and guard.skipped == 1
+    after = opt.state_dict()["state"]
+    assert after.keys() == state.keys() and all(torch.equal(after[i][k], v) for i in state for k, v in state[i].items())
+
+
+def test_without_restore_non_finite_weights_stop_the_run_before_a_save():
+    p, opt = trained_adamw()
+    guard = StepGuard(restore_weights=False)
+    p.grad = torch.tensor([1.0, 1.0])
+    guard.check(opt, "Probe")
+    guard.before_update(opt)
+    opt.step()
+    with torch.no_grad():
+        p[1] = math.nan
+    with pytest.raises(TrainingStopped, match=r"^Probe: the updated weights are not finite .*restore_weights is false"):
+        guard.after_update(opt, "Probe")
+
+
+def test_n_skipped_steps_in_a_row_stop_the_run_naming_the_first_cause():
+    p, opt = trained_adamw()
+    guard = StepGuard(max_skipped_in_a_row=2)
+    p.grad = torch.tensor([math.nan, 0.0])
+    with pytest.warns(UserWarning):
+        guard.check(opt, "Probe")
+    p.grad = torch.tensor([1.0, 1.0])  # a good step ends the run of skips
+    guard.check(opt, "Probe")
+    guard.before_update(opt)
+    opt.step()
+    assert guard.after_update(opt, "Probe") and guard.in_a_row == 0
+    p.grad = torch.tensor([math.inf, 0.0])
+    guard.check(opt, "Probe")
+    p.grad = torch.tensor([math.nan, 0.0])
+    stop = r"^Probe: 2 optimizer steps in a row skipped .*the first one: gradient norm is inf"
+    with pytest.raises(TrainingStopped, match=stop):
+        guard.check(opt, "Probe", loss_finite=False)
+    assert guard.skipped == 3
+
+
+def test_a_negative_limit_is_refused():
+    with pytest.raises(ValueError, match=r"^StepGuard\.max_skipped_in_a_row=-1: must be an int >= 0"):
+        StepGuard(max_skipped_in_a_row=-1)
