@@ -19,6 +19,11 @@ Every round goes through one update buffer (``grpo.buffers``): all groups (defau
 ones only (``mask_zero_variance``), or gathered over rollout batches until B groups vary (``online_filter``).
 A stage adds reward inputs of its own through the ``reward_inputs`` hook (``modules.grpo_hooks``);
 validation and test log format rate and accuracy through ``modules.generation_metrics``, as SFT does.
+A reward that raises or gives a NaN, infinite or out-of-range value scores 0 there and is counted
+(``modules.reward_health``, ``train/reward_errors``); a step with a non-finite loss, gradient norm or
+updated weight is skipped (``modules.step_guard``); all-flat rounds and rollout batches without an
+update are counted and stop a stage that trains on nothing (``modules.update_watch``). What is logged
+per step is ``modules.grpo_logging``; the engine/trainer log-prob gap ``modules.engine_gap``.
 
 Left out on purpose: the reward definitions (``pebr_lit.rewards``), stage-specific inputs such as
 CLIP (``modules.perception``), the loss maths (``grpo``, ``grpo.losses``), reference snapshots, KL
@@ -39,9 +44,11 @@ from pebr_lit.grpo.advantages import AdvantageNormalizer, GroupMeanStd, zero_var
 from pebr_lit.grpo.buffers import update_buffer
 from pebr_lit.grpo.losses import GRPOLoss
 from pebr_lit.grpo.online_filter import OnlineFilter
-from pebr_lit.grpo.rounds import RolloutRound, update_rows
+from pebr_lit.grpo.rounds import RolloutRound
+from pebr_lit.modules.engine_gap import engine_gap, engine_logprobs_comparable
 from pebr_lit.modules.generation_metrics import GenerationMetrics
 from pebr_lit.modules.grpo_hooks import ExtraInputs, ReferenceProvider, RewardTerm
+from pebr_lit.modules.grpo_logging import log_rollouts, log_update
 from pebr_lit.modules.reward_health import RewardChecks, RewardHealth
 from pebr_lit.modules.schedules import build_optimization
 from pebr_lit.modules.step_guard import StepGuard
@@ -52,7 +59,7 @@ from pebr_lit.policy.precision import check_update_precision
 from pebr_lit.policy.settings import SamplingSettings
 from pebr_lit.policy.wrapper import PolicyWrapper
 from pebr_lit.rewards.stages import StageReward
-from pebr_lit.rollout import HFGenerate, RolloutEngine, logprob_gap
+from pebr_lit.rollout import HFGenerate, RolloutEngine
 
 
 class GRPOModule(L.LightningModule):
@@ -164,7 +171,7 @@ class GRPOModule(L.LightningModule):
         self.logprob_temperature = float(
             logprob_temperature if logprob_temperature is not None else self.sampling.temperature
         )
-        self._engine_gap_on = self._engine_logprobs_comparable()
+        self._engine_gap_on = engine_logprobs_comparable(self)
         self.generation_metrics = GenerationMetrics(length_name="response_length", rules=reward.rules)
         #: False until the engine holds the policy's weights (it starts from its own copy; init_from and resume
         #: change ours).
@@ -274,21 +281,6 @@ class GRPOModule(L.LightningModule):
         return [cb for cb in callbacks if isinstance(cb, RewardTerm)]
 
     # ----------------------------------------------------------------------------------- training
-    def _engine_logprobs_comparable(self) -> bool:
-        """Ask the engine for log-probs at ``logprob_temperature``; False (after one warning) if it gives others."""
-        reported = self.rollout_engine.choose_logprob_temperature(self.logprob_temperature, self.sampling)
-        if reported is None or math.isclose(reported, self.logprob_temperature):
-            return True
-        warnings.warn(
-            f"{type(self).__name__}.logprob_temperature={self.logprob_temperature}: the rollout engine "
-            f"{type(self.rollout_engine).__name__} reports log-probs at temperature {reported}, so they are not "
-            "compared with the trainer's (no train/engine_logprob_diff). For an sglang server: start it with "
-            "SGLANG_RETURN_ORIGINAL_LOGPROB=1 and set original_logprobs: true for temperature 1, without either for "
-            "the sampling temperature; or set the engine's check_logprobs: false.",
-            stacklevel=3,
-        )
-        return False
-
     def _logprobs(
         self, prompts: dict[str, torch.Tensor], ids: torch.Tensor, mask: torch.Tensor, rows: list[int], **kw: Any
     ):
@@ -340,8 +332,9 @@ class GRPOModule(L.LightningModule):
         updated = sum(len(r.rows) for r in rounds)
         watch = self._watch.observe(flat, done > 0, updated, int(stats.pop("applied_steps", 0)), type(self).__name__)
         self.rollout_batches += done
-        self._log_step(rewards, logged, lengths, rollout.truncated, flat, updated)
-        self._log_stats({**stats, **buffer_stats, **watch, "skipped_steps": float(self._step_guard.skipped)}, len(flat))
+        log_rollouts(self, rewards, logged, lengths, rollout.truncated, flat, updated)
+        stats = {**stats, **buffer_stats, **watch, "skipped_steps": float(self._step_guard.skipped)}
+        self.last_stats.update(log_update(self, stats, len(flat)))
 
     def _learn(self, rounds: list[RolloutRound]) -> dict[str, float]:
         """Advantages, frozen log-probs and the update over ``rounds``; returns the loss (and engine-gap) stats."""
@@ -350,7 +343,7 @@ class GRPOModule(L.LightningModule):
             rows = (r.prompts, r.ids, r.mask, r.rows)
             r.old = self._frozen_logprobs(*rows, reference=False) if self.mini_batches > 1 else None
             r.ref = self._frozen_logprobs(*rows, reference=True) if self.reference is not None else None
-        gap = self._engine_gap(rounds) if rounds[0].engine_logprobs is not None else {}
+        gap = engine_gap(self, rounds) if rounds[0].engine_logprobs is not None and self._engine_gap_on else {}
         return {**self._update(rounds), **gap}
 
     def _update(self, rounds: list[RolloutRound]) -> dict[str, float]:
@@ -412,65 +405,9 @@ class GRPOModule(L.LightningModule):
         self.rollout_engine.sync_weights(self.policy)  # the next rollout batch samples from the updated policy
         return {**totals, "applied_steps": float(applied)}
 
-    def _engine_gap(self, rounds: list[RolloutRound]) -> dict[str, float]:
-        """|engine - trainer| log-prob gap on the update's rollouts, before the update, as loggable stats.
-
-        Empty when the engine reports log-probs of another temperature (``_engine_logprobs_comparable``).
-        """
-        if not self._engine_gap_on:
-            return {}
-        trainer = [
-            r.old if r.old is not None else self._frozen_logprobs(r.prompts, r.ids, r.mask, r.rows, reference=False)
-            for r in rounds
-        ]
-        gap = logprob_gap(
-            update_rows(rounds, [r.engine_logprobs for r in rounds]),
-            update_rows(rounds, trainer),
-            update_rows(rounds, [r.mask for r in rounds]),
-        )
-        if gap.get("mean", 0.0) > self.rollout_engine.logprob_tolerance:
-            warnings.warn(
-                f"rollout engine log-probs differ from the trainer's by more than logprob_tolerance="
-                f"{self.rollout_engine.logprob_tolerance} nats per token (train/engine_logprob_diff/mean): check that "
-                "the engine gets the weights (sync), dtype and image processor settings of the policy.",
-                stacklevel=2,
-            )
-        return {f"engine_logprob_diff/{k}": v for k, v in gap.items()}
-
     def teardown(self, stage: str) -> None:
         self.rollout_engine.close()
         self._engine_synced = False  # a restarted engine loads its start checkpoint again
-
-    def _log_step(self, rewards, logged, lengths, truncated, flat, updated_rows) -> None:
-        group = self.sampling.num_samples
-        # Each rank holds its own prompts (the same number on every rank): log the ranks' mean.
-        synced = {"batch_size": len(flat), "sync_dist": True}
-        for name, values in rewards.items():
-            self.log(f"train/reward/{name}", values.float().mean(), prog_bar=name == "total", **synced)
-        for name, values in logged.items():
-            self.log(f"train/{name}", values.float().mean(), **synced)
-        total = rewards["total"].float().view(-1, group)  # [B, G]
-        self.log("train/reward_std", total.std(dim=1).mean(), **synced)
-        self.log("train/zero_variance_groups", flat.float().mean(), **synced)
-        self.log("train/reward_errors", float(self.reward_errors), reduce_fx="sum", **synced)  # all ranks together
-        self.log("train/updated_rollouts", float(updated_rows), reduce_fx="sum", **synced)  # all ranks together
-        self.log("train/response_length/mean", lengths.float().mean(), **synced)
-        self.log("train/response_length/max", lengths.float().max(), reduce_fx="max", **synced)
-        self.log("train/truncation_rate", truncated.float().mean(), **synced)
-
-    def _log_stats(self, stats: dict[str, float], batch: int) -> None:
-        stats = self._mean_over_ranks(stats)  # already reduced: logged as is
-        for name, value in stats.items():
-            self.log(f"train/{name}", value, batch_size=batch)
-        self.log("train/kl_coef", float(self.loss.kl_coef), batch_size=batch)
-        self.last_stats.update(stats)
-
-    def _mean_over_ranks(self, stats: dict[str, float]) -> dict[str, float]:
-        """Loss diagnostics averaged over processes, so callbacks (KL control) act alike on every rank."""
-        if not stats or self.trainer.world_size == 1:
-            return stats
-        values = torch.tensor(list(stats.values()), dtype=torch.float64, device=self.device)  # [S]
-        return dict(zip(stats, self.trainer.strategy.reduce(values, reduce_op="mean").tolist()))
 
     # --------------------------------------------------------------------------------- evaluation
     def _evaluate(self, batch: dict[str, Any], split: str) -> None:
