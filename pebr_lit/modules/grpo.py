@@ -353,7 +353,7 @@ class GRPOModule(L.LightningModule):
         per_step = -(-len(items) // self.mini_batches)  # ceil: rollouts per optimizer step
         minis = [items[i : i + per_step] for i in range(0, len(items), per_step)]
         totals: dict[str, float] = {}  # diagnostics averaged over optimizer steps
-        applied = 0
+        applied, grad_norm = 0, 0.0
         for mini in minis:
             parts = [(r, [row for owner, row in mini if owner is r]) for r in rounds]  # per round: its rows here
             parts = [(r, rows) for r, rows in parts if rows]
@@ -371,6 +371,7 @@ class GRPOModule(L.LightningModule):
             mini_weight = mini_weight.clamp(min=1)
             optimizer.zero_grad()
             loss_finite = torch.ones((), device=self.device)  # [] 1 while every micro-batch loss is finite
+            step_totals: dict[str, float] = {}  # this optimizer step's diagnostics, kept if it is applied
             for r, rows in parts:
                 for start in range(0, len(rows), self.micro_batch_size):
                     micro = rows[start : start + self.micro_batch_size]
@@ -387,7 +388,7 @@ class GRPOModule(L.LightningModule):
                     loss_finite = loss_finite * torch.isfinite(loss.detach()).float()
                     self.manual_backward(loss * share)
                     for name, value in step_stats.items():
-                        totals[name] = totals.get(name, 0.0) + float(value) * float(share) / len(minis)
+                        step_totals[name] = step_totals.get(name, 0.0) + float(value) * float(share) / len(minis)
             if self.trainer.world_size > 1:  # every rank skips alike
                 loss_finite = self.trainer.strategy.reduce(loss_finite, reduce_op="min")  # [] NaN on one rank: all
             owner = type(self).__name__
@@ -398,12 +399,17 @@ class GRPOModule(L.LightningModule):
             if ok:
                 self._step_guard.before_update(optimizer)
             optimizer.step()  # a skipped step changes nothing but still counts, as in the authors' trainer
-            applied += int(ok and self._step_guard.after_update(optimizer, owner))  # non-finite weights: undone
+            if ok and self._step_guard.after_update(optimizer, owner):  # else: non-finite weights, undone
+                applied += 1
+                for name, value in step_totals.items():  # a skipped step's (NaN) loss must not reach KL control
+                    totals[name] = totals.get(name, 0.0) + value
             if scheduler is not None:
                 scheduler.step()
-            totals["grad_norm"] = totals.get("grad_norm", 0.0) + float(norm) / len(minis)  # before clipping
+            grad_norm += float(norm) / len(minis)  # before clipping, skipped steps included
         self.rollout_engine.sync_weights(self.policy)  # the next rollout batch samples from the updated policy
-        return {**totals, "applied_steps": float(applied)}
+        if applied < len(minis):  # averages over the applied steps only; none applied: no loss statistics
+            totals = {k: v * len(minis) / applied for k, v in totals.items()} if applied else {}
+        return {**totals, "grad_norm": grad_norm, "applied_steps": float(applied)}
 
     def teardown(self, stage: str) -> None:
         self.rollout_engine.close()

@@ -126,6 +126,9 @@ def test_a_3e38_reward_past_the_range_check_is_skipped_never_saved_and_stops_the
     saved = torch.load(tmp_path / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
     assert saved and all(bool(torch.isfinite(v).all()) for v in saved.values() if v.is_floating_point())
     assert spy.metrics[0]["train/skipped_steps"] == 1.0
+    # The skipped step's NaN loss statistics are not logged or handed to callbacks (KL control would turn NaN).
+    assert "train/policy_loss" not in spy.metrics[0] and "train/ratio_mean" not in spy.metrics[0]
+    assert math.isnan(spy.metrics[0]["train/grad_norm"]) and "policy_loss" not in module.last_stats
 
 
 @pytest.mark.parametrize("bad", [3e38, math.nan])
