@@ -19,6 +19,11 @@ Every round goes through one update buffer (``grpo.buffers``): all groups (defau
 ones only (``mask_zero_variance``), or gathered over rollout batches until B groups vary (``online_filter``).
 A stage adds reward inputs of its own through the ``reward_inputs`` hook (``modules.grpo_hooks``);
 validation and test log format rate and accuracy through ``modules.generation_metrics``, as SFT does.
+A reward that raises or gives a NaN, infinite or out-of-range value scores 0 there and is counted
+(``modules.reward_health``, ``train/reward_errors``); a step with a non-finite loss, gradient norm or
+updated weight is skipped (``modules.step_guard``); all-flat rounds and rollout batches without an
+update are counted and stop a stage that trains on nothing (``modules.update_watch``). What is logged
+per step is ``modules.grpo_logging``; the engine/trainer log-prob gap ``modules.engine_gap``.
 
 Left out on purpose: the reward definitions (``pebr_lit.rewards``), stage-specific inputs such as
 CLIP (``modules.perception``), the loss maths (``grpo``, ``grpo.losses``), reference snapshots, KL
@@ -40,11 +45,15 @@ from pebr_lit.grpo.advantages import AdvantageNormalizer, GroupMeanStd, zero_var
 from pebr_lit.grpo.buffers import update_buffer
 from pebr_lit.grpo.losses import GRPOLoss
 from pebr_lit.grpo.online_filter import OnlineFilter
-from pebr_lit.grpo.rounds import RolloutRound, update_rows
+from pebr_lit.grpo.rounds import RolloutRound
+from pebr_lit.modules.engine_gap import engine_gap, engine_logprobs_comparable
 from pebr_lit.modules.generation_metrics import GenerationMetrics
 from pebr_lit.modules.grpo_hooks import ExtraInputs, ReferenceProvider, RewardTerm
+from pebr_lit.modules.grpo_logging import log_rollouts, log_update
+from pebr_lit.modules.reward_health import RewardChecks, RewardHealth
 from pebr_lit.modules.schedules import build_optimization
 from pebr_lit.modules.step_guard import StepGuard
+from pebr_lit.modules.update_watch import UpdateWatch
 from pebr_lit.plan.fit_check import warn_if_over_memory
 from pebr_lit.policy.checkpoint import check_checkpoint_keys, init_policy_from, slim_checkpoint
 from pebr_lit.policy.precision import check_update_precision
@@ -54,7 +63,7 @@ from pebr_lit.resume.checkpoint_state import load_resume_state, save_resume_stat
 from pebr_lit.resume.identity import init_identity
 from pebr_lit.resume.rng import RandomStream
 from pebr_lit.rewards.stages import StageReward
-from pebr_lit.rollout import HFGenerate, RolloutEngine, logprob_gap
+from pebr_lit.rollout import HFGenerate, RolloutEngine
 
 
 class GRPOModule(L.LightningModule):
@@ -78,6 +87,12 @@ class GRPOModule(L.LightningModule):
         rollout_engine: Where rollouts are sampled; null = HFGenerate() (the policy's own generate, CPU or GPU).
         logprob_temperature: T of the softmax(logits / T) that policy, old-policy and reference log-probs use;
             null = sampling.temperature (the authors'), 1.0 = the model's own distribution. No top-p renormalising.
+        reward_checks: How failed rewards (raised, non-finite, out of range) are counted and when they stop the run;
+            null = RewardChecks() (stop when over 25% of a step's rewards fail; ``modules.reward_health``).
+        step_guard: Skips steps with a non-finite loss, gradient norm or updated weight; null = StepGuard() (weights
+            restored, stop after 3 skipped in a row; ``modules.step_guard``).
+        max_batches_without_update: Rollout batches in a row without an applied optimizer step that stop the stage
+            (all-flat groups, an online filter that finds nothing; ``modules.update_watch``); 0 = never stop.
     """
 
     #: Extra reward inputs this stage's ``reward_inputs`` hook computes (``StageReward.extra_inputs``).
@@ -101,6 +116,9 @@ class GRPOModule(L.LightningModule):
         gradient_clip_val: float | None = 1.0,
         rollout_engine: RolloutEngine | None = None,
         logprob_temperature: float | None = None,
+        reward_checks: RewardChecks | None = None,
+        step_guard: StepGuard | None = None,
+        max_batches_without_update: int = 10,
     ) -> None:
         super().__init__()
         missing = [name for name in getattr(reward, "extra_inputs", ()) if name not in self.provides]
@@ -119,8 +137,17 @@ class GRPOModule(L.LightningModule):
                 f"{type(self).__name__}.micro_batch_size={micro_batch_size!r}: must be >= 1. "
                 "Give the responses per forward/backward pass, e.g. 4 (lower it if memory runs out)."
             )
+        rounds = online_filter.max_rounds if online_filter is not None else 1
+        if max_batches_without_update and not max_batches_without_update >= rounds:
+            raise ValueError(
+                f"{type(self).__name__}.max_batches_without_update={max_batches_without_update!r}: must be 0 (never "
+                f"stop) or at least online_filter.max_rounds={rounds}, the batches one update may gather. Use e.g. 10."
+            )
         self.policy = policy
         self.reward = reward
+        self.reward_health = RewardHealth(reward, reward_checks or RewardChecks())
+        self.step_guard = step_guard or StepGuard()
+        self.max_batches_without_update = max_batches_without_update
         self.loss = loss if loss is not None else GRPOLoss()
         self.advantage = advantage if advantage is not None else GroupMeanStd()
         self.sampling = sampling or SamplingSettings(num_samples=8, temperature=1.2, top_p=0.99, max_new_tokens=512)
@@ -148,7 +175,7 @@ class GRPOModule(L.LightningModule):
         self.logprob_temperature = float(
             logprob_temperature if logprob_temperature is not None else self.sampling.temperature
         )
-        self._engine_gap_on = self._engine_logprobs_comparable()
+        self._engine_gap_on = engine_logprobs_comparable(self)
         self.generation_metrics = GenerationMetrics(length_name="response_length", rules=reward.rules)
         #: False until the engine holds the policy's weights (it starts from its own copy; init_from and resume
         #: change ours).
@@ -165,6 +192,8 @@ class GRPOModule(L.LightningModule):
         self.last_stats: dict[str, float] = {}
         #: The random state every training step samples from, saved in checkpoints (``pebr_lit.resume.rng``).
         self.random_stream = RandomStream()
+        #: Reward failures of the last scored batch (``modules.reward_health``), logged as ``<split>/reward_errors``.
+        self.reward_errors = 0
         if init_from:
             init_policy_from(self.policy, init_from)
         #: ``init_from`` and its file hash, part of the stage identity a resume is checked against.
@@ -191,7 +220,9 @@ class GRPOModule(L.LightningModule):
     def on_fit_start(self) -> None:
         warn_if_over_memory(self.trainer)  # the planner's peak vs this GPU, before an OOM an hour in
         check_update_precision(self.trainer.optimizers, allow=self.policy.allow_low_precision_updates)
-        self._step_guard = StepGuard()  # skips (and counts) optimizer steps whose gradient norm is not finite
+        # Fresh counters per fit: skipped steps (non-finite loss, gradient or weights), batches without an update.
+        self._step_guard = StepGuard(self.step_guard.max_skipped_in_a_row, self.step_guard.restore_weights)
+        self._watch = UpdateWatch(self.max_batches_without_update)
         if self.loss.kl_coef > 0 and self.reference is None:
             raise ValueError(
                 f"{type(self).__name__}.loss.kl_coef={self.loss.kl_coef!r}: needs a reference policy. Add the callback "
@@ -240,19 +271,17 @@ class GRPOModule(L.LightningModule):
         responses ``texts`` to ``records``."""
         extra = self.reward_inputs(texts, records)
         self.last_stats.update(extra.stats)
-        rewards = dict(
-            self.reward(
-                texts,
-                answers=[r.answer for r in records],
-                key_words=[self.reward.rules.record_keywords(r.key_words, r.description) for r in records],
-                num_tokens=num_tokens.cpu(),
-                **extra.reward,
-            )
-        )
-        for term in self._reward_terms():
-            values = term.reward_values(texts, num_tokens.cpu()).float()  # [N]
-            rewards[term.name] = values
-            rewards["total"] = rewards["total"] + term.weight * values
+        inputs = {
+            "answers": [r.answer for r in records],
+            "key_words": [self.reward.rules.record_keywords(r.key_words, r.description) for r in records],
+            "num_tokens": num_tokens.cpu(),
+            **extra.reward,
+        }
+        # A reward that raises, or gives NaN/inf/out-of-range values, scores 0 there and is counted, never trained on.
+        rewards, report = self.reward_health.score(texts, inputs, self._reward_terms(), num_tokens.cpu())
+        training = self._trainer is not None and self.trainer.training
+        self.reward_health.finish(report, len(texts), type(self).__name__, training=training)
+        self.reward_errors = report.errors
         return {k: v.to(self.device) for k, v in rewards.items()}, {
             k: v.to(self.device) for k, v in extra.logged.items()
         }
@@ -262,21 +291,6 @@ class GRPOModule(L.LightningModule):
         return [cb for cb in callbacks if isinstance(cb, RewardTerm)]
 
     # ----------------------------------------------------------------------------------- training
-    def _engine_logprobs_comparable(self) -> bool:
-        """Ask the engine for log-probs at ``logprob_temperature``; False (after one warning) if it gives others."""
-        reported = self.rollout_engine.choose_logprob_temperature(self.logprob_temperature, self.sampling)
-        if reported is None or math.isclose(reported, self.logprob_temperature):
-            return True
-        warnings.warn(
-            f"{type(self).__name__}.logprob_temperature={self.logprob_temperature}: the rollout engine "
-            f"{type(self.rollout_engine).__name__} reports log-probs at temperature {reported}, so they are not "
-            "compared with the trainer's (no train/engine_logprob_diff). For an sglang server: start it with "
-            "SGLANG_RETURN_ORIGINAL_LOGPROB=1 and set original_logprobs: true for temperature 1, without either for "
-            "the sampling temperature; or set the engine's check_logprobs: false.",
-            stacklevel=3,
-        )
-        return False
-
     def _logprobs(
         self, prompts: dict[str, torch.Tensor], ids: torch.Tensor, mask: torch.Tensor, rows: list[int], **kw: Any
     ):
@@ -330,9 +344,12 @@ class GRPOModule(L.LightningModule):
             done = len(self._buffer.rounds)
             rounds, buffer_stats = self._buffer.pop()
         stats = self._learn(rounds) if rounds else {}
+        updated = sum(len(r.rows) for r in rounds)
+        watch = self._watch.observe(flat, done > 0, updated, int(stats.pop("applied_steps", 0)), type(self).__name__)
         self.rollout_batches += done
-        self._log_step(rewards, logged, lengths, rollout.truncated, flat, sum(len(r.rows) for r in rounds))
-        self._log_stats({**stats, **buffer_stats}, len(flat))
+        log_rollouts(self, rewards, logged, lengths, rollout.truncated, flat, updated)
+        stats = {**stats, **buffer_stats, **watch, "skipped_steps": float(self._step_guard.skipped)}
+        self.last_stats.update(log_update(self, stats, len(flat)))
 
     def _learn(self, rounds: list[RolloutRound]) -> dict[str, float]:
         """Advantages, frozen log-probs and the update over ``rounds``; returns the loss (and engine-gap) stats."""
@@ -341,7 +358,7 @@ class GRPOModule(L.LightningModule):
             rows = (r.prompts, r.ids, r.mask, r.rows)
             r.old = self._frozen_logprobs(*rows, reference=False) if self.mini_batches > 1 else None
             r.ref = self._frozen_logprobs(*rows, reference=True) if self.reference is not None else None
-        gap = self._engine_gap(rounds) if rounds[0].engine_logprobs is not None else {}
+        gap = engine_gap(self, rounds) if rounds[0].engine_logprobs is not None and self._engine_gap_on else {}
         return {**self._update(rounds), **gap}
 
     def _update(self, rounds: list[RolloutRound]) -> dict[str, float]:
@@ -351,6 +368,7 @@ class GRPOModule(L.LightningModule):
         per_step = -(-len(items) // self.mini_batches)  # ceil: rollouts per optimizer step
         minis = [items[i : i + per_step] for i in range(0, len(items), per_step)]
         totals: dict[str, float] = {}  # diagnostics averaged over optimizer steps
+        applied, grad_norm = 0, 0.0
         for mini in minis:
             parts = [(r, [row for owner, row in mini if owner is r]) for r in rounds]  # per round: its rows here
             parts = [(r, rows) for r, rows in parts if rows]
@@ -367,6 +385,8 @@ class GRPOModule(L.LightningModule):
                 mini_weight = self.trainer.strategy.reduce(mini_weight, reduce_op="mean")
             mini_weight = mini_weight.clamp(min=1)
             optimizer.zero_grad()
+            loss_finite = torch.ones((), device=self.device)  # [] 1 while every micro-batch loss is finite
+            step_totals: dict[str, float] = {}  # this optimizer step's diagnostics, kept if it is applied
             for r, rows in parts:
                 for start in range(0, len(rows), self.micro_batch_size):
                     micro = rows[start : start + self.micro_batch_size]
@@ -380,77 +400,35 @@ class GRPOModule(L.LightningModule):
                         entropy,
                     )
                     share = self.loss.aggregation.weight(r.mask[micro].bool()) / mini_weight
+                    loss_finite = loss_finite * torch.isfinite(loss.detach()).float()
                     self.manual_backward(loss * share)
                     for name, value in step_stats.items():
-                        totals[name] = totals.get(name, 0.0) + float(value) * float(share) / len(minis)
-            norm = self._step_guard.check(optimizer, type(self).__name__)  # not finite: gradients dropped
-            if self.gradient_clip_val is not None and torch.isfinite(norm):
+                        step_totals[name] = step_totals.get(name, 0.0) + float(value) * float(share) / len(minis)
+            if self.trainer.world_size > 1:  # every rank skips alike
+                loss_finite = self.trainer.strategy.reduce(loss_finite, reduce_op="min")  # [] NaN on one rank: all
+            owner = type(self).__name__
+            norm = self._step_guard.check(optimizer, owner, bool(loss_finite))  # not finite: gradients dropped
+            ok = bool(torch.isfinite(norm)) and bool(loss_finite)
+            if self.gradient_clip_val is not None and ok:
                 self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
+            if ok:
+                self._step_guard.before_update(optimizer)
             optimizer.step()  # a skipped step changes nothing but still counts, as in the authors' trainer
+            if ok and self._step_guard.after_update(optimizer, owner):  # else: non-finite weights, undone
+                applied += 1
+                for name, value in step_totals.items():  # a skipped step's (NaN) loss must not reach KL control
+                    totals[name] = totals.get(name, 0.0) + value
             if scheduler is not None:
                 scheduler.step()
-            totals["grad_norm"] = totals.get("grad_norm", 0.0) + float(norm) / len(minis)  # before clipping
+            grad_norm += float(norm) / len(minis)  # before clipping, skipped steps included
         self.rollout_engine.sync_weights(self.policy)  # the next rollout batch samples from the updated policy
-        return {**totals, "skipped_steps": float(self._step_guard.skipped)}
-
-    def _engine_gap(self, rounds: list[RolloutRound]) -> dict[str, float]:
-        """|engine - trainer| log-prob gap on the update's rollouts, before the update, as loggable stats.
-
-        Empty when the engine reports log-probs of another temperature (``_engine_logprobs_comparable``).
-        """
-        if not self._engine_gap_on:
-            return {}
-        trainer = [
-            r.old if r.old is not None else self._frozen_logprobs(r.prompts, r.ids, r.mask, r.rows, reference=False)
-            for r in rounds
-        ]
-        gap = logprob_gap(
-            update_rows(rounds, [r.engine_logprobs for r in rounds]),
-            update_rows(rounds, trainer),
-            update_rows(rounds, [r.mask for r in rounds]),
-        )
-        if gap.get("mean", 0.0) > self.rollout_engine.logprob_tolerance:
-            warnings.warn(
-                f"rollout engine log-probs differ from the trainer's by more than logprob_tolerance="
-                f"{self.rollout_engine.logprob_tolerance} nats per token (train/engine_logprob_diff/mean): check that "
-                "the engine gets the weights (sync), dtype and image processor settings of the policy.",
-                stacklevel=2,
-            )
-        return {f"engine_logprob_diff/{k}": v for k, v in gap.items()}
+        if applied < len(minis):  # averages over the applied steps only; none applied: no loss statistics
+            totals = {k: v * len(minis) / applied for k, v in totals.items()} if applied else {}
+        return {**totals, "grad_norm": grad_norm, "applied_steps": float(applied)}
 
     def teardown(self, stage: str) -> None:
         self.rollout_engine.close()
         self._engine_synced = False  # a restarted engine loads its start checkpoint again
-
-    def _log_step(self, rewards, logged, lengths, truncated, flat, updated_rows) -> None:
-        group = self.sampling.num_samples
-        # Each rank holds its own prompts (the same number on every rank): log the ranks' mean.
-        synced = {"batch_size": len(flat), "sync_dist": True}
-        for name, values in rewards.items():
-            self.log(f"train/reward/{name}", values.float().mean(), prog_bar=name == "total", **synced)
-        for name, values in logged.items():
-            self.log(f"train/{name}", values.float().mean(), **synced)
-        total = rewards["total"].float().view(-1, group)  # [B, G]
-        self.log("train/reward_std", total.std(dim=1).mean(), **synced)
-        self.log("train/zero_variance_groups", flat.float().mean(), **synced)
-        self.log("train/updated_rollouts", float(updated_rows), reduce_fx="sum", **synced)  # all ranks together
-        self.log("train/response_length/mean", lengths.float().mean(), **synced)
-        self.log("train/response_length/max", lengths.float().max(), reduce_fx="max", **synced)
-        self.log("train/truncation_rate", truncated.float().mean(), **synced)
-
-    def _log_stats(self, stats: dict[str, float], batch: int) -> None:
-        stats = self._mean_over_ranks(stats)  # already reduced: logged as is
-        for name, value in stats.items():
-            self.log(f"train/{name}", value, batch_size=batch)
-        self.log("train/kl_coef", float(self.loss.kl_coef), batch_size=batch)
-        self.last_stats.update(stats)
-
-    def _mean_over_ranks(self, stats: dict[str, float]) -> dict[str, float]:
-        """Loss diagnostics averaged over processes, so callbacks (KL control) act alike on every rank."""
-        if not stats or self.trainer.world_size == 1:
-            return stats
-        values = torch.tensor(list(stats.values()), dtype=torch.float64, device=self.device)  # [S]
-        return dict(zip(stats, self.trainer.strategy.reduce(values, reduce_op="mean").tolist()))
 
     # --------------------------------------------------------------------------------- evaluation
     def _evaluate(self, batch: dict[str, Any], split: str) -> None:
@@ -468,6 +446,7 @@ class GRPOModule(L.LightningModule):
         for name, values in logged.items():
             self.log(f"{split}/{name}", values.float().mean(), batch_size=size, sync_dist=True)
         self.log(f"{split}/questions", float(len(records)), reduce_fx="sum", batch_size=1, sync_dist=True)
+        self.log(f"{split}/reward_errors", float(self.reward_errors), reduce_fx="sum", batch_size=1, sync_dist=True)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, "val")

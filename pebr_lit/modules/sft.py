@@ -9,6 +9,8 @@ is graded is ``rules`` with ``grader`` (``rewards.rules``; a null grader is the 
 and ``grade`` by default; ``AuthorsRules`` (with its ``mathruler_grade``) is the authors' sampling script
 (``pebr_sample.py``), and then
 validation grades that way too, so the accuracy watched during SFT is the one that makes the tiers.
+A grader that raises or returns no verdict (NaN) grades the answer wrong, is counted as
+``<split>/grader_errors`` and warned about once, with the answer (``modules.reward_health.CheckedGrader``).
 
 Left out on purpose: data loading (``SFTDataModule``), moving weights between stages
 (``pebr_lit.policy.checkpoint``), and any RL.
@@ -16,6 +18,7 @@ Left out on purpose: data loading (``SFTDataModule``), moving weights between st
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import lightning as L
@@ -24,6 +27,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from pebr_lit.data.batches import batch_size_of
 from pebr_lit.modules.generation_metrics import GenerationMetrics, grade_responses
+from pebr_lit.modules.reward_health import CheckedGrader
 from pebr_lit.modules.schedules import build_optimization
 from pebr_lit.modules.step_guard import StepGuard
 from pebr_lit.plan.fit_check import warn_if_over_memory
@@ -72,7 +76,12 @@ class SFTModule(L.LightningModule):
             init_policy_from(self.policy, init_from)
         self.rules = rules if rules is not None else PebrLitRules()
         self.grader = grader if grader is not None else self.rules.default_grader()
-        self.generation_metrics = GenerationMetrics(length_name="response_tokens", rules=self.rules, grader=self.grader)
+        # A grader that raises or returns no verdict (NaN) counts as wrong and is counted (modules.reward_health).
+        self._checked_grader = CheckedGrader(self.grader)
+        self._grader_warned = False
+        self.generation_metrics = GenerationMetrics(
+            length_name="response_tokens", rules=self.rules, grader=self._checked_grader
+        )
 
     # ------------------------------------------------------------------------------------- set-up
     @property
@@ -97,6 +106,7 @@ class SFTModule(L.LightningModule):
         self.log("train/grad_norm", norm, batch_size=1)  # before clipping
         self.log("train/skipped_steps", float(self._step_guard.skipped), batch_size=1)
         if torch.isfinite(norm):
+            self._step_guard.passed()  # ends a run of skipped steps (3 in a row stop the run: TrainingStopped)
             super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -129,6 +139,8 @@ class SFTModule(L.LightningModule):
         texts, lengths = self._generate(batch)
         answers = [r.answer for r in batch["records"] for _ in range(self.eval_sampling.num_samples)]
         self.generation_metrics.log(self, split, texts, answers, lengths)
+        failures = self._grader_failures(split)
+        self.log(f"{split}/grader_errors", float(failures), reduce_fx="sum", batch_size=1, sync_dist=True)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, "val")
@@ -142,7 +154,7 @@ class SFTModule(L.LightningModule):
         rows = []
         for i, record in enumerate(batch["records"]):
             responses = texts[i * n : (i + 1) * n]
-            scores = grade_responses(responses, [record.answer] * n, self.rules, self.grader)
+            scores = grade_responses(responses, [record.answer] * n, self.rules, self._checked_grader)
             rows.append(
                 {
                     "qid": record.qid,
@@ -151,4 +163,18 @@ class SFTModule(L.LightningModule):
                     "format": scores["format_rate"],
                 }
             )
+        self._grader_failures("predict")
         return rows
+
+    def _grader_failures(self, split: str) -> int:
+        """Grader failures since the last call (each graded as wrong); the first of the run is warned about."""
+        failures = list(self._checked_grader.failures)
+        self._checked_grader.failures.clear()
+        if failures and not self._grader_warned:
+            self._grader_warned = True
+            warnings.warn(
+                f"{type(self).__name__}: the grader failed on {len(failures)} {split} response(s), graded as wrong "
+                f"(counted as val/grader_errors, test/grader_errors): {failures[0]}",
+                stacklevel=3,
+            )
+        return len(failures)

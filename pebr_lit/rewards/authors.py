@@ -29,6 +29,7 @@ import re
 from collections.abc import Sequence
 
 from pebr_lit.rewards.components import Grader
+from pebr_lit.rewards.grading import verdict
 
 # Spaces (newlines included) on either side of one of < > / are dropped: "x < 3" -> "x<3", "a / b" -> "a/b".
 _AROUND_SYMBOL_RE = re.compile(r"\s*([<>/])\s*")
@@ -82,11 +83,12 @@ def extract_answer(response: object) -> str:
 
 
 def accuracy_reward(response: object, answer: object, grader: Grader) -> float:
-    """1 when ``grader(extract_answer(response), answer.strip())`` holds, else 0 (also when it raises)."""
+    """1 when ``grader(extract_answer(response), answer.strip())`` holds, else 0 (also when it raises or gives no
+    verdict: NaN, a number outside [0, 1], not a number; ``grading.verdict``)."""
     if not isinstance(answer, str):
         return 0.0
     try:
-        return 1.0 if grader(extract_answer(response), answer.strip()) else 0.0
+        return 1.0 if verdict(grader(extract_answer(response), answer.strip())) else 0.0
     except Exception:  # a grader crash on model output is a wrong answer, never a failed step
         return 0.0
 

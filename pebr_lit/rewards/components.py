@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 from pebr_lit.format.response import extract_answer, parse_response
-from pebr_lit.rewards.grading import choice_letter_match, grade
+from pebr_lit.rewards.grading import choice_letter_match, grade, verdict
 
 Grader = Callable[[str, str], bool]
 """``grader(prediction, truth) -> bool``; chosen in YAML by import path
@@ -150,10 +150,11 @@ def clip_reward_from_similarity(similarity: float, threshold: float = 0.4) -> fl
 
 def accuracy_reward(response: str, answer: str, grader: Grader = grade) -> float:
     """1 when the final answer (``format.response.extract_answer``) matches ``answer`` under ``grader`` or as the
-    same multiple-choice letter, else 0. A grader that raises counts as wrong."""
+    same multiple-choice letter, else 0. A grader that raises, or returns no verdict (NaN, a number outside
+    [0, 1], not a number: ``grading.verdict``), counts as wrong."""
     try:
         prediction = extract_answer(response)
-        return 1.0 if grader(prediction, answer) or choice_letter_match(prediction, answer) else 0.0
+        return 1.0 if verdict(grader(prediction, answer)) or choice_letter_match(prediction, answer) else 0.0
     except Exception:
         return 0.0
 

@@ -15,6 +15,7 @@ adapters) and pulling the answer out of a response (``format.response.extract_an
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import signal
 import threading
@@ -23,6 +24,23 @@ from collections.abc import Iterator
 _STRIP = " \t\n\r.。,;:!\"'`*$"
 #: A leading '.' is a decimal point (".5" is 0.5, not 5), so only the trailing side drops it.
 _LEAD_STRIP = _STRIP.replace(".", "")
+
+
+def verdict(value: object) -> bool | None:
+    """A grader's return value as correct (True) or wrong (False): a bool, or a real number in [0, 1] (non-zero
+    is correct, as ``bool`` reads it); None for anything else: NaN, infinities, numbers outside [0, 1], None,
+    strings, objects. NaN is truthy in Python, so reading a grader's value with ``bool`` would call it correct."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) or value is None:
+        return None
+    try:
+        number = float(value)  # numpy and one-element torch values too
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    if not math.isfinite(number) or not 0.0 <= number <= 1.0:
+        return None
+    return number != 0.0
 
 
 def normalize(text: str) -> str:

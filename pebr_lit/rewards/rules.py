@@ -57,6 +57,10 @@ class RewardRules:
         ``has_text`` says whether that text was non-empty."""
         raise NotImplementedError
 
+    def clip_range(self, threshold: float) -> tuple[float, float]:
+        """The (lowest, highest) value ``clip`` can give at ``threshold``."""
+        return (0.0, 1.0)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
 
@@ -133,3 +137,7 @@ class AuthorsRules(RewardRules):
     def clip(self, similarity: float, threshold: float, has_text: bool) -> float:
         """``s / threshold`` capped at 1, negative kept; the empty caption is scored like any other."""
         return authors.clip_reward_from_similarity(similarity, threshold)
+
+    def clip_range(self, threshold: float) -> tuple[float, float]:
+        """``[-1 / threshold, 1]``: a cosine is never below -1."""
+        return (-1.0 / threshold, 1.0)

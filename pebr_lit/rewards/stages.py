@@ -55,6 +55,11 @@ class StageReward:
         may be negative, down to ``-1 / clip_threshold``)."""
         raise NotImplementedError
 
+    def value_range(self, name: str) -> tuple[float, float]:
+        """The documented (lowest, highest) value of component ``name``; a value outside it is a failed reward
+        (``modules.reward_health``). [0, 1] unless a stage says otherwise."""
+        return (0.0, 1.0)
+
     def __call__(
         self,
         responses: Sequence[str],
@@ -132,6 +137,10 @@ class PerceptionReward(StageReward):
             )
         self.clip_threshold, self.target_length = clip_threshold, target_length
         self.grader = grader if grader is not None else self.rules.default_grader()
+
+    def value_range(self, name: str) -> tuple[float, float]:
+        """[0, 1], except the CLIP reward under rules that keep negative similarities (``RewardRules.clip_range``)."""
+        return self.rules.clip_range(self.clip_threshold) if name == "clip" else (0.0, 1.0)
 
     def components(self, responses: Sequence[str], **inputs: object) -> dict[str, list[float]]:
         names = ("answers", "key_words", "num_tokens", "clip_similarity")

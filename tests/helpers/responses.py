@@ -26,9 +26,13 @@ HEADINGS = [
     "\n",
     " ",
 ]
+#: Any code point: lone surrogates (which a record read with ``surrogateescape`` can hold; ``st.text`` never
+#: draws them), controls, NUL.
+any_text = st.lists(st.one_of(st.characters(), st.characters(categories=["Cs", "Cc"])), max_size=60).map("".join)
 texts = st.one_of(
     st.text(max_size=300),
-    st.lists(st.one_of(st.sampled_from(HEADINGS), st.text(max_size=40)), max_size=12).map("".join),
+    any_text,
+    st.lists(st.one_of(st.sampled_from(HEADINGS), st.text(max_size=40), any_text), max_size=12).map("".join),
 )
 keyword_lists = st.one_of(st.lists(st.text(max_size=12), max_size=6), st.text(max_size=12))
 

@@ -34,6 +34,9 @@ class LengthReward(StageReward):
     def components(self, responses: Sequence[str], **inputs: object) -> dict[str, list[float]]:
         return {"chars": [float(len(r)) for r in responses]}
 
+    def value_range(self, name: str) -> tuple[float, float]:
+        return (0.0, float("inf"))  # a count, not a [0, 1] reward: declared, so the reward checks accept it
+
 
 class CutLengths(HFGenerate):
     """The untrained tiny model rarely ends a response early; cut row i after 3 * (1 + i % 4) tokens instead

@@ -3,6 +3,7 @@ grading of validation and difficulty sampling, and the validation metrics use th
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -90,5 +91,15 @@ def test_sft_sampling_grades_with_its_rules(rules, grader, correct, formatted) -
     module = SFTModule(_FixedPolicy(texts), eval_sampling=sampling, rules=rules, grader=grader)
     rows = module.predict_step({"prompts": None, "records": [_record()]}, 0)
     assert rows == [{"qid": "q0", "responses": texts, "correct": correct, "format": formatted}]
-    assert module.generation_metrics.rules is module.rules and module.generation_metrics.grader is grader
+    assert module.generation_metrics.rules is module.rules and module.generation_metrics.grader.grader is grader
     assert isinstance(module.rules, AuthorsRules if rules else PebrLitRules)
+
+
+def test_sft_sampling_counts_a_grader_that_fails_as_wrong_and_warns() -> None:
+    # NaN is truthy: read with bool() it graded every answer correct, so every question looked Easy.
+    texts = ["### The final answer is: 3", "### The final answer is: 4"]
+    sampling = SamplingSettings(num_samples=2, do_sample=True, max_new_tokens=4)
+    module = SFTModule(_FixedPolicy(texts), eval_sampling=sampling, grader=lambda p, t: math.nan)
+    with pytest.warns(UserWarning, match=r"the grader failed on 2 predict response\(s\), graded as wrong .*nan"):
+        rows = module.predict_step({"prompts": None, "records": [_record()]}, 0)
+    assert rows[0]["correct"] == [0.0, 0.0]

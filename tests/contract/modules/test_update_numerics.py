@@ -7,7 +7,7 @@
   passes too; SFT with automatic optimisation), the adapters stay fp32 and move at lr 1e-6.
 - A step whose gradients hold a NaN or inf (made so by a callback after backward) leaves the weights and
   the AdamW state bitwise as they were, is counted in ``train/skipped_steps``, and still counts as a
-  step; the next step trains again.
+  step; the next step trains again. NaN gradients at every SFT step stop the run after 3 in a row.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pebr_lit.data.sft_datamodule import SFTDataModule
 from pebr_lit.grpo.losses import GRPOLoss
 from pebr_lit.modules.reasoning import ReasoningGRPO
 from pebr_lit.modules.sft import SFTModule
+from pebr_lit.modules.step_guard import TrainingStopped
 from pebr_lit.policy.settings import LoraSettings, SamplingSettings
 from pebr_lit.policy.wrapper import PolicyWrapper
 from tests.helpers.ddp_probe import text_value
@@ -172,3 +173,20 @@ def test_a_non_finite_step_leaves_weights_and_adamw_state_alone(kind, value, ass
     final = dict(module.policy.named_parameters())
     assert any(not torch.equal(final[n], w1[n]) for n in w1)  # the step after trains again
     assert float(trainer.callback_metrics["train/skipped_steps"]) == 1.0
+
+
+class PoisonAll(L.Callback):
+    """Puts a NaN into one gradient after every backward."""
+
+    def on_after_backward(self, trainer, pl_module) -> None:
+        next(p.grad for p in pl_module.policy.parameters() if p.grad is not None).view(-1)[0] = math.nan
+
+
+def test_sft_stops_after_three_skipped_steps_in_a_row(assets, world):
+    module, data = build("sft", assets, world, lr=1e-3)
+    start = {n: p.detach().clone() for n, p in module.policy.named_parameters() if p.requires_grad}
+    stop = r"^SFTModule: 3 optimizer steps in a row skipped \(StepGuard\.max_skipped_in_a_row=3\); the first one: grad"
+    with pytest.warns(UserWarning, match="gradient norm is nan"), pytest.raises(TrainingStopped, match=stop):
+        fit(module, data, "32-true", steps=6, callbacks=[PoisonAll()])
+    assert module._step_guard.skipped == 3
+    assert all(torch.equal(p, start[n]) for n, p in module.policy.named_parameters() if p.requires_grad)

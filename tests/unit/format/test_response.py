@@ -21,6 +21,7 @@ from pebr_lit.format.response import (
     parse_response,
     render_response,
 )
+from tests.helpers.responses import any_text, texts
 
 # The canonical text written out by hand, line for line as render_response must produce it.
 CANONICAL = (
@@ -228,9 +229,12 @@ joiners = st.sampled_from(["\n", " ", "", "\n\n", "\r\n"])
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text())
+@given(st.one_of(st.text(), any_text, texts))
 def test_any_text_parses_without_raising(text: str) -> None:
+    # Lone surrogates and control characters included (``tests.helpers.responses.any_text``).
     check_invariants(parse_response(text))
+    answer = extract_answer(text)
+    assert isinstance(answer, str) and (parse_response(text).answer is not None or answer == text.strip())
 
 
 @settings(max_examples=300, deadline=None)

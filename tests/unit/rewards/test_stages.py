@@ -108,3 +108,38 @@ def test_fuzz_stage_totals_within_weight_sum(rows: list[tuple[str, list[str], in
         assert bool((total >= 0).all()) and bool((total <= sum(stage.weights.values()) + 1e-6).all())
         for name in stage.weights:
             assert all(in_unit(v) for v in result[name].tolist())
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.tuples(texts, keyword_lists, st.integers(0, 5000), similarities, texts), min_size=1, max_size=3),
+    st.sampled_from(["pebr_lit", "authors"]),
+    st.floats(1e-3, 1.0),
+)
+def test_fuzz_every_component_stays_in_its_documented_range(rows, rules_name, threshold) -> None:
+    # The range the reward checks (modules.reward_health) hold every value to: no built-in reward is ever flagged.
+    from pebr_lit.modules.reward_health import RewardChecks, RewardHealth
+    from pebr_lit.rewards.rules import AuthorsRules
+
+    rules = PebrLitRules() if rules_name == "pebr_lit" else AuthorsRules()
+    responses = [r[0] for r in rows]
+    inputs = {
+        "answers": [r[4] for r in rows],
+        "key_words": [r[1] for r in rows],
+        "num_tokens": torch.tensor([float(r[2]) for r in rows]),
+        "clip_similarity": torch.tensor([r[3] for r in rows]),
+    }
+    for reward in (
+        PerceptionReward(rules=rules, clip_threshold=threshold, accuracy=0.1),
+        ReasoningReward(rules=rules),
+    ):
+        given_inputs = inputs if reward.needs_clip else {"answers": inputs["answers"]}
+        out = reward(responses, **given_inputs)
+        for name, values in out.items():
+            if name == "total":
+                continue
+            low, high = reward.value_range(name)
+            assert bool(torch.isfinite(values).all()) and bool(((values >= low) & (values <= high)).all()), name
+        checked, report = RewardHealth(reward, RewardChecks()).score(responses, given_inputs, [], inputs["num_tokens"])
+        assert report.errors == 0, report.first
+        assert torch.equal(checked["total"], out["total"])
