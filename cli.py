@@ -44,6 +44,8 @@ import pebr_lit.modules.evaluation  # noqa: E402,F401
 import pebr_lit.modules.perception  # noqa: E402,F401
 import pebr_lit.modules.reasoning  # noqa: E402,F401
 import pebr_lit.modules.sft  # noqa: E402,F401
+from callbacks.run_lock import RunDirLock  # noqa: E402
+from pebr_lit.ckpt.cli_checks import early_checks, install_atomic_io, resolve_ckpt_path, short_errors  # noqa: E402
 
 OVERLAY_OF = "# overlay-of:"
 _RUN_LINE = re.compile(r"^# Run: .*?cli\.py\s+(fit|validate|test|predict)\b")
@@ -135,6 +137,14 @@ class PeBRCLI(LightningCLI):
             args = expanded
         super().parse_arguments(parser, args)
 
+    def _parse_ckpt_path(self) -> None:
+        """Checks init_from, ckpt_path and CLIP directories first (before Lightning reads ckpt_path, before any model
+        is built); a bad one prints as one line."""
+        subcommand = self.config.get("subcommand")
+        with short_errors():
+            early_checks(self.config[subcommand] if subcommand else self.config)
+        super()._parse_ckpt_path()
+
     def before_instantiate_classes(self) -> None:
         if self.subcommand in (None, "fit"):
             return
@@ -144,6 +154,25 @@ class PeBRCLI(LightningCLI):
             version = getattr(init_args, "version", None)
             if isinstance(version, str):
                 init_args.version = f"{version}/{self.subcommand}" if version else self.subcommand
+
+    def instantiate_classes(self) -> None:
+        """Builds the classes (a ``ConfigError`` raised inside prints as one line) and gives checkpoints atomic IO."""
+        with short_errors():
+            super().instantiate_classes()
+        install_atomic_io(self.trainer)
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        """Locks a fit's run directory, resolves ``ckpt_path=last`` to the newest good checkpoint, then runs; a
+        ``ConfigError`` (a damaged checkpoint, a locked directory) prints as one line."""
+        with short_errors():
+            node = self.config_init[subcommand]
+            if subcommand == "fit":  # refuse a second fit into a run directory before anything is read or written
+                for callback in self.trainer.callbacks:
+                    if isinstance(callback, RunDirLock):
+                        callback.acquire(self.trainer)
+            if "ckpt_path" in node:
+                node["ckpt_path"] = resolve_ckpt_path(self.trainer, node["ckpt_path"])
+            super()._run_subcommand(subcommand)
 
 
 def main(args: list[str] | None = None, run: bool = True) -> PeBRCLI:
@@ -155,6 +184,7 @@ def main(args: list[str] | None = None, run: bool = True) -> PeBRCLI:
         subclass_mode_data=True,
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
+        trainer_defaults={"callbacks": [RunDirLock()]},  # every fit holds its run directory (callbacks.run_lock)
         parser_kwargs={"parser_mode": "omegaconf"},
         args=args,
         run=run,
