@@ -2,9 +2,11 @@
 
 Every checkpoint pebr-lit reads (``init_from``, export, ``--ckpt_path`` resumes, FSDP2's key check) goes through
 ``load_checkpoint_file``. ``weights_only=True`` unpickles tensors, containers and numbers only, so a crafted
-``.ckpt`` whose pickle calls a function (``__reduce__`` -> ``os.system``) is refused instead of run. A Lightning
-checkpoint needs one class beyond those, registered here: ``AttributeDict`` (``hyper_parameters``). Anything
-else that writes into the checkpoint dict should use plain dicts, lists, tensors, numbers and strings.
+``.ckpt`` whose pickle calls a function (``__reduce__`` -> ``os.system``) is refused instead of run. A pebr-lit
+checkpoint needs no class beyond those (``torch.serialization.get_unsafe_globals_in_checkpoint`` of a fit's
+``last.ckpt`` is empty; Lightning stores ``hyper_parameters`` as a plain dict, loop and callback states as
+dicts): ``SAFE_GLOBALS`` is where one would be registered, and stays empty. Anything that writes into the
+checkpoint dict (RNG states included) should use plain dicts, lists, tuples, tensors, numbers and strings.
 
 Also here: ``check_finite`` (a checkpoint holding NaN/inf weights is refused naming the first one) and
 ``CheckpointError``, the one exception these problems raise, whose message is one line: the path, the problem
@@ -24,14 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.fabric.utilities.data import AttributeDict
 
 from pebr_lit.errors import ConfigError
 
-# Classes a Lightning checkpoint may hold beyond what weights_only allows by default.
-SAFE_GLOBALS: list[Any] = [AttributeDict]
+#: Classes a checkpoint may hold beyond what weights_only allows by default (none so far; see the docstring).
+SAFE_GLOBALS: list[Any] = []
 _WHAT_TO_DO = "Point it at a Lightning checkpoint (.ckpt) written by pebr-lit, e.g. <run>/checkpoints/last.ckpt."
-torch.serialization.add_safe_globals(SAFE_GLOBALS)
 
 
 class CheckpointError(ConfigError):

@@ -12,9 +12,9 @@ import pytest
 import torch
 from torch import nn
 
+from pebr_lit.ckpt.safe_load import CheckpointError
 from pebr_lit.data.collate import encode_prompts
 from pebr_lit.data.records import load_records
-from pebr_lit.ckpt.safe_load import CheckpointError
 from pebr_lit.policy.checkpoint import (
     POLICY_PREFIX,
     check_checkpoint_keys,
