@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 import pebr_lit.policy.attention  # noqa: F401  (registers attn_implementation "sdpa_folded_gqa")
+from pebr_lit.errors import ConfigError
 from pebr_lit.policy.inputs import mask_after_eos
 from pebr_lit.policy.kv_cache import KV_CACHES, preallocated_cache
 from pebr_lit.policy.logprobs import token_logprobs
@@ -152,7 +153,7 @@ class PolicyWrapper(nn.Module):
     def _check_source(path: str) -> None:
         looks_local = path.startswith((".", "/", "~")) or os.sep in path and Path(path).parent.exists()
         if looks_local and not Path(path).expanduser().is_dir():
-            raise FileNotFoundError(
+            raise ConfigError(
                 f"model_name_or_path={path!r} is not a directory. Build the tiny demo model with "
                 "`python -m pebr_lit.demo.tiny --out runs/demo/assets` "
                 "or point to a saved Hugging Face checkpoint."

@@ -80,3 +80,17 @@ def test_no_unsafe_load_anywhere():
                 if unsafe.search(line)
             ]
     assert unsafe.search("torch.load(p, weights_only=False)") and not found, found
+
+
+def test_remote_code_is_off_unless_a_config_sets_it():
+    """No model code runs from a checkpoint folder by default; only FG-CLIP's config opts in, on purpose."""
+    import inspect
+
+    from pebr_lit.clip.fgclip import FGCLIPScorer
+    from pebr_lit.policy.wrapper import PolicyWrapper
+
+    for cls in (PolicyWrapper, FGCLIPScorer):
+        assert inspect.signature(cls.__init__).parameters["trust_remote_code"].default is False, cls
+    configs = (ROOT / "configs").rglob("*.yaml")
+    opted_in = sorted(str(p.relative_to(ROOT)) for p in configs if "trust_remote_code: true" in p.read_text())
+    assert opted_in == ["configs/qwen2_5_vl_7b/_stage1.yaml"]
