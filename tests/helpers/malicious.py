@@ -22,6 +22,6 @@ class Payload:
 
 
 def write_malicious(path: Path, marker: Path) -> Path:
-    """A Lightning-shaped checkpoint at ``path`` whose loading with ``weights_only=False`` creates ``marker``."""
+    """A Lightning-shaped checkpoint at ``path`` whose unsafe loading (full unpickling) creates ``marker``."""
     torch.save({"state_dict": {"policy.model.w": torch.zeros(2)}, "payload": Payload(marker)}, path)
     return path

@@ -69,11 +69,14 @@ def test_check_finite_names_the_first_bad_tensor_and_counts_the_rest(tmp_path):
 
 
 def test_no_unsafe_load_anywhere():
-    """Every checkpoint read goes through weights_only=True; no pickle or eval of data in the shipped code."""
-    unsafe = re.compile(r"weights_only\s*=\s*False|pickle\.loads?\(|(?<![\w.])eval\(|\bexec\(")
+    """Every checkpoint read goes through weights_only=True, tests' own included; no pickle or eval of data."""
+    # a pickle round trip of an object made in the same line (DataLoader-worker checks) reads no data
+    unsafe = re.compile(r"weights_only\s*=\s*False|pickle\.loads?\((?!pickle\.dumps)|(?<![\w.])eval\(|\bexec\(")
     found = []
-    for folder in ("pebr_lit", "callbacks", "benchmarks"):
+    for folder in ("pebr_lit", "callbacks", "benchmarks", "tests"):
         for path in (ROOT / folder).rglob("*.py"):
+            if path.name in ("test_safe_load.py",):  # this file names the patterns and loads the payload on purpose
+                continue
             found += [
                 f"{path.relative_to(ROOT)}:{n}"
                 for n, line in enumerate(path.read_text().splitlines(), 1)
