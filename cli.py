@@ -5,6 +5,11 @@ the config). Stage hand-over is ``model.init_args.init_from: <previous stage>.ck
 resuming an interrupted stage is ``--ckpt_path <ckpt>`` (weights, optimizer, step, data position).
 ``--print_config`` prints the full resolved config of any command.
 
+Checkpoint files (``pebr_lit.ckpt``): ``init_from``, an explicit ``ckpt_path`` and CLIP directories are checked
+before anything is built; a ``ConfigError`` prints as one ``error:`` line (exit 2); checkpoints are written
+atomically and read with ``weights_only=True``; ``ckpt_path=last`` means the newest good checkpoint; a fit
+locks its run directory (``callbacks.run_lock``).
+
 Composed configs: a YAML whose lines include ``# overlay-of: <base.yaml>`` (path relative to the
 YAML's own folder) is an overlay; ``--config overlay.yaml`` means ``--config base.yaml --config
 overlay.yaml`` (bases of bases first), jsonargparse's own merge of several ``--config``: mappings
@@ -164,14 +169,18 @@ class PeBRCLI(LightningCLI):
     def _run_subcommand(self, subcommand: str) -> None:
         """Locks a fit's run directory, resolves ``ckpt_path=last`` to the newest good checkpoint, then runs; a
         ``ConfigError`` (a damaged checkpoint, a locked directory) prints as one line."""
+        locks = [cb for cb in self.trainer.callbacks if isinstance(cb, RunDirLock)] if subcommand == "fit" else []
         with short_errors():
-            node = self.config_init[subcommand]
-            if subcommand == "fit":  # refuse a second fit into a run directory before anything is read or written
-                for callback in self.trainer.callbacks:
-                    if isinstance(callback, RunDirLock):
-                        callback.acquire(self.trainer)
-            if "ckpt_path" in node:
-                node["ckpt_path"] = resolve_ckpt_path(self.trainer, node["ckpt_path"])
+            try:
+                for lock in locks:  # refuse a second fit into a run directory before anything is read or written
+                    lock.acquire(self.trainer)
+                node = self.config_init[subcommand]
+                if "ckpt_path" in node:
+                    node["ckpt_path"] = resolve_ckpt_path(self.trainer, node["ckpt_path"])
+            except BaseException:
+                for lock in locks:
+                    lock.release()
+                raise
             super()._run_subcommand(subcommand)
 
 

@@ -38,7 +38,7 @@ def resolve_last(directory: str | Path) -> Path | None:
     directory = Path(directory)
     found = candidates(directory)
     if not found:
-        rank_zero_warn(f"ckpt_path=last: no checkpoint in {directory}; the stage starts from step 0.")
+        rank_zero_warn(f"ckpt_path=last: no checkpoint in {directory}; none is loaded (a fit starts from step 0).")
         return None
     passed: list[tuple[Path, str]] = []
     for path in found:

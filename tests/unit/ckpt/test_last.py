@@ -64,7 +64,7 @@ def test_nothing_good_is_an_error_listing_each_file(tmp_path):
 
 
 def test_an_empty_folder_starts_fresh_with_a_warning(tmp_path):
-    with pytest.warns(UserWarning, match="no checkpoint in .*; the stage starts from step 0"):
+    with pytest.warns(UserWarning, match=r"no checkpoint in .*; none is loaded \(a fit starts from step 0\)"):
         assert resolve_last(tmp_path / "checkpoints") is None
 
 
