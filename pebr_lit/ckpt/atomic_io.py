@@ -90,9 +90,12 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def read_resume_checkpoint(path: str | Path, what: str = "ckpt_path") -> dict[str, Any]:
-    """A checkpoint to resume from: safe-loaded, a Lightning checkpoint, with finite weights (``CheckpointError``)."""
-    ckpt = load_checkpoint_file(path, what)
+def read_resume_checkpoint(path: str | Path, what: str = "ckpt_path", mmap: bool = False) -> dict[str, Any]:
+    """A checkpoint to resume from: safe-loaded, a Lightning checkpoint, with finite weights (``CheckpointError``).
+
+    ``mmap``: map the file instead of reading it (a check that touches the weights only, not optimizer states).
+    """
+    ckpt = load_checkpoint_file(path, what, mmap=mmap)
     check_finite(require_state_dict(ckpt, path, what).items(), path, what)
     return ckpt
 

@@ -43,7 +43,7 @@ def resolve_last(directory: str | Path) -> Path | None:
     passed: list[tuple[Path, str]] = []
     for path in found:
         try:
-            read_resume_checkpoint(path, "ckpt_path=last")
+            read_resume_checkpoint(path, "ckpt_path=last", mmap=True)  # Lightning reads the chosen one again
         except CheckpointError as err:
             passed.append((path, str(err)))
             continue
