@@ -6,6 +6,11 @@ resuming an interrupted stage is ``--ckpt_path <ckpt>`` (weights, optimizer, ste
 random state; refused under another ``init_from``: ``pebr_lit.resume``).
 ``--print_config`` prints the full resolved config of any command.
 
+Checkpoint files (``pebr_lit.ckpt``): ``init_from``, an explicit ``ckpt_path`` and CLIP directories are checked
+before anything is built; a ``ConfigError`` prints as one ``error:`` line (exit 2); checkpoints are written
+atomically and read with ``weights_only=True``; ``ckpt_path=last`` means the newest good checkpoint; a fit
+locks its run directory (``callbacks.run_lock``).
+
 Composed configs: a YAML whose lines include ``# overlay-of: <base.yaml>`` (path relative to the
 YAML's own folder) is an overlay; ``--config overlay.yaml`` means ``--config base.yaml --config
 overlay.yaml`` (bases of bases first), jsonargparse's own merge of several ``--config``: mappings
@@ -46,6 +51,8 @@ import pebr_lit.modules.perception  # noqa: E402,F401
 import pebr_lit.modules.reasoning  # noqa: E402,F401
 import pebr_lit.modules.sft  # noqa: E402,F401
 from pebr_lit.data.preflight import missing_data_paths  # noqa: E402
+from callbacks.run_lock import RunDirLock  # noqa: E402
+from pebr_lit.ckpt.cli_checks import early_checks, install_atomic_io, resolve_ckpt_path, short_errors  # noqa: E402
 
 OVERLAY_OF = "# overlay-of:"
 _RUN_LINE = re.compile(r"^# Run: .*?cli\.py\s+(fit|validate|test|predict)\b")
@@ -137,6 +144,14 @@ class PeBRCLI(LightningCLI):
             args = expanded
         super().parse_arguments(parser, args)
 
+    def _parse_ckpt_path(self) -> None:
+        """Checks init_from, ckpt_path and CLIP directories first (before Lightning reads ckpt_path, before any model
+        is built); a bad one prints as one line."""
+        subcommand = self.config.get("subcommand")
+        with short_errors():
+            early_checks(self.config[subcommand] if subcommand else self.config)
+        super()._parse_ckpt_path()
+
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         missing = missing_data_paths(config.get("data"), self.subcommand)
@@ -152,6 +167,29 @@ class PeBRCLI(LightningCLI):
             if isinstance(version, str):
                 init_args.version = f"{version}/{self.subcommand}" if version else self.subcommand
 
+    def instantiate_classes(self) -> None:
+        """Builds the classes (a ``ConfigError`` raised inside prints as one line) and gives checkpoints atomic IO."""
+        with short_errors():
+            super().instantiate_classes()
+        install_atomic_io(self.trainer)
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        """Locks a fit's run directory, resolves ``ckpt_path=last`` to the newest good checkpoint, then runs; a
+        ``ConfigError`` (a damaged checkpoint, a locked directory) prints as one line."""
+        locks = [cb for cb in self.trainer.callbacks if isinstance(cb, RunDirLock)] if subcommand == "fit" else []
+        with short_errors():
+            try:
+                for lock in locks:  # refuse a second fit into a run directory before anything is read or written
+                    lock.acquire(self.trainer)
+                node = self.config_init[subcommand]
+                if "ckpt_path" in node:
+                    node["ckpt_path"] = resolve_ckpt_path(self.trainer, node["ckpt_path"])
+            except BaseException:
+                for lock in locks:
+                    lock.release()
+                raise
+            super()._run_subcommand(subcommand)
+
 
 def main(args: list[str] | None = None, run: bool = True) -> PeBRCLI:
     """Entry point; ``args``/``run`` let tests drive the CLI in-process."""
@@ -162,6 +200,7 @@ def main(args: list[str] | None = None, run: bool = True) -> PeBRCLI:
         subclass_mode_data=True,
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
+        trainer_defaults={"callbacks": [RunDirLock()]},  # every fit holds its run directory (callbacks.run_lock)
         parser_kwargs={"parser_mode": "omegaconf"},
         args=args,
         run=run,

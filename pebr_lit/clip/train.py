@@ -238,7 +238,7 @@ def train_clip(
     if threads:
         torch.set_num_threads(threads)
     started = time.perf_counter()
-    model, preprocess, tokenizer = load_clip(clip_dir)
+    model, preprocess, tokenizer = load_clip(clip_dir, setting="--clip")
     val = load_pairs(val_records, preprocess, tokenizer, limit=val_limit)
     # float16 storage halves memory (pixels are normalised values in about [-2, 2]); batches go back to float32.
     train = load_pairs(records, preprocess, tokenizer, limit=max_train or steps * batch_size, dtype=torch.float16)

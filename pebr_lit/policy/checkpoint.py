@@ -8,6 +8,8 @@ new stage from such a checkpoint, whatever the adapters on either side:
 - LoRA -> full fine-tuning: the adapter is folded into the base weights (W + alpha/r * B @ A);
 - full -> LoRA: the trained weights become the new adapter's base.
 
+Every file is read with ``weights_only=True`` and its weights checked finite (``pebr_lit.ckpt.safe_load``).
+
 Left out on purpose: resuming a stage (Lightning's ``--ckpt_path`` restores optimizer and step).
 """
 
@@ -19,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from pebr_lit.ckpt.safe_load import CheckpointError, check_finite, load_checkpoint_file, require_state_dict
 from pebr_lit.policy.lora import canonical_name, merge_lora_state
 
 POLICY_PREFIX = "policy.model."
@@ -30,20 +33,24 @@ def trainable_state_dict(module: nn.Module, state_dict: dict[str, torch.Tensor])
     return {k: v for k, v in state_dict.items() if k in trainable}
 
 
-def read_policy_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Policy weights (names relative to the HF model) and the policy description of a checkpoint."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"init_from={str(path)!r} does not exist. Point it at a Lightning checkpoint (.ckpt) of the "
-            "previous stage, e.g. runs/demo/sft/checkpoints/last.ckpt."
-        )
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    if "state_dict" not in ckpt:
-        raise ValueError(f"{path}: not a Lightning checkpoint (no 'state_dict' key).")
-    state = {k[len(POLICY_PREFIX) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(POLICY_PREFIX)}
+def read_policy_state(
+    path: str | Path, what: str = "init_from", check_values: bool = True
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Policy weights (names relative to the HF model) and the policy description of a checkpoint.
+
+    Read with ``weights_only=True`` (``ckpt.safe_load``); a missing, damaged or unsafe file, one without policy
+    weights, or (``check_values``) one holding NaN/inf weights raises ``CheckpointError`` naming ``what=path``.
+    ``check_values=False`` maps the tensors instead of reading them: a cheap structure check before a model is built.
+    """
+    ckpt = load_checkpoint_file(path, what, mmap=not check_values)
+    state_dict = require_state_dict(ckpt, path, what)
+    state = {k[len(POLICY_PREFIX) :]: v for k, v in state_dict.items() if k.startswith(POLICY_PREFIX)}
     if not state:
-        raise ValueError(f"{path}: the checkpoint holds no '{POLICY_PREFIX}*' weights; was it written by pebr-lit?")
+        raise CheckpointError(
+            f"{what}={str(path)!r} holds no '{POLICY_PREFIX}*' weights; point it at a checkpoint of a pebr-lit stage."
+        )
+    if check_values:
+        check_finite(state.items(), path, what)
     return state, ckpt.get("pebr_policy", {})
 
 
@@ -55,13 +62,16 @@ def _lora_scale(info: dict[str, Any]) -> float:
     return lora["alpha"] / lora["r"]
 
 
-def load_policy_weights(model: nn.Module, path: str | Path, has_adapter: bool) -> dict[str, int]:
+def load_policy_weights(
+    model: nn.Module, path: str | Path, has_adapter: bool, what: str = "init_from"
+) -> dict[str, int]:
     """Load a previous stage's policy weights into ``model`` (the HF or peft model).
 
     Returns counts: ``loaded`` tensors and ``merged_adapters``. Raises on a name that has no place in
-    ``model``, naming it, so that a checkpoint of another architecture never loads half-way.
+    ``model``, naming it, so that a checkpoint of another architecture never loads half-way. ``what``: the setting
+    ``path`` came from, named in errors.
     """
-    state, info = read_policy_state(path)
+    state, info = read_policy_state(path, what)
     target = model.state_dict()
     by_canonical = {canonical_name(k): k for k in target if "lora_" not in k}
     source_has_lora = any("lora_" in k for k in state)
@@ -112,7 +122,7 @@ def check_checkpoint_keys(module: nn.Module, checkpoint: dict[str, Any]) -> None
         )
 
 
-def init_policy_from(policy: Any, path: str | Path) -> dict[str, int]:
+def init_policy_from(policy: Any, path: str | Path, what: str = "init_from") -> dict[str, int]:
     """Start a stage from a previous stage's checkpoint: load its policy weights into ``policy`` now.
 
     Called from a module's ``__init__``, so every hook after construction (reference snapshots
@@ -120,6 +130,6 @@ def init_policy_from(policy: Any, path: str | Path) -> dict[str, int]:
     """
     from lightning.pytorch.utilities import rank_zero_info
 
-    counts = load_policy_weights(policy.model, path, policy.has_adapter)
+    counts = load_policy_weights(policy.model, path, policy.has_adapter, what)
     rank_zero_info(f"init_from {path}: loaded {counts['loaded']} tensors, merged {counts['merged_adapters']} adapters")
     return counts

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pebr_lit.ckpt.safe_load import CheckpointError
 from pebr_lit.policy.checkpoint import init_policy_from, read_policy_state
 from pebr_lit.policy.settings import LoraSettings, QuantizationSettings
 from pebr_lit.policy.wrapper import PolicyWrapper
@@ -22,7 +23,7 @@ def export_checkpoint(
     ckpt: str | Path, out_dir: str | Path, model_name_or_path: str | None = None, dtype: str = "auto"
 ) -> Path:
     """Write the merged policy of ``ckpt`` to ``out_dir``; ``model_name_or_path`` overrides the stored base."""
-    _, info = read_policy_state(ckpt)
+    _, info = read_policy_state(ckpt, "--ckpt", check_values=False)  # before the base model is built
     source = model_name_or_path or info.get("source")
     if not source:
         raise ValueError(f"{ckpt}: the checkpoint does not name its base model; pass --model.")
@@ -31,7 +32,7 @@ def export_checkpoint(
     policy = PolicyWrapper(
         source, dtype=dtype, lora=lora, quantization=quantization, freeze_vision=False, freeze_projector=False
     )
-    init_policy_from(policy, ckpt)
+    init_policy_from(policy, ckpt, "--ckpt")
     return policy.save_pretrained(out_dir, merge_lora=True)
 
 
@@ -44,7 +45,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--dtype", default="auto", help="weight dtype of the export: auto, float32, bfloat16, float16")
     args = parser.parse_args(argv)
-    out = export_checkpoint(args.ckpt, args.out, args.model, args.dtype)
+    try:
+        out = export_checkpoint(args.ckpt, args.out, args.model, args.dtype)
+    except CheckpointError as err:
+        parser.exit(2, f"error: {err}\n")
     print(f"exported {args.ckpt} -> {out} (load with transformers.AutoModelForImageTextToText.from_pretrained)")
 
 

@@ -26,6 +26,7 @@ import torch
 from lightning.pytorch.strategies import ModelParallelStrategy
 from torch import nn
 
+from pebr_lit.ckpt.safe_load import check_finite, load_checkpoint_file, require_state_dict
 from pebr_lit.policy.checkpoint import check_checkpoint_keys
 from pebr_lit.policy.lora import unwrap
 from pebr_lit.policy.settings import _DTYPES
@@ -191,13 +192,13 @@ class FSDP2Strategy(ModelParallelStrategy):
 
     def load_checkpoint(self, checkpoint_path: Any, weights_only: bool | None = None) -> dict[str, Any]:
         # The parent loads weights non-strictly and drops "state_dict" before on_load_checkpoint, so a
-        # checkpoint of another layout would load half-way silently: refuse unknown names first.
+        # checkpoint of another layout would load half-way silently: refuse unknown names (and NaN/inf) first.
         path = Path(self.broadcast(checkpoint_path))
         if path.is_file():
-            check_checkpoint_keys(
-                self.lightning_module, torch.load(path, mmap=True, map_location="cpu", weights_only=False)
-            )
-        loaded = super().load_checkpoint(path, weights_only=weights_only)
+            ckpt = load_checkpoint_file(path, "ckpt_path", mmap=True)
+            check_finite(require_state_dict(ckpt, path, "ckpt_path").items(), path, "ckpt_path")
+            check_checkpoint_keys(self.lightning_module, ckpt)
+        loaded = super().load_checkpoint(path, weights_only=True)  # never unpickle code, whatever the caller asks
         # This strategy restores after setup, but configure_optimizers (estimated_stepping_batches) has
         # already built the train loader from the module's pre-restore state, and PromptDataModule
         # starts its stream at the restored ``rollout_batches``: have the fit loop build it again.

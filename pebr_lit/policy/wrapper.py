@@ -24,6 +24,7 @@ from torch import nn
 
 import pebr_lit.policy.attention  # noqa: F401  (registers attn_implementation "sdpa_folded_gqa")
 from pebr_lit.policy.head_input import contiguous_head_input
+from pebr_lit.errors import ConfigError
 from pebr_lit.policy.inputs import mask_after_eos
 from pebr_lit.policy.kv_cache import KV_CACHES, preallocated_cache
 from pebr_lit.policy.logprobs import token_logprobs
@@ -154,7 +155,7 @@ class PolicyWrapper(nn.Module):
     def _check_source(path: str) -> None:
         looks_local = path.startswith((".", "/", "~")) or os.sep in path and Path(path).parent.exists()
         if looks_local and not Path(path).expanduser().is_dir():
-            raise FileNotFoundError(
+            raise ConfigError(
                 f"model_name_or_path={path!r} is not a directory. Build the tiny demo model with "
                 "`python -m pebr_lit.demo.tiny --out runs/demo/assets` "
                 "or point to a saved Hugging Face checkpoint."

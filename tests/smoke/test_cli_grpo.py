@@ -120,7 +120,7 @@ def test_resume_over_another_training_stream_is_refused(assets, world, tmp_path)
     seen: list = []
     _fit(assets, world, tmp_path, seen, crash_after=1)
     last = tmp_path / "stage2" / "checkpoints" / "last.ckpt"
-    assert torch.load(last, weights_only=False)["PromptDataModule"]["stream"]["records"] > 0
+    assert torch.load(last, weights_only=True)["PromptDataModule"]["stream"]["records"] > 0
     for extra, what in (
         (f"--data.init_args.train_files=[{world / 'val.jsonl'}]", "records"),
         ("--data.init_args.seed=7", "seed 0 -> 7"),

@@ -85,10 +85,14 @@ def test_validate_and_test_commands(assets, world, tmp_path):
     assert "test/accuracy" in cli.trainer.logged_metrics
 
 
-def test_missing_model_dir_is_a_clear_error(world, tmp_path):
-    # jsonargparse re-raises construction errors as ValueError, keeping our message.
-    with pytest.raises((ValueError, FileNotFoundError), match="pebr_lit.demo.tiny"):
+def test_missing_model_dir_is_a_clear_error(world, tmp_path, capsys):
+    # raised inside jsonargparse's instantiation, printed alone (no dump of the config), exit status 2
+    with pytest.raises(SystemExit) as stop:
         main(_args({"vlm": tmp_path / "nope"}, world, tmp_path), run=False)
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert stop.value.code == 2 and len(errors) == 1
+    assert errors[0].startswith(f"error: model_name_or_path={str(tmp_path / 'nope')!r} is not a directory")
+    assert "python -m pebr_lit.demo.tiny" in errors[0]
 
 
 def test_predict_writes_one_row_per_question(assets, world, tmp_path):

@@ -118,7 +118,7 @@ def run(cmd: list[str], out: Path) -> list[dict]:
 def checkpoint(out: Path, name: str = "last.ckpt", stage: str = "stage2") -> dict:
     path = out / stage / "checkpoints" / name
     assert path.is_file(), f"{path} is not one file (a distributed-checkpoint folder?)"
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def state_digest(state: dict[str, torch.Tensor], prefix: str = "policy.") -> str:
@@ -171,7 +171,7 @@ def test_fsdp_updates_match_ddp(runs):
     start = torch.load(
         out["fsdp"] / "stage2" / "checkpoints" / f"epoch=0-step={MINI_BATCHES}.ckpt",
         map_location="cpu",
-        weights_only=False,
+        weights_only=True,
     )
     a, b = checkpoint(out["ddp"])["state_dict"], checkpoint(out["fsdp"])["state_dict"]
     moved = max(float((b[k] - start["state_dict"][k]).abs().max()) for k in b)

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from pebr_lit.clip.scorers import ClipScorer, HFClipScorer, SimilarityScorer
+from pebr_lit.errors import ConfigError
 from pebr_lit.rewards.components import clip_reward_from_similarity
 
 WORDS = "a red blue green circle square triangle two three shapes large small".split()
@@ -167,7 +168,7 @@ def test_a_batch_failure_falls_back_to_items(scorer: SimilarityScorer, monkeypat
 def test_bad_construction_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"^ClipScorer\.batch_size=0: must be >= 1"):
         ClipScorer(str(tmp_path), batch_size=0)
-    with pytest.raises(FileNotFoundError, match="open_clip_config.json"):
+    with pytest.raises(ConfigError, match="open_clip_config.json"):
         ClipScorer(str(tmp_path))
 
 

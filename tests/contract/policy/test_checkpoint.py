@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+from pebr_lit.ckpt.safe_load import CheckpointError
 from pebr_lit.data.collate import encode_prompts
 from pebr_lit.data.records import load_records
 from pebr_lit.policy.checkpoint import (
@@ -160,7 +161,7 @@ def test_full_to_lora_sets_the_base_and_leaves_adapters(assets, tmp_path):
 # --------------------------------------------------------------------------------------- errors
 def test_missing_file_names_path_and_what_to_point_at(assets, tmp_path):
     missing = tmp_path / "nope.ckpt"
-    with pytest.raises(FileNotFoundError) as err:
+    with pytest.raises(CheckpointError) as err:
         load_policy_weights(_full(assets).model, missing, has_adapter=False)
     assert str(missing) in str(err.value) and "Lightning checkpoint" in str(err.value)
 

@@ -8,6 +8,7 @@ from transformers import AutoModelForImageTextToText
 
 from pebr_lit.data.collate import encode_prompts
 from pebr_lit.data.records import load_records
+from pebr_lit.errors import ConfigError
 from pebr_lit.policy.inputs import expand_prompts, images_per_row
 from pebr_lit.policy.settings import LoraSettings, SamplingSettings
 from pebr_lit.policy.wrapper import PolicyWrapper
@@ -144,7 +145,7 @@ def test_bad_settings_fail_at_construction(assets, tmp_path):
 
     with pytest.raises(ValueError, match="needs lora"):
         PolicyWrapper(str(assets["vlm"]), quantization=QuantizationSettings())
-    with pytest.raises(FileNotFoundError, match="not a directory"):
+    with pytest.raises(ConfigError, match="not a directory"):
         PolicyWrapper(str(tmp_path / "missing"))
     with pytest.raises(ValueError, match="temperature"):
         SamplingSettings(temperature=0.0)
