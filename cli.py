@@ -50,9 +50,9 @@ import pebr_lit.modules.evaluation  # noqa: E402,F401
 import pebr_lit.modules.perception  # noqa: E402,F401
 import pebr_lit.modules.reasoning  # noqa: E402,F401
 import pebr_lit.modules.sft  # noqa: E402,F401
-from pebr_lit.data.preflight import missing_data_paths  # noqa: E402
 from callbacks.run_lock import RunDirLock  # noqa: E402
 from pebr_lit.ckpt.cli_checks import early_checks, install_atomic_io, resolve_ckpt_path, short_errors  # noqa: E402
+from pebr_lit.data.preflight import missing_data_paths  # noqa: E402
 
 OVERLAY_OF = "# overlay-of:"
 _RUN_LINE = re.compile(r"^# Run: .*?cli\.py\s+(fit|validate|test|predict)\b")

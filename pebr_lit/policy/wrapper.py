@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 import pebr_lit.policy.attention  # noqa: F401  (registers attn_implementation "sdpa_folded_gqa")
-from pebr_lit.policy.head_input import contiguous_head_input
 from pebr_lit.errors import ConfigError
+from pebr_lit.policy.head_input import contiguous_head_input
 from pebr_lit.policy.inputs import mask_after_eos
 from pebr_lit.policy.kv_cache import KV_CACHES, preallocated_cache
 from pebr_lit.policy.logprobs import token_logprobs
