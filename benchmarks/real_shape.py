@@ -47,7 +47,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
-from plan_compare import comparison_rows, cut, planned  # noqa: E402
+from plan_compare import comparison_rows, cut, full_depth_rows, planned, shape_args  # noqa: E402
 from real_model import MAX_PIXELS, offline_processor, qwen2_5_vl_config  # noqa: E402
 
 from pebr_lit.plan.shapes import SHAPES  # noqa: E402
@@ -134,6 +134,8 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     meter = RssMeter()
     result: dict[str, Any] = dict(size=args.size, layers=args.layers, vision_blocks=args.vision_blocks)
+    result.update(rows=args.rows, response_len=args.response_len, new_tokens=args.new_tokens)
+    result.update(chunk_tokens=args.chunk_tokens, lora_dropout=LORA_DROPOUT, checkpointing=not args.no_checkpointing)
     shape = f"{args.layers} layers, {args.vision_blocks} vision blocks, {args.rows} rows x R={args.response_len}"
     print(f"{args.size}: {shape}", flush=True)
     with tempfile.TemporaryDirectory(prefix="real_shape_") as tmp:
@@ -191,17 +193,7 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
     result["phases"] = meter.phases
     result["rss_base"] = meter.base
     result["planned"] = planned(
-        SIZES[args.size],
-        cut(SHAPES[SIZES[args.size]], args.layers, args.vision_blocks),
-        rows=args.rows,
-        prompt_tokens=result["prompt_tokens"],
-        response_len=args.response_len,
-        new_tokens=args.new_tokens,
-        chunk_tokens=args.chunk_tokens,
-        lora_r=64,
-        lora_dropout=LORA_DROPOUT,
-        checkpointing=not args.no_checkpointing,
-        max_pixels=MAX_PIXELS,
+        SIZES[args.size], cut(SHAPES[SIZES[args.size]], args.layers, args.vision_blocks), **shape_args(result)
     )
     result["max_abs_diff"] = {
         "logprobs no-grad": float((scores["old_logits"] - scores["old_chunked"]).abs().max()),
@@ -299,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
         print_summary(runs, result["per_layer"], full)
         print("\nwhat each phase adds, measured (RSS) and planned (pebr_lit.plan, device cpu)")
         print("\n".join(comparison_rows(runs)))
+        print("\nfull depth, GiB above the start-up RSS")
+        print("\n".join(full_depth_rows(runs, SHAPES[SIZES[args.size]], SIZES[args.size], **shape_args(runs[0]))))
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2))
     return 0

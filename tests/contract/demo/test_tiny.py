@@ -13,6 +13,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from pebr_lit.demo import tiny
+from pebr_lit.errors import ConfigError
 from pebr_lit.format import response as fmt
 
 COLORS = ("red", "green", "blue", "yellow")
@@ -276,7 +277,7 @@ def test_clip_follows_the_seed(clip_dir, tmp_path):
 
 
 def test_load_clip_errors_name_the_problem(clip_dir, tmp_path):
-    with pytest.raises(FileNotFoundError, match=f"{tmp_path}.*open_clip_config.json"):
+    with pytest.raises(ConfigError, match=f"{tmp_path}.*open_clip_config.json"):
         tiny.load_clip(tmp_path)
     with pytest.raises(ValueError, match="holds its own weights"):
         tiny.load_clip(clip_dir, pretrained="openai")
