@@ -82,6 +82,8 @@ class Benchmark:
         image_root: Folder that relative image paths start from; null = the data file's folder.
         name: Name used in metric keys and result files; null = the adapter's default name.
         split: In a folder, read the files named after this split; null = the adapter's default split.
+        scoring: Whose rule grades a response: ``vlmevalkit`` (VLMEvalKit's, which the paper's numbers came from)
+            or ``official`` (the benchmark's own released scoring code); see docs/evaluation.md.
     """
 
     default_name: ClassVar[str] = "benchmark"
@@ -93,6 +95,8 @@ class Benchmark:
     group_by: ClassVar[tuple[str, ...]] = ()
     #: Metrics shown for this benchmark in the summary table.
     headline: ClassVar[tuple[str, ...]] = ("accuracy",)
+    #: The scoring modes the adapter implements (``scoring``), the default first.
+    scoring_modes: ClassVar[tuple[str, ...]] = ("vlmevalkit", "official")
 
     def __init__(
         self,
@@ -101,6 +105,7 @@ class Benchmark:
         image_root: str | None = None,
         name: str | None = None,
         split: str | None = None,
+        scoring: str | None = None,
     ) -> None:
         if limit is not None and limit < 1:
             raise ValueError(
@@ -116,6 +121,12 @@ class Benchmark:
         self.image_root = image_root
         self.name = name or self.default_name
         self.split = split or self.default_split
+        if scoring is not None and scoring not in self.scoring_modes:
+            raise ValueError(
+                f"{type(self).__name__}.scoring={scoring!r}: unknown scoring mode. "
+                f"Use one of {list(self.scoring_modes)} (null = {self.scoring_modes[0]})."
+            )
+        self.scoring = scoring or self.scoring_modes[0]
 
     # ------------------------------------------------------------------------------------- loading
     def items(self) -> list[BenchmarkItem]:

@@ -94,6 +94,7 @@ class HallusionBench(Benchmark):
         image_root: Folder that relative image paths start from; null = the data file's folder.
         name: Name in metric keys and result files.
         split: In a folder, read the files named after this split.
+        scoring: ``vlmevalkit`` (default) or ``official``: whose rule grades a response.
         skip_text_only: Leave out questions without an image (counted); false makes them an error.
     """
 
@@ -111,9 +112,10 @@ class HallusionBench(Benchmark):
         image_root: str | None = None,
         name: str | None = None,
         split: str = "image",
+        scoring: str | None = None,
         skip_text_only: bool = True,
     ) -> None:
-        super().__init__(path, limit, image_root, name)
+        super().__init__(path, limit, image_root, name, scoring=scoring)
         self.split = split
         self.skip_text_only = skip_text_only
         self.skipped_text_only = 0

@@ -49,6 +49,7 @@ class LogicVista(Benchmark):
         limit: Evaluate only the first N questions; null = all.
         image_root: Folder that ``imagename`` starts from; null = ``images/`` beside the JSON file.
         name: Name in metric keys and result files.
+        scoring: ``vlmevalkit`` (default) or ``official``: whose rule grades a response.
     """
 
     default_name = "logicvista"
@@ -59,9 +60,14 @@ class LogicVista(Benchmark):
     group_by = GROUPS
 
     def __init__(
-        self, path: str, limit: int | None = None, image_root: str | None = None, name: str | None = None
+        self,
+        path: str,
+        limit: int | None = None,
+        image_root: str | None = None,
+        name: str | None = None,
+        scoring: str | None = None,
     ) -> None:
-        super().__init__(path, limit, image_root, name)
+        super().__init__(path, limit, image_root, name, scoring=scoring)
         self.skipped_empty = 0
 
     def root(self, path: Path) -> Path:

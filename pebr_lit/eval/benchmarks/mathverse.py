@@ -59,6 +59,7 @@ class MathVerse(Benchmark):
         name: Name in metric keys and result files.
         prompt: Column used as the prompt: query_cot (official CoT prompt), query_wo or question.
         split: In a folder, read the files named after this split.
+        scoring: ``vlmevalkit`` (default) or ``official``: whose rule grades a response.
     """
 
     default_name = "mathverse"
@@ -76,8 +77,9 @@ class MathVerse(Benchmark):
         name: str | None = None,
         prompt: str = "query_cot",
         split: str = "testmini",
+        scoring: str | None = None,
     ) -> None:
-        super().__init__(path, limit, image_root, name)
+        super().__init__(path, limit, image_root, name, scoring=scoring)
         if prompt not in PROMPTS:
             raise ValueError(f"MathVerse.prompt={prompt!r}: not a MathVerse prompt column. Use one of {PROMPTS}.")
         self.prompt = prompt
