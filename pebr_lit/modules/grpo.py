@@ -278,6 +278,8 @@ class GRPOModule(L.LightningModule):
             **extra.reward,
         }
         # A reward that raises, or gives NaN/inf/out-of-range values, scores 0 there and is counted, never trained on.
+        if self.reward_health.reward is not self.reward:  # the stage reward was replaced after construction
+            self.reward_health = RewardHealth(self.reward, self.reward_health.checks)
         rewards, report = self.reward_health.score(texts, inputs, self._reward_terms(), num_tokens.cpu())
         training = self._trainer is not None and self.trainer.training
         self.reward_health.finish(report, len(texts), type(self).__name__, training=training)

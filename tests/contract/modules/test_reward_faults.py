@@ -123,7 +123,7 @@ def test_a_3e38_reward_past_the_range_check_is_skipped_never_saved_and_stops_the
     assert "the first one: loss is not finite (gradient norm nan)" in stopped
     assert module._step_guard.skipped == 2 and trainer.global_step == 1  # the second skip stopped its step
     assert all(torch.equal(w, start[n]) for n, w in weights(module).items())
-    saved = torch.load(tmp_path / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    saved = torch.load(tmp_path / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
     assert saved and all(bool(torch.isfinite(v).all()) for v in saved.values() if v.is_floating_point())
     assert spy.metrics[0]["train/skipped_steps"] == 1.0
     # The skipped step's NaN loss statistics are not logged or handed to callbacks (KL control would turn NaN).
