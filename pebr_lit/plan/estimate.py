@@ -237,6 +237,14 @@ def plan_run(run: RunShape, s: ModelShapes, gpu_bytes: float | None = None, devi
         for phase in ("logprob", "update"):
             add("autocast_copies", phase, total * 2, "bf16 copies of every fp32 weight cached by autocast")
 
+    # ---- a 4-bit layer dequantises its weight to the compute dtype for each product (bitsandbytes): one at a time
+    if run.quant:
+        widest = max(s.hidden * s.intermediate, s.heads * d * s.hidden, v.hidden * v.intermediate)
+        for phase in ("prefill", "decode", "logprob", "update"):
+            add(
+                "dequantized", phase, widest * compute, f"the widest 4-bit linear ({widest / 1e6:.0f} M) in {compute} B"
+            )
+
     # ---- LoRA's copies of an adapted linear's input (peft casts it to the adapters' fp32, then drops out)
     # generate runs in eval mode (no dropout); the log-prob passes in train mode, as the update (dropout on).
     down = run.lora_r and "down_proj" in run.lora_targets  # the widest input: the MLP's product

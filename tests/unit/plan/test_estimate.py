@@ -109,6 +109,8 @@ def test_nf4_double_quant_bytes():
     assert nf4_bytes(64, False) == 32 + 4
     got = parts(plan_run(replace(RUN, quant={"double_quant": True}), SHAPES))
     assert got["weights", "resident"] == pytest.approx(nf4_bytes(1696, True) + (TOTAL - 1696) * 2)
+    # Each product dequantises its weight to bf16 first: the widest, h x i = 8 x 16, x 2 B, in every phase.
+    assert all(got["dequantized", ph] == 128 * 2 for ph in ("prefill", "decode", "logprob", "update"))
 
 
 def test_full_fine_tune_under_fsdp2_shards_and_offloads():
