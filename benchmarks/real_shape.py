@@ -180,7 +180,9 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
             scores[f"old_{path}"] = old
             torch.manual_seed(args.seed)  # the same LoRA dropout masks in both paths
             with meter.phase(f"train forward {path}"), autocast:
-                new, entropy = policy.token_logprobs(prompts, ids, mask, num_samples=args.rows, with_entropy=True)
+                new, entropy = policy.token_logprobs(  # the entropy only logged, as GRPOModule at entropy_coef 0
+                    prompts, ids, mask, num_samples=args.rows, with_entropy=True, entropy_grad=False
+                )
                 per_token, _ = loss_fn(new, old.detach(), advantages, mask.bool())
                 loss = mean(per_token, mask.bool())
             with meter.phase(f"train backward {path}"):

@@ -293,6 +293,11 @@ class GRPOModule(L.LightningModule):
         return [cb for cb in callbacks if isinstance(cb, RewardTerm)]
 
     # ----------------------------------------------------------------------------------- training
+    @property
+    def _entropy_in_loss(self) -> bool:
+        """The loss weights the entropy (a loss without ``entropy_coef`` is assumed to)."""
+        return bool(getattr(self.loss, "entropy_coef", 1.0))
+
     def _logprobs(
         self, prompts: dict[str, torch.Tensor], ids: torch.Tensor, mask: torch.Tensor, rows: list[int], **kw: Any
     ):
@@ -392,7 +397,9 @@ class GRPOModule(L.LightningModule):
             for r, rows in parts:
                 for start in range(0, len(rows), self.micro_batch_size):
                     micro = rows[start : start + self.micro_batch_size]
-                    logp, entropy = self._logprobs(r.prompts, r.ids, r.mask, micro, with_entropy=True)  # [m, R] x2
+                    logp, entropy = self._logprobs(  # [m, R] x2; the entropy's gradient only when the loss uses it
+                        r.prompts, r.ids, r.mask, micro, with_entropy=True, entropy_grad=self._entropy_in_loss
+                    )
                     loss, step_stats = self.loss(
                         logp,
                         r.old[micro] if r.old is not None else logp.detach(),

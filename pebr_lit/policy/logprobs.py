@@ -41,13 +41,16 @@ def token_logprobs(
     chunk_rows: int = 4,
     temperature: float = 1.0,
     chunk_tokens: int | None = None,
+    entropy_grad: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``(logprobs [N, R], entropy [N, R] or None)`` of ``response_ids`` [N, R]; row ``i`` answers ``rows[i]``.
 
     Both are of ``softmax(logits / temperature)``, with no top-p truncation or renormalisation.
     Padding positions (``response_mask`` 0) get log-prob and entropy 0. ``chunk_tokens`` (null = logits of
     all rows, log-softmax over ``chunk_rows`` rows at a time) computes them from the hidden states instead,
-    ``chunk_tokens`` response positions at a time.
+    ``chunk_tokens`` response positions at a time. ``entropy_grad=False`` computes the entropy without autograd:
+    on the logits path its graph would keep two fp32 ``[c, R, V]`` tensors alive through the whole backward when
+    the loss never uses it (measured: ``docs/PERFORMANCE.md``).
     """
     if chunk_tokens is not None and chunk_tokens < 1:
         raise ValueError(f"token_logprobs: chunk_tokens={chunk_tokens!r} must be >= 1 (e.g. 256) or None.")
@@ -77,7 +80,8 @@ def token_logprobs(
         ids = response_ids[start : start + chunk_rows]
         logprobs.append(logp.gather(-1, ids.unsqueeze(-1)).squeeze(-1))  # [c, R]
         if with_entropy:
-            entropies.append(-(logp.exp() * logp).sum(-1))  # [c, R]
+            with torch.set_grad_enabled(torch.is_grad_enabled() and entropy_grad):
+                entropies.append(-(logp.exp() * logp).sum(-1))  # [c, R]
     keep = response_mask.bool()  # [N, R]
     out = torch.where(keep, torch.cat(logprobs), 0.0)  # [N, R]
     ent = torch.where(keep, torch.cat(entropies), 0.0) if with_entropy else None

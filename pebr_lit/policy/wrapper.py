@@ -271,6 +271,7 @@ class PolicyWrapper(nn.Module):
         chunk_rows: int = 4,
         model: nn.Module | None = None,
         temperature: float = 1.0,
+        entropy_grad: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Per-token log-probs of ``response_ids`` given the prompts, and optionally the entropy.
 
@@ -279,7 +280,8 @@ class PolicyWrapper(nn.Module):
         encoded once and its features shared by all rows answering it (gradients add up through the
         reuse), instead of once per row. Padding positions get log-prob 0. Both outputs are of
         ``softmax(logits / temperature)``: give the sampling temperature to score rollouts under the
-        distribution that drew them (top-p is not renormalised). Returns ``(logprobs [N, R], entropy [N, R] or None)``.
+        distribution that drew them (top-p is not renormalised). ``entropy_grad=False`` returns the entropy without
+        its gradient (for a loss that only logs it). Returns ``(logprobs [N, R], entropy [N, R] or None)``.
         """
         rows = (
             list(prompt_rows) if prompt_rows is not None else [i // num_samples for i in range(response_ids.shape[0])]
@@ -297,6 +299,7 @@ class PolicyWrapper(nn.Module):
             chunk_rows=chunk_rows,
             temperature=temperature,
             chunk_tokens=self.logprob_chunk_tokens,
+            entropy_grad=entropy_grad,
         )
 
     @contextlib.contextmanager

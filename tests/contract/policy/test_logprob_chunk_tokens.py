@@ -112,3 +112,13 @@ def test_refused_under_fsdp_with_a_message(policy, scored, monkeypatch):
     monkeypatch.setattr("pebr_lit.policy.fsdp.is_sharded", lambda model: True)
     with pytest.raises(NotImplementedError, match="logprob_chunk_tokens: null"):
         _run(policy, scored, CHUNK, 1.0, backward=False)
+
+
+def test_an_entropy_only_logged_keeps_no_graph_and_the_same_value(policy, scored):
+    """``entropy_grad=False`` (the loss's entropy_coef is 0): same entropy, no autograd graph behind it."""
+    prompts, ids, mask = scored
+    lp, ent = policy.token_logprobs(prompts, ids, mask, num_samples=2, with_entropy=True)
+    lp2, ent2 = policy.token_logprobs(prompts, ids, mask, num_samples=2, with_entropy=True, entropy_grad=False)
+    assert ent.requires_grad and not ent2.requires_grad and lp2.requires_grad
+    torch.testing.assert_close(ent2, ent.detach())
+    torch.testing.assert_close(lp2, lp)
