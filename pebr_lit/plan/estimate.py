@@ -346,8 +346,10 @@ def plan_run(run: RunShape, s: ModelShapes, gpu_bytes: float | None = None, devi
         r = run.response_len
         bf16 = m * (r + 1) * s.vocab * 2
         chunk = c * r * s.vocab * 4
-        # Backward of the last chunk: log p and p kept by every chunk (2 each) + 5 gradients of the chunk at once.
-        extra = 2 * math.ceil(m / c) + 5
+        # Each chunk keeps log p for backward (and p, when the loss weights the entropy); the last chunk's forward
+        # holds its fp32 copy, log p, p and their product at once, its backward the gradients (measured: 4 in all).
+        kept = (2 if run.entropy_grad else 1) * (math.ceil(m / c) - 1)
+        extra = kept + 4
         add(
             "logits",
             "logprob",
@@ -359,8 +361,8 @@ def plan_run(run: RunShape, s: ModelShapes, gpu_bytes: float | None = None, devi
             "logits",
             "update",
             2 * bf16 + extra * chunk,
-            f"2 bf16 [{m}, {r + 1}, V] (logits, their gradient) + {extra} fp32 [{c}, {r}, V] chunks (saved for "
-            "backward and the gradients of one)",
+            f"2 bf16 [{m}, {r + 1}, V] (logits, their gradient) + {extra} fp32 [{c}, {r}, V] chunks (one chunk's "
+            "forward or backward, the others' saved log p" + (" and p)" if run.entropy_grad else ")"),
             transient=True,
         )
     else:

@@ -84,6 +84,8 @@ class RunShape:
     #: ``policy.logprob_chunk_tokens``: response tokens per LM-head chunk of the log-prob pass; 0 = whole logits.
     logprob_chunk_tokens: int = 0
     lora_dropout: float = 0.0
+    #: The loss weights the entropy (``loss.entropy_coef`` > 0): its autograd graph is kept for backward.
+    entropy_grad: bool = False
 
 
 def _devices(trainer: dict[str, Any], override: int | None) -> int:
@@ -179,4 +181,5 @@ def run_shape(config: dict[str, Any], devices: int | None = None, subcommand: st
         reference=reference,
         reference_on_gpu=bool(ref_gpu),
         clip=_args(margs.get("clip_scorer")) if margs.get("clip_scorer") else None,
+        entropy_grad=float(_args(margs.get("loss")).get("entropy_coef") or 0) > 0,
     )

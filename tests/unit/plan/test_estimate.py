@@ -75,9 +75,9 @@ def test_lora_grpo_parts_by_hand():
         ("vision", "logprob"): 32 * (144 + 8) + 128,
         ("vision", "update"): 32 * (144 + 8) + 128,
         # Logits: bf16 [2, 7, 100] = 2800 B; fp32 chunk [2, 6, 100] = 4800 B; 2 chunks (no grad); in the update
-        # the logits and their gradient (2 x 2800) + log p and p kept (2) + 5 gradients of the one chunk = 7.
+        # the logits and their gradient (2 x 2800) + the one chunk's 4 (no other chunk keeps its log p).
         ("logits", "logprob"): 2800 + 2 * 4800,
-        ("logits", "update"): 2 * 2800 + 7 * 4800,
+        ("logits", "update"): 2 * 2800 + 4 * 4800,
     }
     assert got == pytest.approx(expected)
 
@@ -94,8 +94,8 @@ def test_phase_totals_and_peak():
     plan = plan_run(RUN, SHAPES, gpu_bytes=1e12)
     resident = TOTAL * 2 + 2048 + 2048 + 4096 + 512 + CUDA_CONTEXT  # weights, LoRA, grads, AdamW, pixels, context
     # Held: the saved layer inputs 1024 + mask 512; one at a time: the recomputed layer 19584, the vision 4992 and
-    # the logits 39200 -> the logits.
-    assert plan.phases["update"] == pytest.approx(resident + 1024 + 512 + 39200)
+    # the logits 24800 -> the logits.
+    assert plan.phases["update"] == pytest.approx(resident + 1024 + 512 + 24800)
     assert plan.phases["logprob"] == pytest.approx(resident + 12400)  # the logits (12400) > activations (8192)
     assert plan.peak_phase == "update" and plan.fits
     small = plan_run(RUN, SHAPES, gpu_bytes=CUDA_CONTEXT)  # not even the context's room
@@ -173,3 +173,12 @@ def test_lora_dropout_and_the_cpu_device():
     # Saved by each adapter in the update: its mask + dropped-out copy (CUDA 1 + 4, CPU 4 + 4 B per input feature).
     assert gpu["layer", "update"] == 32 * (328 + 5 * 64 + 28)
     assert cpu["layer", "update"] == 32 * (328 + 8 * 64 + 28)
+
+
+def test_rows_beyond_one_logits_chunk_keep_their_log_p_and_p_with_an_entropy_bonus():
+    # 8 rows -> 2 chunks of 4 rows: bf16 [8, 7, 100] = 11200 B, chunk [4, 6, 100] fp32 = 9600 B. The first chunk
+    # keeps log p (1) for backward, and p too (2) when the loss weights the entropy; the last chunk's 4 on top.
+    run = replace(RUN, micro_batch=8, group=8)
+    assert parts(plan_run(run, SHAPES))["logits", "update"] == 2 * 11200 + (1 + 4) * 9600
+    with_bonus = parts(plan_run(replace(run, entropy_grad=True), SHAPES))
+    assert with_bonus["logits", "update"] == 2 * 11200 + (2 + 4) * 9600
