@@ -162,7 +162,8 @@ def extract_choice(response: object, options: Options) -> str | None:
     6. exactly one distinct letter stands alone in the answer: "(B)" any case, or upper-case "B"
        (VLMEvalKit's rule); "A"/"I" followed by a lower-case word are English words, not options.
     7. option texts found in the answer as whole words: one left after dropping those inside a longer
-       found text (MMMU's text fallback; "a red circle" beats "red circle"); several -> None.
+       found text (MMMU's text fallback; "a red circle" beats "red circle"); several -> None. Only in an
+       answer at most twice the options' total length (VLMEvalKit's ``can_infer_text`` limit).
     Letters outside ``options`` never count; lower-case "a" inside a sentence never is option A.
     """
     table = option_table(options)
@@ -206,6 +207,10 @@ def _letters_standing_alone(text: str) -> set[str]:
 
 
 def _text_inside(text: str, table: dict[str, str]) -> str | None:
+    # VLMEvalKit's can_infer_text limit: option text counts only in an answer at most twice as long as all the
+    # option texts together, so a long (or cut-off) response that mentions an option gets no credit for it.
+    if len(text) > 2 * sum(len(o) for o in table.values()):
+        return None
     t = normalized_answer(text)
     hits = {k: o for k, o in table.items() if o and re.search(rf"(?<![\w.]){re.escape(o)}(?!\w|\.\d)", t)}
     return _unique(k for k, o in hits.items() if not any(o != p and o in p for p in hits.values()))

@@ -9,7 +9,9 @@ checked against the real files: no public repository found here carries them):
     (a letter), optional ``category``/``l2-category``, ``image`` (base64).
 Prompt: VLMEvalKit's multiple-choice prompt ("Question: ...", "Options:" with "A. ..." lines, a
 selection line), the harness the paper's numbers come from.
-Scoring: by letter or option text. Aggregates: accuracy overall, and by category when the file has one.
+Scoring: VLMEvalKit's exact matching, ``can_infer`` (``eval.vlmevalkit_rules``), on the final-answer section.
+AI2D releases no scorer of its own for answers in free text (its accuracy is the share of right letters), so
+``scoring: official`` is refused. Aggregates: accuracy overall, and by category when the file has one.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class AI2D(Benchmark):
         image_root: Folder that relative image paths start from; null = the data file's folder.
         name: Name in metric keys and result files.
         split: In a folder, read the files named after this split.
+        scoring: ``vlmevalkit`` (the only mode: AI2D has no released scorer of its own).
     """
 
     default_name = "ai2d"
@@ -46,6 +49,9 @@ class AI2D(Benchmark):
         "image) or VLMEvalKit's AI2D_TEST.tsv (index, question, A-D, answer letter, image)"
     )
     group_by = ("category",)
+    scoring_modes = ("vlmevalkit",)
+    scoring_refusals = {"official": "AI2D releases no answer scorer of its own (VLMEvalKit's is the reference)"}
+    choice_rules = {"vlmevalkit": "can_infer"}
 
     def load(self, path: Path) -> list[BenchmarkItem]:
         root = self.root(path)

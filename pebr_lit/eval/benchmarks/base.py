@@ -38,6 +38,7 @@ from pebr_lit.eval.answers import (
 )
 from pebr_lit.eval.benchmarks.tables import tsv_images
 from pebr_lit.eval.numbers import match_free_form
+from pebr_lit.eval.vlmevalkit_rules import can_infer, choice_dict, yorn_extraction
 from pebr_lit.format.response import extract_answer
 
 CHOICE, FREE_FORM, YES_NO = "choice", "free_form", "yes_no"
@@ -97,6 +98,11 @@ class Benchmark:
     headline: ClassVar[tuple[str, ...]] = ("accuracy",)
     #: The scoring modes the adapter implements (``scoring``), the default first.
     scoring_modes: ClassVar[tuple[str, ...]] = ("vlmevalkit", "official")
+    #: Why a mode is not offered, quoted when it is asked for (e.g. the official scorer is a GPT judge).
+    scoring_refusals: ClassVar[dict[str, str]] = {}
+    #: The multiple-choice rule of each scoring mode: ``can_infer`` (VLMEvalKit's exact matching, option text
+    #: only within its length limit) or ``lenient`` (``eval.answers.match_choice``); modes not named: lenient.
+    choice_rules: ClassVar[dict[str, str]] = {}
 
     def __init__(
         self,
@@ -122,8 +128,9 @@ class Benchmark:
         self.name = name or self.default_name
         self.split = split or self.default_split
         if scoring is not None and scoring not in self.scoring_modes:
+            why = self.scoring_refusals.get(scoring, "unknown scoring mode")
             raise ValueError(
-                f"{type(self).__name__}.scoring={scoring!r}: unknown scoring mode. "
+                f"{type(self).__name__}.scoring={scoring!r}: {why}. "
                 f"Use one of {list(self.scoring_modes)} (null = {self.scoring_modes[0]})."
             )
         self.scoring = scoring or self.scoring_modes[0]
@@ -210,12 +217,18 @@ class Benchmark:
         """``{"prediction": the graded answer text, "correct": bool}`` (plus ``"choice"``, the letter read, for
         multiple choice)."""
         text = extract_answer(response)
+        if item.kind == CHOICE and self.choice_rules.get(self.scoring) == "can_infer":
+            letter = can_infer(text, choice_dict(item.options))
+            return {"prediction": text, "choice": letter, "correct": letter is not None and letter == item.answer}
         if item.kind == CHOICE:
             return {
                 "prediction": text,
                 "choice": extract_choice(text, item.options),
                 "correct": match_choice(text, item.options, item.answer),
             }
+        if item.kind == YES_NO and self.scoring == "vlmevalkit":
+            said = yorn_extraction(text)
+            return {"prediction": text, "yes_no": said, "correct": said is not None and said == item.answer}
         if item.kind == YES_NO:
             return {"prediction": text, "correct": match_yes_no(text, item.answer)}
         return {"prediction": text, "correct": match_free_form(text, item.answer, precision=item.meta.get("precision"))}
