@@ -127,9 +127,9 @@ class HallusionBench(Benchmark):
         self.skipped_text_only = 0
 
     def load(self, path: Path) -> list[BenchmarkItem]:
-        root, tsv = self.root(path), is_tsv(path)
-        items, self.skipped_text_only = [], 0
-        for source, row in read_table(path, self.split if path.is_dir() else None):
+        root, items, self.skipped_text_only = self.root(path), [], 0
+        rows = ((r, is_tsv(f)) for f in self.files(path) for r in read_table(f, self.split if f.is_dir() else None))
+        for (source, row), tsv in rows:
             meta = self._tsv_keys(row, source) if tsv else {k: str(self.need(row, k, source)) for k in KEYS}
             if str(row.get("visual_input", "1")) == "0":
                 if not self.skip_text_only:

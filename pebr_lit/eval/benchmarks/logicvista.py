@@ -78,7 +78,7 @@ class LogicVista(Benchmark):
         return Path(self.image_root).expanduser() if self.image_root is not None else path.parent / "images"
 
     def load(self, path: Path) -> list[BenchmarkItem]:
-        path = path / "dataset.json" if path.is_dir() else path
+        (path,) = self.files(path)  # a folder: its dataset.json only
         root, items, self.skipped_empty = self.root(path), [], 0
         for source, row in read_table(path):
             if not str(row.get("question") or "").strip() and not str(row.get("answer") or "").strip():

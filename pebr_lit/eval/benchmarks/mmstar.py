@@ -34,7 +34,7 @@ from pebr_lit.eval.benchmarks.base import (
     inline_options,
     mcq_prompt,
 )
-from pebr_lit.eval.benchmarks.tables import read_table, tsv_images
+from pebr_lit.eval.benchmarks.tables import is_tsv, read_table, tsv_images
 from pebr_lit.format.response import extract_answer
 
 _OPTIONS_MARK = re.compile(r"\s*\bOptions\s*[:：]")
@@ -63,7 +63,7 @@ class MMStar(Benchmark):
     """MMStar (1,500 questions).
 
     Args:
-        path: ``mmstar.parquet`` or VLMEvalKit's ``MMStar.tsv``.
+        path: ``mmstar.parquet``, VLMEvalKit's ``MMStar.tsv``, or a folder holding them (only these are read).
         limit: Evaluate only the first N questions; null = all.
         image_root: Folder that relative image paths start from; null = the data file's folder.
         name: Name in metric keys and result files.
@@ -79,18 +79,18 @@ class MMStar(Benchmark):
     choice_rules = {"vlmevalkit": "can_infer"}
 
     def load(self, path: Path) -> list[BenchmarkItem]:
-        root = self.root(path)
-        tsv = path.suffix.lower() == ".tsv"
-        items = []
-        for source, row in read_table(path):
+        root, items = self.root(path), []
+        for source, row, tsv in ((s, r, is_tsv(f)) for f in self.files(path) for s, r in read_table(f)):
             question = str(self.need(row, "question", source))
             if tsv:
-                options = tuple(row[c] for c in LETTERS if str(row.get(c, "")).strip())
+                options = self.options_needed(
+                    tuple(row[c] for c in LETTERS if str(row.get(c, "")).strip()), source, "A-Z columns"
+                )
                 problem = mcq_prompt(question, options, row.get("hint") or None)
                 images = tuple(tsv_images(self.need(row, "image", source), source))
             else:
-                options = inline_options(question)
-                problem = mcq_prompt(question_stem(question) if options else question, options)
+                options = self.options_needed(inline_options(question), source, "question (no 'Options: A: ...')")
+                problem = mcq_prompt(question_stem(question), options)
                 images = (self.image(self.need(row, "image", source), source, "image", root),)
             items.append(
                 BenchmarkItem(
