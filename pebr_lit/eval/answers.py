@@ -4,12 +4,14 @@ Benchmark adapters call these with a model's response. A response may be a whole
 final-answer section is used, ``format.response.extract_answer``) or just an answer. Pure, no I/O, and no
 function raises on model output. The conventions, and where they come from:
 
-- Multiple choice (MMMU, MMStar, AI2D, MathVerse, MathVision, WeMath, LogicVista, DynaMath, MathVista):
-  ``extract_choice`` reads the chosen letter; precedence on its docstring. Like VLMEvalKit's
-  ``can_infer``, a letter has to be unique where it is guessed from the text; unlike MMMU, no guess is
-  random (no answer is ``None``, which is wrong). LogicVista has multi-letter truths ("A, C"):
-  ``match_choice`` then needs exactly that set.
-- Yes/no (HallusionBench, truth "1"/"0"): ``extract_yes_no``; VLMEvalKit's rule plus a leading word.
+- Multiple choice (MMMU, MathVerse, MathVision, WeMath, LogicVista, DynaMath, MathVista; MMStar and AI2D
+  use VLMEvalKit's exact ``can_infer`` instead, ``eval.vlmevalkit_rules``): ``extract_choice`` reads the
+  chosen letter; precedence on its docstring. Like VLMEvalKit's ``can_infer``, a letter has to be unique
+  where it is guessed from the text, and option text counts only in an answer at most twice the options'
+  total length; unlike MMMU, no guess is random (no answer is ``None``, which is wrong). LogicVista has
+  multi-letter truths ("A, C"): ``match_choice`` then needs exactly that set.
+- Yes/no (truth "1"/"0", "yes"/"no"): ``extract_yes_no``; VLMEvalKit's rule plus a leading word
+  (HallusionBench grades with VLMEvalKit's exact ``YOrN_Extraction``, ``eval.vlmevalkit_rules``).
 - Free form (MathVista, MathVerse, MathVision, DynaMath, MMMU open questions): ``match_free_form``;
   numbers are compared exactly as fractions, rounded (MathVista ``precision``) or within an absolute
   tolerance (DynaMath: 0.001); the rest goes to ``rewards.grading.grade`` (mathruler). Implemented in
