@@ -44,6 +44,8 @@ LONG_MENTION = (
         ("The correct answer is **B**. Because A and C are wrong.", "B"),  # several letters, then "answer is **B**"
         # a letter far from the end is not an answer; a long response's option text earns nothing
         ("B is tempting but looking closer at the figure I think it is wrong overall", None),
+        ("B is right, so B", None),  # a repeated letter: its first occurrence must be among the last four tokens
+        ("I pick B, so B", "B"),
         (LONG_MENTION, None),
         # LaTeX and markdown: the punctuation .()[],:;!*#{} becomes spaces, "$" and "\\" do not
         ("\\boxed{B}", "B"),
