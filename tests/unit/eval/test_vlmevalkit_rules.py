@@ -9,6 +9,8 @@ e8e78f05f3080fe28154f2130321f17951c3be94) on these exact strings, outside this r
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from pebr_lit.eval.cutoffs import response_counts
@@ -125,3 +127,13 @@ def test_response_counts_reports_cut_off_and_headless_responses():
         "truncated_correct": 1,
         "no_answer_section": 2,
     }
+
+
+def test_rules_never_raise_on_any_text():
+    rng = random.Random(0)
+    alphabet = "ABCDZabyesno .,;:()[]{}*#$\\/-_!?\n1,0\u00e9\u4e2d"
+    for _ in range(2000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 60)))
+        assert can_infer(text, OPTIONS) in (None, "A", "B", "C", "D", "Z")
+        assert can_infer(text, {}) in (None, "Z")
+        assert yorn_extraction(text) in (None, "yes", "no")
