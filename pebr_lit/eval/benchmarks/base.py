@@ -130,6 +130,8 @@ class Benchmark:
                 f"Use one of {list(self.scoring_modes)} (null = {self.scoring_modes[0]})."
             )
         self.scoring = scoring or self.scoring_modes[0]
+        self.files_read: list[Path] = []  # set by files(): what the last load read, and what it left beside them
+        self.files_left: list[str] = []
 
     # ------------------------------------------------------------------------------------- loading
     def items(self) -> list[BenchmarkItem]:
@@ -159,8 +161,11 @@ class Benchmark:
 
     def files(self, path: Path) -> list[Path]:
         """The data files to read at ``path`` (``benchmarks.layouts.own_files``: in a folder only this benchmark's
-        released files, which are logged; another benchmark's file is refused); kept as ``files_read``."""
-        self.files_read = own_files(path, self.default_name, self.split, type(self).__name__, self.layout)
+        released files, which are logged; another benchmark's file is refused); kept as ``files_read``, and the
+        names of the data files left unread beside them as ``files_left``."""
+        self.files_read, self.files_left = own_files(
+            path, self.default_name, self.split, type(self).__name__, self.layout
+        )
         return self.files_read
 
     def options_needed(self, options: tuple[str, ...], source: str, where: str) -> tuple[str, ...]:

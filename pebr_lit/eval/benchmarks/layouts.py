@@ -65,13 +65,14 @@ def check_not_foreign(path: Path, benchmark: str, adapter: str, layout: str) -> 
         )
 
 
-def own_files(path: Path, benchmark: str, split: str | None, adapter: str, layout: str) -> list[Path]:
+def own_files(path: Path, benchmark: str, split: str | None, adapter: str, layout: str) -> tuple[list[Path], list[str]]:
     """The files to read at ``path``: the file itself (refused if another benchmark's), a ``datasets`` folder
-    itself, or the folder's own released files for ``split`` (sorted), logging which were read and left."""
+    itself, or the folder's own released files for ``split`` (sorted), logging which were read; and the names of
+    the data files left unread beside them."""
     if path.is_file() or (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
         if path.is_file():
             check_not_foreign(path, benchmark, adapter, layout)
-        return [path]
+        return [path], []
     patterns = RELEASED_FILES.get(benchmark, ())
     data = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in _DATA_SUFFIXES)
     chosen = [p for p in data if _matches(p.name, patterns, split)]
@@ -90,4 +91,4 @@ def own_files(path: Path, benchmark: str, split: str | None, adapter: str, layou
         path,
         f" (not read: {', '.join(left)})" if left else "",
     )
-    return chosen
+    return chosen, left

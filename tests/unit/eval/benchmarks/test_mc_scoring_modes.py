@@ -122,7 +122,7 @@ def test_a_folder_reads_only_its_own_files_and_says_which(tmp_path, caplog):
     bench = MMStar(str(tmp_path))
     with caplog.at_level(logging.INFO, logger="pebr_lit.eval.benchmarks.layouts"):
         assert [i.qid for i in bench.items()] == ["3"]
-    assert bench.files_read == [parquet]
+    assert bench.files_read == [parquet] and bench.files_left == ["AI2D_TEST.tsv", "notes.json"]
     assert "MMStar: reading mmstar.parquet from" in caplog.text and "not read: AI2D_TEST.tsv, notes.json" in caplog.text
     other = tmp_path / "other"
     other.mkdir()
