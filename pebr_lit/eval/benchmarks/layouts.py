@@ -73,7 +73,7 @@ def own_files(path: Path, benchmark: str, split: str | None, adapter: str, layou
         if path.is_file():
             check_not_foreign(path, benchmark, adapter, layout)
         return [path], []
-    patterns = RELEASED_FILES.get(benchmark, ())
+    patterns = RELEASED_FILES.get(benchmark, ("{split}*.*",) if split else ("*",))  # unlisted: the split's files
     data = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in _DATA_SUFFIXES)
     chosen = [p for p in data if _matches(p.name, patterns, split)]
     if not chosen:
