@@ -4,12 +4,14 @@ Benchmark adapters call these with a model's response. A response may be a whole
 final-answer section is used, ``format.response.extract_answer``) or just an answer. Pure, no I/O, and no
 function raises on model output. The conventions, and where they come from:
 
-- Multiple choice (MMMU, MMStar, AI2D, MathVerse, MathVision, WeMath, LogicVista, DynaMath, MathVista):
-  ``extract_choice`` reads the chosen letter; precedence on its docstring. Like VLMEvalKit's
-  ``can_infer``, a letter has to be unique where it is guessed from the text; unlike MMMU, no guess is
-  random (no answer is ``None``, which is wrong). LogicVista has multi-letter truths ("A, C"):
-  ``match_choice`` then needs exactly that set.
-- Yes/no (HallusionBench, truth "1"/"0"): ``extract_yes_no``; VLMEvalKit's rule plus a leading word.
+- Multiple choice (MMMU, MathVerse, MathVision, WeMath, LogicVista, DynaMath, MathVista; MMStar and AI2D
+  use VLMEvalKit's exact ``can_infer`` instead, ``eval.vlmevalkit_rules``): ``extract_choice`` reads the
+  chosen letter; precedence on its docstring. Like VLMEvalKit's ``can_infer``, a letter has to be unique
+  where it is guessed from the text, and option text counts only in an answer at most twice the options'
+  total length; unlike MMMU, no guess is random (no answer is ``None``, which is wrong). LogicVista has
+  multi-letter truths ("A, C"): ``match_choice`` then needs exactly that set.
+- Yes/no (truth "1"/"0", "yes"/"no"): ``extract_yes_no``; VLMEvalKit's rule plus a leading word
+  (HallusionBench grades with VLMEvalKit's exact ``YOrN_Extraction``, ``eval.vlmevalkit_rules``).
 - Free form (MathVista, MathVerse, MathVision, DynaMath, MMMU open questions): ``match_free_form``;
   numbers are compared exactly as fractions, rounded (MathVista ``precision``) or within an absolute
   tolerance (DynaMath: 0.001); the rest goes to ``rewards.grading.grade`` (mathruler). Implemented in
@@ -162,7 +164,8 @@ def extract_choice(response: object, options: Options) -> str | None:
     6. exactly one distinct letter stands alone in the answer: "(B)" any case, or upper-case "B"
        (VLMEvalKit's rule); "A"/"I" followed by a lower-case word are English words, not options.
     7. option texts found in the answer as whole words: one left after dropping those inside a longer
-       found text (MMMU's text fallback; "a red circle" beats "red circle"); several -> None.
+       found text (MMMU's text fallback; "a red circle" beats "red circle"); several -> None. Only in an
+       answer at most twice the options' total length (VLMEvalKit's ``can_infer_text`` limit).
     Letters outside ``options`` never count; lower-case "a" inside a sentence never is option A.
     """
     table = option_table(options)
@@ -206,6 +209,10 @@ def _letters_standing_alone(text: str) -> set[str]:
 
 
 def _text_inside(text: str, table: dict[str, str]) -> str | None:
+    # VLMEvalKit's can_infer_text limit: option text counts only in an answer at most twice as long as all the
+    # option texts together, so a long (or cut-off) response that mentions an option gets no credit for it.
+    if len(text) > 2 * sum(len(o) for o in table.values()):
+        return None
     t = normalized_answer(text)
     hits = {k: o for k, o in table.items() if o and re.search(rf"(?<![\w.]){re.escape(o)}(?!\w|\.\d)", t)}
     return _unique(k for k, o in hits.items() if not any(o != p and o in p for p in hits.values()))

@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
 from pebr_lit.data.batches import RecordBatch, RecordDataset
@@ -73,6 +74,13 @@ class EvalDataModule(L.LightningDataModule):
         self.processor = processor_for(self)
         if not self.datasets:
             self.datasets = [RecordDataset(b.items()) for b in benchmarks]
+            for b, ds in zip(benchmarks, self.datasets):  # which files gave the questions (adapters that say so)
+                if files := getattr(b, "files_read", None):
+                    left = getattr(b, "files_left", None)
+                    rank_zero_info(
+                        f"{b.name}: {len(ds)} questions from {', '.join(str(f) for f in files)}"
+                        + (f" (not read: {', '.join(left)})" if left else "")
+                    )
             for dataset in self.datasets:  # a marker/image mismatch fails here, before any generation
                 check_prompts(dataset.records, self.prompt)
             self.names = [b.name for b in benchmarks]

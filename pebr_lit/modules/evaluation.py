@@ -30,6 +30,7 @@ from torchmetrics import MeanMetric
 
 from pebr_lit.eval.answer_log import AnswerLog
 from pebr_lit.eval.benchmarks.base import Benchmark, BenchmarkItem
+from pebr_lit.eval.cutoffs import response_counts
 from pebr_lit.eval.judge import AnswerJudge, judge_rows, judge_stats
 from pebr_lit.eval.results import summary_markdown, write_results
 from pebr_lit.policy.checkpoint import check_checkpoint_keys, init_policy_from
@@ -224,7 +225,7 @@ class EvalModule(L.LightningModule):
             bench_rows.sort(key=lambda r: r["index"])
             result = bench.aggregate(bench_rows)
             # Cut-off answers usually lack the final-answer section: a high rate means max_new_tokens is too low.
-            result["metrics"]["truncated"] = sum(r["truncated"] for r in bench_rows) / max(len(bench_rows), 1)
+            result["metrics"].update(response_counts(bench_rows))
             result["metrics"]["response_tokens_mean"] = round(
                 sum(r["response_tokens"] for r in bench_rows) / max(len(bench_rows), 1)
             )

@@ -9,7 +9,9 @@ checked against the real files: no public repository found here carries them):
     (a letter), optional ``category``/``l2-category``, ``image`` (base64).
 Prompt: VLMEvalKit's multiple-choice prompt ("Question: ...", "Options:" with "A. ..." lines, a
 selection line), the harness the paper's numbers come from.
-Scoring: by letter or option text. Aggregates: accuracy overall, and by category when the file has one.
+Scoring: VLMEvalKit's exact matching, ``can_infer`` (``eval.vlmevalkit_rules``), on the final-answer section.
+AI2D releases no scorer of its own for answers in free text (its accuracy is the share of right letters), so
+``scoring: official`` is refused. Aggregates: accuracy overall, and by category when the file has one.
 """
 
 from __future__ import annotations
@@ -25,18 +27,19 @@ from pebr_lit.eval.benchmarks.base import (
     letter_of,
     mcq_prompt,
 )
-from pebr_lit.eval.benchmarks.tables import as_list, read_table, tsv_images
+from pebr_lit.eval.benchmarks.tables import as_list, is_tsv, read_table, tsv_images
 
 
 class AI2D(Benchmark):
     """AI2D test (3,088 questions in lmms-lab's parquet).
 
     Args:
-        path: lmms-lab/ai2d's test parquet (or its data folder, read with ``split``), or VLMEvalKit's ``AI2D_TEST.tsv``.
+        path: lmms-lab/ai2d's test parquet, VLMEvalKit's ``AI2D_TEST.tsv``, or a folder (only their names are read).
         limit: Evaluate only the first N questions; null = all.
         image_root: Folder that relative image paths start from; null = the data file's folder.
         name: Name in metric keys and result files.
         split: In a folder, read the files named after this split.
+        scoring: ``vlmevalkit`` (the only mode: AI2D has no released scorer of its own).
     """
 
     default_name = "ai2d"
@@ -46,17 +49,21 @@ class AI2D(Benchmark):
         "image) or VLMEvalKit's AI2D_TEST.tsv (index, question, A-D, answer letter, image)"
     )
     group_by = ("category",)
+    scoring_modes = ("vlmevalkit",)
+    scoring_refusals = {"official": "AI2D releases no answer scorer of its own (VLMEvalKit's is the reference)"}
+    choice_rules = {"vlmevalkit": "can_infer"}
 
     def load(self, path: Path) -> list[BenchmarkItem]:
-        root = self.root(path)
-        tsv = path.suffix.lower() == ".tsv"
-        items = []
-        for n, (source, row) in enumerate(read_table(path, self.split if path.is_dir() else None), start=1):
+        root, items = self.root(path), []
+        rows = ((r, is_tsv(f)) for f in self.files(path) for r in read_table(f, self.split if f.is_dir() else None))
+        for n, ((source, row), tsv) in enumerate(rows, start=1):
             question = str(self.need(row, "question", source))
             answer = str(self.need(row, "answer", source)).strip()
             if tsv:
                 qid = str(self.need(row, "index", source))
-                options = tuple(row[c] for c in LETTERS if str(row.get(c, "")).strip())
+                options = self.options_needed(
+                    tuple(row[c] for c in LETTERS if str(row.get(c, "")).strip()), source, "A-Z columns"
+                )
                 images = tuple(tsv_images(self.need(row, "image", source), source))
             else:
                 qid = str(row.get("index", n))

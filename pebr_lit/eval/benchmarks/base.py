@@ -7,9 +7,10 @@ truth, images, grouping fields), scores one response by the benchmark's publishe
 Scoring grades the PeBR final-answer section (``format.response.extract_answer``), which falls back to the
 whole response when a model does not write the heading.
 
-Shared here: image references checked at load with errors that name the row, column and file,
-option lists written inside question text (split by ``eval.answers``), VLMEvalKit's multiple-choice
-prompt, and per-group accuracy breakdowns. Reading the files themselves is ``benchmarks.tables``.
+Shared here: image references checked at load with errors that name the row, column and file, the
+multiple-choice and yes/no rule of each scoring mode, and per-group accuracy breakdowns. Reading the files
+themselves is ``benchmarks.tables``, which files are read ``benchmarks.layouts``, prompts and options written
+inside question text ``benchmarks.prompts`` (re-exported here).
 
 Left out on purpose: matching answers (``eval.answers``), generation and result files
 (``modules.evaluation``, ``eval.results``), the format instruction before each prompt (``format``).
@@ -30,19 +31,15 @@ from PIL import Image
 from pebr_lit.data.images import ImageRef, normalise_ref
 from pebr_lit.data.records import load_item_images, problem_and_fix
 from pebr_lit.data.sources import RecordError
-from pebr_lit.eval.answers import (
-    extract_choice,
-    match_choice,
-    match_yes_no,
-    options_from_text,
-)
+from pebr_lit.eval.answers import extract_choice, match_choice, match_yes_no
+from pebr_lit.eval.benchmarks.layouts import own_files
+from pebr_lit.eval.benchmarks.prompts import LETTERS, inline_options, letter_of, mcq_prompt, with_choices
 from pebr_lit.eval.benchmarks.tables import tsv_images
 from pebr_lit.eval.numbers import match_free_form
+from pebr_lit.eval.vlmevalkit_rules import can_infer, choice_dict, yorn_extraction
 from pebr_lit.format.response import extract_answer
 
 CHOICE, FREE_FORM, YES_NO = "choice", "free_form", "yes_no"
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_GLUED_LABEL = re.compile(r"(?<=[:：?？.])(?=[(（]A[)）])")
 
 
 @dataclass(frozen=True)
@@ -97,6 +94,11 @@ class Benchmark:
     headline: ClassVar[tuple[str, ...]] = ("accuracy",)
     #: The scoring modes the adapter implements (``scoring``), the default first.
     scoring_modes: ClassVar[tuple[str, ...]] = ("vlmevalkit", "official")
+    #: Why a mode is not offered, quoted when it is asked for (e.g. the official scorer is a GPT judge).
+    scoring_refusals: ClassVar[dict[str, str]] = {}
+    #: The multiple-choice rule of each scoring mode: ``can_infer`` (VLMEvalKit's exact matching, option text
+    #: only within its length limit) or ``lenient`` (``eval.answers.match_choice``); modes not named: lenient.
+    choice_rules: ClassVar[dict[str, str]] = {}
 
     def __init__(
         self,
@@ -122,11 +124,14 @@ class Benchmark:
         self.name = name or self.default_name
         self.split = split or self.default_split
         if scoring is not None and scoring not in self.scoring_modes:
+            why = self.scoring_refusals.get(scoring, "unknown scoring mode")
             raise ValueError(
-                f"{type(self).__name__}.scoring={scoring!r}: unknown scoring mode. "
+                f"{type(self).__name__}.scoring={scoring!r}: {why}. "
                 f"Use one of {list(self.scoring_modes)} (null = {self.scoring_modes[0]})."
             )
         self.scoring = scoring or self.scoring_modes[0]
+        self.files_read: list[Path] = []  # set by files(): what the last load read, and what it left beside them
+        self.files_left: list[str] = []
 
     # ------------------------------------------------------------------------------------- loading
     def items(self) -> list[BenchmarkItem]:
@@ -153,6 +158,23 @@ class Benchmark:
     def load(self, path: Path) -> list[BenchmarkItem]:
         """Read the released file or folder at ``path`` (the adapter's job)."""
         raise NotImplementedError
+
+    def files(self, path: Path) -> list[Path]:
+        """The data files to read at ``path`` (``benchmarks.layouts.own_files``: in a folder only this benchmark's
+        released files, which are logged; another benchmark's file is refused); kept as ``files_read``, and the
+        names of the data files left unread beside them as ``files_left``."""
+        self.files_read, self.files_left = own_files(
+            path, self.default_name, self.split, type(self).__name__, self.layout
+        )
+        return self.files_read
+
+    def options_needed(self, options: tuple[str, ...], source: str, where: str) -> tuple[str, ...]:
+        """``options`` when there are at least two, else a ``RecordError`` (a file of another benchmark's layout)."""
+        if len(options) < 2:
+            raise RecordError(
+                source, f"no options in {where}", f"{type(self).__name__} expects {self.layout}", where.split()[0]
+            )
+        return options
 
     def root(self, path: Path) -> Path:
         """Folder that relative image paths start from."""
@@ -210,12 +232,18 @@ class Benchmark:
         """``{"prediction": the graded answer text, "correct": bool}`` (plus ``"choice"``, the letter read, for
         multiple choice)."""
         text = extract_answer(response)
+        if item.kind == CHOICE and self.choice_rules.get(self.scoring) == "can_infer":
+            letter = can_infer(text, choice_dict(item.options))
+            return {"prediction": text, "choice": letter, "correct": letter is not None and letter == item.answer}
         if item.kind == CHOICE:
             return {
                 "prediction": text,
                 "choice": extract_choice(text, item.options),
                 "correct": match_choice(text, item.options, item.answer),
             }
+        if item.kind == YES_NO and self.scoring == "vlmevalkit":
+            said = yorn_extraction(text)
+            return {"prediction": text, "yes_no": said, "correct": said is not None and said == item.answer}
         if item.kind == YES_NO:
             return {"prediction": text, "correct": match_yes_no(text, item.answer)}
         return {"prediction": text, "correct": match_free_form(text, item.answer, precision=item.meta.get("precision"))}
@@ -229,45 +257,6 @@ class Benchmark:
             "metrics": {"accuracy": mean(r["correct"] for r in rows), "n": len(rows)},
             "breakdown": {g: accuracy_by(rows, g) for g in self.group_by},
         }
-
-
-# ------------------------------------------------------------------------------------------ options
-def inline_options(text: str) -> tuple[str, ...]:
-    """Option texts written inside a question ("Options: A: x, B: y", "Choices:\\nA:2\\nB:4"); () if none.
-
-    A first label glued to the text before it ("choice:(A) 2", "stable?(A) A", as in some DynaMath and
-    LogicVista questions) is read too."""
-    return tuple(options_from_text(_GLUED_LABEL.sub(" ", text)).values())
-
-
-def with_choices(question: str, options: Iterable[str]) -> str:
-    """``question`` followed by "Choices:" and "(A) option" lines (MathVista's and MATH-V's convention),
-    unless the question already writes its options in."""
-    options = list(options)
-    if not options or inline_options(question):
-        return question
-    return question + "\nChoices:\n" + "\n".join(f"({LETTERS[i]}) {o}" for i, o in enumerate(options))
-
-
-def mcq_prompt(question: str, options: Iterable[str], hint: str | None = None, select_line: bool = True) -> str:
-    """VLMEvalKit's multiple-choice prompt: optional hint, the question, lettered options, a selection line."""
-    options = list(options)
-    text = f"Hint: {hint}\n" if hint else ""
-    text += f"Question: {question}\n"
-    if options:
-        text += "Options:\n" + "".join(f"{LETTERS[i]}. {o}\n" for i, o in enumerate(options))
-        if select_line:
-            text += "Please select the correct answer from the options above."
-    return text.rstrip()
-
-
-def letter_of(index: int, source: str, column: str, count: int) -> str:
-    """Option letter of a 0-based answer index; out of range is an error naming the column."""
-    if not 0 <= index < count:
-        raise RecordError(
-            source, f"answer index {index} outside the {count} options", "Check the file is the released one", column
-        )
-    return LETTERS[index]
 
 
 # ------------------------------------------------------------------------------------- aggregation
@@ -296,3 +285,20 @@ def all_correct_by(rows: list[dict[str, Any]], key: Any) -> dict[Any, bool]:
         if k is not None:
             groups[k] = groups.get(k, True) and bool(row["correct"])
     return groups
+
+
+__all__ = [
+    "CHOICE",
+    "FREE_FORM",
+    "LETTERS",
+    "YES_NO",
+    "Benchmark",
+    "BenchmarkItem",
+    "accuracy_by",
+    "all_correct_by",
+    "inline_options",
+    "letter_of",
+    "mcq_prompt",
+    "mean",
+    "with_choices",
+]

@@ -21,9 +21,10 @@ Released layouts:
 Questions without an image are skipped when ``skip_text_only`` (the default; VLMEvalKit evaluates
 the 951 image questions) and counted in the results as ``skipped_text_only``; otherwise they are an error.
 Prompt: the question as published (VLMEvalKit adds nothing).
-Scoring: yes/no (``eval.answers.match_yes_no``) against ``gt_answer``; the official scorer asks
-GPT-4 whether the response agrees with ``gt_answer_details`` (the optional ``eval.judge`` reads a
-Yes/No out of a free-text response instead, which these rules then grade).
+Scoring: ``vlmevalkit`` (the only mode) is VLMEvalKit's ``YOrN_Extraction`` on the final-answer section
+(``eval.vlmevalkit_rules``: "yes" or "no" as a word, not both; else Unknown, wrong) against ``gt_answer``.
+``official`` is refused: the official scorer asks GPT-4 whether the response agrees with
+``gt_answer_details``; the optional ``eval.judge`` reads a Yes/No out of a free-text response instead.
 Aggregates, as the official ``utils.py`` defines them:
   - aAcc: accuracy over all questions;
   - fAcc: share of figures (category, subcategory, set_id, figure_id) whose questions are all right
@@ -94,7 +95,7 @@ class HallusionBench(Benchmark):
         image_root: Folder that relative image paths start from; null = the data file's folder.
         name: Name in metric keys and result files.
         split: In a folder, read the files named after this split.
-        scoring: ``vlmevalkit`` (default) or ``official``: whose rule grades a response.
+        scoring: ``vlmevalkit`` (the only mode: the official scorer is a GPT-4 judge).
         skip_text_only: Leave out questions without an image (counted); false makes them an error.
     """
 
@@ -104,6 +105,11 @@ class HallusionBench(Benchmark):
         "set_id, figure_id, question_id, question, gt_answer, image/filename) or VLMEvalKit's HallusionBench.tsv"
     )
     headline = ("qAcc", "fAcc", "aAcc")
+    scoring_modes = ("vlmevalkit",)
+    scoring_refusals = {
+        "official": "HallusionBench's official scorer is a GPT-4 judge comparing the response with "
+        "gt_answer_details (configure the judge instead)"
+    }
 
     def __init__(
         self,
@@ -121,9 +127,9 @@ class HallusionBench(Benchmark):
         self.skipped_text_only = 0
 
     def load(self, path: Path) -> list[BenchmarkItem]:
-        root, tsv = self.root(path), is_tsv(path)
-        items, self.skipped_text_only = [], 0
-        for source, row in read_table(path, self.split if path.is_dir() else None):
+        root, items, self.skipped_text_only = self.root(path), [], 0
+        rows = ((r, is_tsv(f)) for f in self.files(path) for r in read_table(f, self.split if f.is_dir() else None))
+        for (source, row), tsv in rows:
             meta = self._tsv_keys(row, source) if tsv else {k: str(self.need(row, k, source)) for k in KEYS}
             if str(row.get("visual_input", "1")) == "0":
                 if not self.skip_text_only:

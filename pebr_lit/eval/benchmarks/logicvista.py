@@ -15,9 +15,11 @@ The released file holds one stub, v1_382, whose question and answer are empty: s
 out and counted as ``skipped_empty`` (447 questions are scored); a row with a question but no answer
 is an error. VLMEvalKit's ``LogicVista.tsv`` is not read (not checked).
 Prompt: the question as published.
-Scoring: the chosen set of letters must equal the answer's set (VLMEvalKit compares sorted letter
-sets after a GPT extraction; here ``eval.answers`` reads the letters by rule); number answers go
-through the math-aware grader.
+Scoring: ``vlmevalkit`` (the only mode): the chosen set of letters must equal the answer's set, as
+VLMEvalKit's ``LogicVista_auxeval`` compares sorted letters; VLMEvalKit reads the letters with a GPT model
+(``eval.judge``), here ``eval.answers.extract_choices`` reads them by rule (option text only within
+``can_infer``'s length limit); number answers go through the math-aware grader. ``official`` is refused:
+the LogicVista repository releases data but no scorer.
 Aggregates: accuracy overall, by skill, by broad and by specific capability (an item counts under
 each of its entries).
 """
@@ -49,7 +51,7 @@ class LogicVista(Benchmark):
         limit: Evaluate only the first N questions; null = all.
         image_root: Folder that ``imagename`` starts from; null = ``images/`` beside the JSON file.
         name: Name in metric keys and result files.
-        scoring: ``vlmevalkit`` (default) or ``official``: whose rule grades a response.
+        scoring: ``vlmevalkit`` (the only mode: LogicVista releases no scorer of its own).
     """
 
     default_name = "logicvista"
@@ -58,6 +60,8 @@ class LogicVista(Benchmark):
         "specific_capability}} with images/ beside it"
     )
     group_by = GROUPS
+    scoring_modes = ("vlmevalkit",)
+    scoring_refusals = {"official": "LogicVista's repository releases no scorer of its own (VLMEvalKit's is used)"}
 
     def __init__(
         self,
@@ -74,7 +78,7 @@ class LogicVista(Benchmark):
         return Path(self.image_root).expanduser() if self.image_root is not None else path.parent / "images"
 
     def load(self, path: Path) -> list[BenchmarkItem]:
-        path = path / "dataset.json" if path.is_dir() else path
+        (path,) = self.files(path)  # a folder: its dataset.json only
         root, items, self.skipped_empty = self.root(path), [], 0
         for source, row in read_table(path):
             if not str(row.get("question") or "").strip() and not str(row.get("answer") or "").strip():

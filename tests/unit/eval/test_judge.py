@@ -96,8 +96,8 @@ def test_fallback_judges_only_wrong_rows_and_regrades_with_the_rules(tmp_path):
 def test_always_mode_lets_the_judge_reading_decide(tmp_path):
     bench = Benchmark("unused")
     items = [item("1", YES_NO, "yes")]
-    rows = scored_rows(bench, items, ["Yes. But on reflection, no."])
-    assert rows[0]["correct"] is True  # the rules read the leading "Yes"
+    rows = scored_rows(bench, items, ["Yes. But on reflection, it is not."])
+    assert rows[0]["correct"] is True  # YOrN_Extraction finds "yes" and no "no"
     with JudgeServer(stub_reply) as server:
         judge_rows(AnswerJudge(model="stub", base_url=server.url, mode="always", api_key_env=None), bench, rows, items)
     assert rows[0]["correct"] is False and rows[0]["rule_correct"] is True

@@ -23,7 +23,11 @@ def test_mmstar_parquet_inline_options_and_tsv(tmp_path):
     )
     bench = MMStar(str(parquet))
     a, b = bench.items()
-    assert a.problem == MMSTAR_Q and a.options == ("a red square", "a blue circle", "a green cat", "nothing")
+    assert a.problem == (
+        "Question: Which option describes the image?\nOptions:\nA. a red square\nB. a blue circle\nC. a green cat\n"
+        "D. nothing\nPlease select the correct answer from the options above."
+    )
+    assert a.options == ("a red square", "a blue circle", "a green cat", "nothing")
     assert bench.score(ANSWER + "A red square", a)["correct"] and not bench.score(ANSWER + "B", a)["correct"]
     _, agg = run(bench, {"0": ANSWER + "A", "1": ANSWER + "(D)"})
     assert agg["breakdown"]["category"] == {
