@@ -21,8 +21,10 @@ own prompt writes the same lines without the "Choices:" header), skipped when th
 letters A-E (as MATH-V's prompt does) or when the question already writes its options in. The image is
 placed at the first "<image1>" (``format.IMAGE_SLOT``, as MMMU's images are), or before the text when
 the question names none; the other placeholders stay as text, naming parts of the merged image.
-Scoring (MATH-V's ``evaluate.py`` rule): right when the answer equals the letter or the option text;
-free-form answers go through the math-aware grader.
+Scoring (``scoring: vlmevalkit``, the only mode so far; the rule is in ``mathvision_rules``): VLMEvalKit's
+``post_check`` for MathVision: multiple choice by ``can_infer``, free form by its ``is_equal`` (same text,
+same arithmetic value, or same value after ``latex2sympy``). MATH-V's own ``evaluate.py`` rule is not
+implemented yet (``scoring: official`` is refused).
 Aggregates: accuracy overall, by subject and by level, as MATH-V reports them.
 """
 
@@ -39,8 +41,9 @@ from pebr_lit.eval.benchmarks.base import (
     BenchmarkItem,
     with_choices,
 )
+from pebr_lit.eval.benchmarks.mathvision_rules import vlmevalkit_equal
 from pebr_lit.eval.benchmarks.tables import as_list, is_tsv, read_table
-from pebr_lit.format.response import IMAGE_SLOT
+from pebr_lit.format.response import IMAGE_SLOT, extract_answer
 
 PLACEHOLDER = "<image1>"
 
@@ -60,6 +63,7 @@ class MathVision(Benchmark):
             folder above it when that is named ``data`` (MATH-V's layout).
         name: Name in metric keys and result files.
         split: In a folder, read the files named after this split (test or testmini).
+        scoring: ``vlmevalkit`` (VLMEvalKit's MathVision rule; MATH-V's own rule is not implemented yet).
     """
 
     default_name = "mathvision"
@@ -69,6 +73,7 @@ class MathVision(Benchmark):
         "decoded_image/image) or VLMEvalKit's MathVision.tsv (index, question, choices, answer, category, image)"
     )
     group_by = ("subject", "level")
+    scoring_modes = ("vlmevalkit",)
 
     def root(self, path: Path) -> Path:
         root = super().root(path)
@@ -99,3 +104,9 @@ class MathVision(Benchmark):
                 "level": None if level is None or level == "" else str(level),
             },
         )
+
+    def score(self, response: str, item: BenchmarkItem) -> dict[str, Any]:
+        if item.kind == CHOICE:
+            return super().score(response, item)
+        text = extract_answer(response)
+        return {"prediction": text, "correct": vlmevalkit_equal(text, item.answer)}
