@@ -21,10 +21,11 @@ own prompt writes the same lines without the "Choices:" header), skipped when th
 letters A-E (as MATH-V's prompt does) or when the question already writes its options in. The image is
 placed at the first "<image1>" (``format.IMAGE_SLOT``, as MMMU's images are), or before the text when
 the question names none; the other placeholders stay as text, naming parts of the merged image.
-Scoring (``scoring: vlmevalkit``, the only mode so far; the rule is in ``mathvision_rules``): VLMEvalKit's
-``post_check`` for MathVision: multiple choice by ``can_infer``, free form by its ``is_equal`` (same text,
-same arithmetic value, or same value after ``latex2sympy``). MATH-V's own ``evaluate.py`` rule is not
-implemented yet (``scoring: official`` is refused).
+Scoring (``scoring``): ``vlmevalkit`` (default; ``mathvision_rules``) is VLMEvalKit's ``post_check`` for
+MathVision: multiple choice by ``can_infer``, free form by its ``is_equal`` (same text, same arithmetic
+value, or same value after ``latex2sympy``). ``official`` (``mathvision_official``) is MATH-V's
+``evaluate.py``: its answer clean-up of the response, then ``is_equal`` against the answer letter or the
+option text.
 Aggregates: accuracy overall, by subject and by level, as MATH-V reports them.
 """
 
@@ -41,6 +42,7 @@ from pebr_lit.eval.benchmarks.base import (
     BenchmarkItem,
     with_choices,
 )
+from pebr_lit.eval.benchmarks.mathvision_official import official_answer, official_equal
 from pebr_lit.eval.benchmarks.mathvision_rules import vlmevalkit_equal
 from pebr_lit.eval.benchmarks.tables import as_list, is_tsv, read_table
 from pebr_lit.format.response import IMAGE_SLOT, extract_answer
@@ -63,7 +65,7 @@ class MathVision(Benchmark):
             folder above it when that is named ``data`` (MATH-V's layout).
         name: Name in metric keys and result files.
         split: In a folder, read the files named after this split (test or testmini).
-        scoring: ``vlmevalkit`` (VLMEvalKit's MathVision rule; MATH-V's own rule is not implemented yet).
+        scoring: ``vlmevalkit`` (default: VLMEvalKit's MathVision rule) or ``official`` (MATH-V's ``evaluate.py``).
     """
 
     default_name = "mathvision"
@@ -73,7 +75,6 @@ class MathVision(Benchmark):
         "decoded_image/image) or VLMEvalKit's MathVision.tsv (index, question, choices, answer, category, image)"
     )
     group_by = ("subject", "level")
-    scoring_modes = ("vlmevalkit",)
 
     def root(self, path: Path) -> Path:
         root = super().root(path)
@@ -106,7 +107,12 @@ class MathVision(Benchmark):
         )
 
     def score(self, response: str, item: BenchmarkItem) -> dict[str, Any]:
+        text = extract_answer(response)
+        if self.scoring == "official":
+            answer, letters = official_answer(text), LETTERS[: len(item.options)]
+            value = item.options[letters.index(item.answer)] if item.answer in letters else ""  # the option text
+            correct = official_equal(answer, item.answer) or official_equal(answer, value)
+            return {"prediction": answer, "correct": correct}
         if item.kind == CHOICE:
             return super().score(response, item)
-        text = extract_answer(response)
         return {"prediction": text, "correct": vlmevalkit_equal(text, item.answer)}

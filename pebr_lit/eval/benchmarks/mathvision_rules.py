@@ -10,9 +10,8 @@ only number literals and operators, which is what ``eval`` can succeed on in tha
 names), so the verdicts agree while model text is never executed (builtin calls such as "abs(-2)", which
 ``eval`` would read, are not read here).
 
-Left out on purpose: MATH-V's own ``evaluation/evaluate.py`` rule (its answer clean-up, ``find_math_answer``
-and ``is_equal`` with ``from math import *``), not implemented yet, so MathVision offers ``vlmevalkit`` only;
-VLMEvalKit's 30-second timeout (texts over ``MAX_LATEX_CHARS`` skip step 3 instead; exponents over
+Left out on purpose: MATH-V's own rule (``mathvision_official``, which reuses ``arithmetic`` with math's
+names); VLMEvalKit's 30-second timeout (texts over ``MAX_LATEX_CHARS`` skip step 3 instead; exponents over
 ``MAX_EXPONENT`` count as unreadable).
 """
 
@@ -41,39 +40,54 @@ _BINARY = {
 _UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Invert: operator.invert}
 
 
-class _Unreadable(ValueError):
-    pass
+class Unreadable(ValueError):
+    """Text that ``arithmetic`` does not evaluate (where Python's ``eval`` would fail or do more than arithmetic)."""
 
 
-def _value(node: ast.AST) -> Any:
+def _value(node: ast.AST, names: dict[str, Any]) -> Any:
     if isinstance(node, ast.Constant) and isinstance(node.value, int | float | complex):
         return node.value
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-        return _UNARY[type(node.op)](_value(node.operand))
+        return _UNARY[type(node.op)](_value(node.operand, names))
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        left, right = _value(node.left), _value(node.right)
+        left, right = _value(node.left, names), _value(node.right, names)
         if isinstance(node.op, ast.Pow | ast.LShift) and abs(right) > MAX_EXPONENT:
-            raise _Unreadable("exponent too large")
+            raise Unreadable("exponent too large")
         return _BINARY[type(node.op)](left, right)
-    raise _Unreadable(type(node).__name__)
+    if isinstance(node, ast.Name) and node.id in names and not callable(names[node.id]):
+        return names[node.id]
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and callable(names.get(node.func.id))
+        and not node.keywords
+    ):
+        args = [_value(a, names) for a in node.args]
+        if any(isinstance(a, int | float) and abs(a) > MAX_EXPONENT for a in args[1:] if node.func.id == "pow") or (
+            node.func.id == "factorial" and any(abs(a) > MAX_EXPONENT for a in args)
+        ):
+            raise Unreadable("argument too large")
+        return names[node.func.id](*args)
+    raise Unreadable(type(node).__name__)
 
 
-def arithmetic(text: str) -> Any:
-    """The value Python's ``eval`` gives ``text`` when it is number literals and operators; else ``_Unreadable``."""
+def arithmetic(text: str, names: dict[str, Any] | None = None) -> Any:
+    """The value Python's ``eval`` gives ``text`` when it is number literals and operators (and, with ``names``,
+    those constants and calls of those functions); else ``Unreadable``."""
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except (SyntaxError, ValueError):
-        raise _Unreadable("not Python arithmetic") from None
+        raise Unreadable("not Python arithmetic") from None
     try:
-        return _value(tree.body)
+        return _value(tree.body, names or {})
     except (ArithmeticError, TypeError, ValueError) as e:  # 1/0, "1 ^ 0.5", ...
-        raise _Unreadable(str(e)) from None
+        raise Unreadable(str(e)) from None
 
 
 def _close(a: str, b: str) -> bool:
     try:
         return bool(abs(arithmetic(a) - arithmetic(b)) < 1e-6)
-    except (_Unreadable, TypeError, ArithmeticError):
+    except (Unreadable, TypeError, ArithmeticError):
         return False
 
 

@@ -1,8 +1,9 @@
-"""MathVision scoring: VLMEvalKit's mathv.py ``is_equal`` for free-form answers; MATH-V's own rule refused for now.
+"""MathVision scoring modes: VLMEvalKit's mathv.py ``is_equal``, and MATH-V's own evaluate.py rule.
 
-Expected verdicts come from running ``is_equal`` of ``open-compass/VLMEvalKit`` ``vlmeval/dataset/utils/mathv.py``
-(commit e8e78f05f3080fe28154f2130321f17951c3be94, with latex2sympy2_extended) on these cases in a scratch folder
-outside the repository.
+Expected verdicts come from running, on these cases in a scratch folder outside the repository, ``is_equal`` of
+``open-compass/VLMEvalKit`` ``vlmeval/dataset/utils/mathv.py`` (commit e8e78f05f3080fe28154f2130321f17951c3be94, with
+latex2sympy2_extended) and the per-answer block of ``mathllm/MATH-V`` ``evaluation/evaluate.py`` with its
+``utils.py`` (``find_math_answer``, ``is_equal``; commit a1f5cc3add200c0cd080fad463e500f44ef1fb41, with latex2sympy2).
 """
 
 from __future__ import annotations
@@ -59,6 +60,36 @@ def test_model_text_is_never_executed():
             arithmetic(text)
 
 
-def test_official_mode_is_refused_until_implemented():
-    with pytest.raises(ValueError, match=r"scoring='official'.*\['vlmevalkit'\]"):
-        MathVision("x", scoring="official")
+# (response, truth, option text of the truth or "", MATH-V's model_answer, verdict)
+OFFICIAL = [
+    ("The answer is 12.", "12", "", "12", True),
+    ("So the area is 12 cm", "12", "", "sotheareais12cm", False),  # no marker: the whole text, spaces removed
+    ("\\boxed{\\frac{1}{2}}", "0.5", "", "\\frac{1}{2}", True),
+    ("\\boxed{\\dfrac{3}{4}}", "3/4", "", "\\frac{3}{4}", True),
+    ("x = 5", "5", "", "5", True),
+    ("\\boxed{2\\sqrt{2}}", "\\sqrt{8}", "", "2\\sqrt{2}", True),  # latex2sympy values
+    ("The answer is 1.414", "\\sqrt{2}", "", "1.414", True),  # equal after rounding to 2 decimals
+    ("The answer is 3.145", "3.14", "", "3.145", False),  # round(3.145, 2) is 3.15
+    ("\\boxed{45^\\circ}", "45", "", "45", True),
+    ("The answer is 12 km", "12", "", "12", True),  # "km" dropped
+    ("\\boxed{10\\%}", "10", "", "10", True),
+    ("\\boxed{\\pi}", "3.14", "", "\\pi", True),  # math's pi, as MATH-V's "from math import *"
+    ("\\boxed{(1.004, 2)}", "(1,2)", "", "(1.004,2)", False),  # tuples compare as rounded text
+    ("The answer is (1, 2)", "(1,2)", "", "(1,2)", True),
+    ("\\boxed{1}\\boxed{2}", "2", "", "2", True),  # the last box
+    ("The correct answer is (B).", "B", "12", "b", True),
+    ("B\nbecause ...", "B", "12", "b", True),
+    ("So it is 12.", "B", "12", "12", True),  # the option text
+    ("It is C.", "C", "x", "c", True),
+    ("I think C. Since ...", "C", "x", "ithinkc.since", False),
+    ("", "0", "", "", False),
+]
+
+
+@pytest.mark.parametrize(("response", "truth", "value", "model_answer", "correct"), OFFICIAL)
+def test_official_follows_math_v_evaluate(response, truth, value, model_answer, correct):
+    # With an option text, the truth is a letter of three options whose text at that letter is ``value``.
+    options = tuple(value if "ABC"[i] == truth else f"other {i}" for i in range(3)) if value else ()
+    item = BenchmarkItem("1", "q", truth, (), kind=CHOICE if options else FREE_FORM, options=options)
+    scored = MathVision("x", scoring="official").score(ANSWER + response, item)
+    assert (scored["prediction"], scored["correct"]) == (model_answer, correct)
