@@ -112,7 +112,10 @@ class MathVision(Benchmark):
             answer, letters = official_answer(text), LETTERS[: len(item.options)]
             value = item.options[letters.index(item.answer)] if item.answer in letters else ""  # the option text
             correct = official_equal(answer, item.answer) or official_equal(answer, value)
-            return {"prediction": answer, "correct": correct}
+            if item.kind != CHOICE:
+                return {"prediction": answer, "correct": correct}
+            letter = answer.upper() if answer.upper() in letters else None  # the letter MATH-V's clean-up left
+            return {"prediction": answer, "choice": letter, "correct": correct}
         if item.kind == CHOICE:
             return super().score(response, item)
         return {"prediction": text, "correct": vlmevalkit_equal(text, item.answer)}
