@@ -114,7 +114,7 @@ class MathVision(Benchmark):
             correct = official_equal(answer, item.answer) or official_equal(answer, value)
             if item.kind != CHOICE:
                 return {"prediction": answer, "correct": correct}
-            letter = answer.upper() if answer.upper() in letters else None  # the letter MATH-V's clean-up left
+            letter = answer.upper() if len(answer) == 1 and answer.upper() in letters else None  # what MATH-V left
             return {"prediction": answer, "choice": letter, "correct": correct}
         if item.kind == CHOICE:
             return super().score(response, item)
