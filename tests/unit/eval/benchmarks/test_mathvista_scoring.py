@@ -116,3 +116,18 @@ DISTANCES = [("", "abc", 3), ("kitten", "sitting", 3), ("8/12", "8/11", 1), ("ab
 @pytest.mark.parametrize(("a", "b", "d"), DISTANCES)
 def test_edit_distance_is_levenshtein(a, b, d):
     assert edit_distance(a, b) == d == edit_distance(b, a)
+
+
+@pytest.mark.parametrize(
+    "truncated",
+    [
+        "Let me compare the fractions. 8/11 is about 0.72 and 3/5 is",
+        "First, the shaded part is 8 of the 11 equal parts, so the fraction",
+    ],
+)
+def test_truncated_response_without_an_answer_section(truncated):
+    # normalize_extracted_answer maps any text to its closest option: a cut-off response still names 8/11
+    # (verdicts from the official function); VLMEvalKit's can_infer finds no single option in it.
+    assert score("official", "", mc_item()) is False
+    assert MathVista("x", scoring="official").score(truncated, mc_item())["correct"]
+    assert not MathVista("x").score(truncated, mc_item())["correct"]
