@@ -1,7 +1,9 @@
 """Free-form benchmark answers: numbers (fractions, percents, units, precision, tolerance) and math.
 
-``match_free_form`` is the MathVista / MathVerse / MathVision / DynaMath / MMMU-open rule set; see
-``pebr_lit.eval.answers`` for the conventions and the multiple-choice and yes/no rules. Pure, no I/O,
+``match_free_form`` is pebr-lit's lenient free-form rule: ``Benchmark.score``'s default and MathVerse's stand-in
+for its scorers' GPT judgement (MathVista, MathVision, DynaMath and MMMU follow their scorers' own rules, in
+``eval.benchmarks.*_rules``); see ``pebr_lit.eval.answers`` for the conventions and the multiple-choice and
+yes/no rules. Pure, no I/O,
 never raises on model output.
 
 Left out on purpose: option letters and yes/no (``answers``); math equivalence itself (``rewards.grading``).

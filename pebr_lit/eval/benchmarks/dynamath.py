@@ -18,8 +18,10 @@ Released layouts:
     ``question``, ``answer``, ``answer_type``, ``subject``, ``knowledge_level``, ``image`` (base64).
 Prompt: the question as published (DynaMath's own prompt asks for a JSON answer, which the PeBR
 format replaces).
-Scoring (DynaMath's rules): floats within an absolute 0.001, multiple choice by letter (or option
-text), other answers with the math-aware grader (the official rule is a substring test).
+Scoring (``scoring``; the rules are in ``dynamath_rules``, the final-answer section standing for the JSON
+"short answer" both scorers read): ``vlmevalkit`` (default) follows VLMEvalKit's ``DynaMath_auxeval``,
+``official`` DynaMath's ``opensource_json_eval.py``: floats (first word, "π" read) within an absolute
+0.001, multiple choice by letter rules, other answers by substring tests (in opposite directions).
 Aggregates: average accuracy over all variants and worst-case accuracy (share of seed questions
 answered right in every variant present), each overall, by subject and by knowledge level.
 """
@@ -41,12 +43,11 @@ from pebr_lit.eval.benchmarks.base import (
     inline_options,
     mean,
 )
+from pebr_lit.eval.benchmarks.dynamath_rules import official_correct, vlmevalkit_correct
 from pebr_lit.eval.benchmarks.tables import read_table, tsv_images
-from pebr_lit.eval.numbers import match_free_form
 from pebr_lit.format.response import extract_answer
 
 _VARIANT_RE = re.compile(r"(?:variant|sample)_?(\d+)")
-FLOAT_TOLERANCE = 0.001
 
 
 def worst_case(rows: list[dict[str, Any]], field: str | None = None) -> Any:
@@ -70,6 +71,8 @@ class DynaMath(Benchmark):
         limit: Evaluate only the first N questions; null = all (worst case needs every variant).
         image_root: Folder that relative image paths start from; null = the data file's folder.
         name: Name in metric keys and result files.
+        scoring: ``vlmevalkit`` (default: VLMEvalKit's ``DynaMath_auxeval`` rules) or ``official``
+            (DynaMath's ``opensource_json_eval.py``).
     """
 
     default_name = "dynamath"
@@ -123,10 +126,9 @@ class DynaMath(Benchmark):
         return items
 
     def score(self, response: str, item: BenchmarkItem) -> dict[str, Any]:
-        if item.meta["answer_type"] != "float":
-            return super().score(response, item)
         text = extract_answer(response)
-        return {"prediction": text, "correct": match_free_form(text, item.answer, tolerance=FLOAT_TOLERANCE)}
+        rule = vlmevalkit_correct if self.scoring == "vlmevalkit" else official_correct
+        return {"prediction": text, "correct": rule(text, item.answer, item.meta["answer_type"])}
 
     def aggregate(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         seeds = {r["meta"]["seed"] for r in rows}

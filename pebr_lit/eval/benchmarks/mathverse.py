@@ -23,17 +23,23 @@ VLMEvalKit's ``MathVerse_MINI*.tsv`` read too: ``index``, ``problem_index``, ``p
 Prompt: ``query_cot`` by default (MathVerse's chain-of-thought prompt), or ``query_wo`` / ``question``.
 Options for letter-or-text matching are split from ``question_for_eval`` ("Choices: A:... B:...");
 Vision Only rows keep them in the image and are matched by letter only.
-Scoring: multiple choice by letter or option text, free-form with the math-aware grader (MathVerse's
-official scorer asks GPT-4 instead; this is its rule-based stand-in).
+Scoring: both scorers have GPT extract the answer and then, unless the extraction equals the answer
+exactly (MathVerse's ``score_answer_s2.py`` ``--quick_match``; VLMEvalKit's ``post_check_score``, which
+strips both first), have GPT judge whether they agree. pebr-lit grades the final-answer section (or the
+``eval.judge`` reading) as the extraction: the exact match first, the scorers' rule part, identical in
+both ``scoring`` modes; where the scorers then ask GPT to judge agreement, pebr-lit uses a rule-based
+stand-in (``eval.answers``: multiple choice by letter or option text, free form with the math-aware
+grader), NOT the GPT judgement: numbers can differ from the scorers' where GPT would judge otherwise.
 Aggregates: accuracy overall and by problem version, subject, subfield and question type.
 
-Left out on purpose: the GPT-4 judging step of the official scorer (its extraction step is the optional
-``eval.judge``, whose reading these rules then grade).
+Left out on purpose: the GPT-4 judging step of both scorers (their extraction step is the optional
+``eval.judge``, whose reading these rules then grade; ``eval.judge`` does not judge agreement).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pebr_lit.data.sources import RecordError
 from pebr_lit.eval.benchmarks.base import (
@@ -44,6 +50,7 @@ from pebr_lit.eval.benchmarks.base import (
     inline_options,
 )
 from pebr_lit.eval.benchmarks.tables import as_dict, is_tsv, read_table
+from pebr_lit.format.response import extract_answer
 
 PROMPTS = ("query_cot", "query_wo", "question")
 
@@ -59,7 +66,8 @@ class MathVerse(Benchmark):
         name: Name in metric keys and result files.
         prompt: Column used as the prompt: query_cot (official CoT prompt), query_wo or question.
         split: In a folder, read the files named after this split.
-        scoring: ``vlmevalkit`` (default) or ``official``: whose rule grades a response.
+        scoring: ``vlmevalkit`` (default) or ``official``: the same rule part (an exact match), then the
+            same rule-based stand-in for their GPT judgement.
     """
 
     default_name = "mathverse"
@@ -121,3 +129,9 @@ class MathVerse(Benchmark):
                 )
             )
         return items
+
+    def score(self, response: str, item: BenchmarkItem) -> dict[str, Any]:
+        scored = super().score(response, item)
+        if extract_answer(response).strip() == item.answer.strip():  # the scorers' exact match
+            scored["correct"] = True
+        return scored

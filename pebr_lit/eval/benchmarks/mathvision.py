@@ -21,8 +21,11 @@ own prompt writes the same lines without the "Choices:" header), skipped when th
 letters A-E (as MATH-V's prompt does) or when the question already writes its options in. The image is
 placed at the first "<image1>" (``format.IMAGE_SLOT``, as MMMU's images are), or before the text when
 the question names none; the other placeholders stay as text, naming parts of the merged image.
-Scoring (MATH-V's ``evaluate.py`` rule): right when the answer equals the letter or the option text;
-free-form answers go through the math-aware grader.
+Scoring (``scoring``): ``vlmevalkit`` (default; ``mathvision_rules``) is VLMEvalKit's ``post_check`` for
+MathVision: multiple choice by ``can_infer``, free form by its ``is_equal`` (same text, same arithmetic
+value, or same value after ``latex2sympy``). ``official`` (``mathvision_official``) is MATH-V's
+``evaluate.py``: its answer clean-up of the response, then ``is_equal`` against the answer letter or the
+option text.
 Aggregates: accuracy overall, by subject and by level, as MATH-V reports them.
 """
 
@@ -39,8 +42,10 @@ from pebr_lit.eval.benchmarks.base import (
     BenchmarkItem,
     with_choices,
 )
+from pebr_lit.eval.benchmarks.mathvision_official import official_answer, official_equal
+from pebr_lit.eval.benchmarks.mathvision_rules import vlmevalkit_equal
 from pebr_lit.eval.benchmarks.tables import as_list, is_tsv, read_table
-from pebr_lit.format.response import IMAGE_SLOT
+from pebr_lit.format.response import IMAGE_SLOT, extract_answer
 
 PLACEHOLDER = "<image1>"
 
@@ -60,6 +65,7 @@ class MathVision(Benchmark):
             folder above it when that is named ``data`` (MATH-V's layout).
         name: Name in metric keys and result files.
         split: In a folder, read the files named after this split (test or testmini).
+        scoring: ``vlmevalkit`` (default: VLMEvalKit's MathVision rule) or ``official`` (MATH-V's ``evaluate.py``).
     """
 
     default_name = "mathvision"
@@ -99,3 +105,17 @@ class MathVision(Benchmark):
                 "level": None if level is None or level == "" else str(level),
             },
         )
+
+    def score(self, response: str, item: BenchmarkItem) -> dict[str, Any]:
+        text = extract_answer(response)
+        if self.scoring == "official":
+            answer, letters = official_answer(text), LETTERS[: len(item.options)]
+            value = item.options[letters.index(item.answer)] if item.answer in letters else ""  # the option text
+            correct = official_equal(answer, item.answer) or official_equal(answer, value)
+            if item.kind != CHOICE:
+                return {"prediction": answer, "correct": correct}
+            letter = answer.upper() if len(answer) == 1 and answer.upper() in letters else None  # what MATH-V left
+            return {"prediction": answer, "choice": letter, "correct": correct}
+        if item.kind == CHOICE:
+            return super().score(response, item)
+        return {"prediction": text, "correct": vlmevalkit_equal(text, item.answer)}

@@ -24,17 +24,16 @@ The ``test`` split hides its answers, so it is refused with a message.
 Prompt: the ``query`` column (the TSV's ``question``; ``query.json`` for the repository's file),
 MathVista's own prompt (a "Hint:" naming the expected answer form, the question and, for multiple
 choice, "Choices:" with "(A) ..." lines, added when the text lacks them).
-Scoring (MathVista's rules, without its GPT answer extractor): multiple choice is right when the
-answer names the right option by letter or by text; integers compare as integers, floats after
-rounding to the item's ``precision`` decimals, lists as lists (``eval.answers.match_free_form``);
-a list answer may drop its brackets ("2007, 2008" for "[2007, 2008]"; the official GPT extractor
-adds them back), its entries then compared one by one as numbers or math.
-Two options with the same text (testmini pid 781 lists "18" twice) make that text ambiguous: such an
-item is graded by letter only.
+Scoring (``scoring``; the rules are in ``mathvista_rules``): ``vlmevalkit`` (default) follows VLMEvalKit's
+``post_check`` (multiple choice by ``can_infer``; integers and floats by Python equality, no rounding;
+list answers never right, as there); ``official`` follows MathVista's ``normalize_extracted_answer`` and
+``safe_equal`` (multiple choice: a letter, else the option closest by edit distance; integers after
+``int(float(x))``, floats rounded to ``precision``, then exact string equality with the answer). Both
+grade the final-answer section where their scorers have GPT extract the answer.
 Aggregates: accuracy overall and by question type, answer type, task, category, context, grade,
 source, language and skill (an item counts under each of its skills), as MathVista reports them.
 
-Left out on purpose: the official scorer's own GPT prompt (an optional judge model reading the answer is
+Left out on purpose: the scorers' own GPT extraction prompts (an optional judge model reading the answer is
 ``eval.judge``, whose reading these rules then grade).
 """
 
@@ -54,8 +53,9 @@ from pebr_lit.eval.benchmarks.base import (
     BenchmarkItem,
     with_choices,
 )
+from pebr_lit.eval.benchmarks.mathvista_rules import official_correct, official_normalize, vlmevalkit_number_correct
 from pebr_lit.eval.benchmarks.tables import as_dict, as_list, is_tsv, read_table
-from pebr_lit.eval.numbers import free_form_candidates, match_free_form
+from pebr_lit.format.response import extract_answer
 
 META_FIELDS = ("task", "category", "context", "grade", "source", "language", "skills")
 
@@ -70,6 +70,8 @@ class MathVista(Benchmark):
         image_root: Folder that relative image paths start from; null = the data file's folder.
         name: Name in metric keys and result files.
         split: In a folder, read the files named after this split.
+        scoring: ``vlmevalkit`` (default: VLMEvalKit's ``post_check``) or ``official`` (MathVista's
+            ``normalize_extracted_answer`` and ``safe_equal``).
     """
 
     default_name = "mathvista"
@@ -135,15 +137,21 @@ class MathVista(Benchmark):
         return items
 
     def score(self, response: str, item: BenchmarkItem) -> dict[str, Any]:
-        scored = super().score(response, item)
-        gold = _entries(item.answer) if item.meta.get("answer_type") == "list" else None
-        if scored["correct"] or gold is None:
-            return scored
-        for candidate in free_form_candidates(response):
-            got = _entries(candidate)
-            if got is not None and len(got) == len(gold) and all(match_free_form(a, b) for a, b in zip(got, gold)):
-                return {**scored, "correct": True}
-        return scored
+        text = extract_answer(response)
+        qtype, atype = item.meta.get("question_type"), item.meta.get("answer_type")
+        if self.scoring == "vlmevalkit":
+            if item.kind == CHOICE:
+                return super().score(response, item)
+            return {"prediction": text, "correct": vlmevalkit_number_correct(text, item.answer, atype)}
+        prediction = official_normalize(text, item.options, qtype, atype, item.meta.get("precision"))
+        if item.kind == CHOICE:
+            truth = item.options[LETTERS.index(item.answer)]  # MathVista compares option texts
+            return {
+                "prediction": text,
+                "choice": LETTERS[item.options.index(prediction)] if prediction in item.options else None,
+                "correct": official_correct(prediction, truth),
+            }
+        return {"prediction": text, "correct": official_correct(prediction, item.answer)}
 
 
 def _queries(path: Path) -> dict[str, str]:
@@ -158,15 +166,6 @@ def _queries(path: Path) -> dict[str, str]:
             str(file), f"cannot read as JSON ({e})", "Use MathVista's data/query.json as released"
         ) from None
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
-
-
-def _entries(text: str) -> list[str] | None:
-    """The comma-separated entries of a list answer, brackets optional ("[1, 2]", "1, 2"); None for one entry."""
-    inner = text.strip().rstrip(".").strip()
-    if inner[:1] in "[(" and inner[-1:] in "])":
-        inner = inner[1:-1]
-    parts = [p.strip() for p in inner.split(",")]
-    return parts if len(parts) > 1 and all(parts) else None
 
 
 def _number(value: Any) -> float | None:

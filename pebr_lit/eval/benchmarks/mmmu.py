@@ -21,9 +21,12 @@ get "Question: ..." alone. Images are interleaved as VLMEvalKit's MMMU prompt do
 in the question or an option becomes image ``k`` at that place (``format.IMAGE_SLOT``; an image
 named twice is shown twice). Unlike VLMEvalKit, which drops an image no reference names, such an
 image is kept, before the question text; a reference to an image the row lacks is an error.
-Scoring (MMMU's rules without its random guess for unparseable answers, which count as wrong):
-multiple choice by letter or option text; open answers with the math-aware grader against the
-answer, or against any entry when the answer is a list.
+Scoring (``scoring``; the rules are in ``mmmu_rules``): ``vlmevalkit`` (default) grades multiple choice by
+VLMEvalKit's ``can_infer`` (``eval.answers.match_choice``) and an open question as VLMEvalKit's
+``MMMU_preproc`` does: two options, the gold answer text (A) and "Other Answers" (B), truth A.
+``official`` follows MMMU's ``parse_multi_choice_response`` and ``parse_open_response`` / ``eval_open``
+(numbers and short phrases pulled out of a sentence answer; any entry of a list answer), without the
+random guess for an unparseable multiple-choice answer, which counts as wrong.
 Aggregates: accuracy overall, by subject, by discipline (MMMU's six groups), by difficulty and by
 question type (the TSV has no difficulty).
 """
@@ -36,6 +39,7 @@ from typing import Any
 
 from pebr_lit.data.images import ImageRef
 from pebr_lit.data.sources import RecordError
+from pebr_lit.eval.answers import match_choice
 from pebr_lit.eval.benchmarks.base import (
     CHOICE,
     FREE_FORM,
@@ -44,8 +48,13 @@ from pebr_lit.eval.benchmarks.base import (
     BenchmarkItem,
     mcq_prompt,
 )
+from pebr_lit.eval.benchmarks.mmmu_rules import (
+    official_choice,
+    official_open_correct,
+    open_predictions,
+    vlmevalkit_open_options,
+)
 from pebr_lit.eval.benchmarks.tables import as_list, read_table, tsv_images
-from pebr_lit.eval.numbers import match_free_form
 from pebr_lit.format.response import IMAGE_SLOT, extract_answer
 
 DISCIPLINES = {
@@ -106,6 +115,8 @@ class MMMU(Benchmark):
         image_root: Folder that relative image paths start from; null = the data file's folder.
         name: Name in metric keys and result files.
         split: Which files to read in a folder ("<split>-*.parquet"), or which rows of the TSV (its ``split`` column).
+        scoring: ``vlmevalkit`` (default: VLMEvalKit's ``can_infer`` and ``MMMU_preproc``) or ``official``
+            (MMMU's ``eval_utils.py`` rules).
     """
 
     default_name = "mmmu"
@@ -182,8 +193,14 @@ class MMMU(Benchmark):
         )
 
     def score(self, response: str, item: BenchmarkItem) -> dict[str, Any]:
-        if item.kind == CHOICE:
-            return super().score(response, item)
         text = extract_answer(response)
+        if self.scoring == "vlmevalkit":
+            if item.kind == CHOICE:
+                return super().score(response, item)
+            options = vlmevalkit_open_options(item.answer)  # the answer as written, even a list string
+            return {"prediction": text, "correct": match_choice(text, options, "A")}
+        if item.kind == CHOICE:
+            choice = official_choice(text, item.options)
+            return {"prediction": text, "choice": choice, "correct": choice == item.answer}
         golds = [str(g) for g in as_list(item.answer)] if item.answer.startswith("[") else [item.answer]
-        return {"prediction": text, "correct": any(match_free_form(text, g) for g in golds)}
+        return {"prediction": text, "correct": official_open_correct(golds, open_predictions(text))}

@@ -14,7 +14,10 @@ labels may skip ("C. No.; F. No correct answer"); a ";" glued before a capital a
 text ("triangle BE;G.") is dropped. ``split_options`` reads labels in rising order and
 the prompt relabels them A, B, C, ... (the answer letter follows its option).
 Prompt: VLMEvalKit's WeMath prompt: "Question: ...", then "Options:" with "A. ..." lines.
-Scoring: by letter or option text.
+Scoring (``scoring``): ``vlmevalkit`` (default) is VLMEvalKit's ``mcq_vanilla_eval`` rule, ``can_infer`` by letter
+or option text (``eval.answers.match_choice``; its GPT step is the optional ``eval.judge``); ``official`` is
+We-Math's ``evaluation/four_dimensional_metrics.py`` (commit above): the text after the last "Answer"
+(case-sensitive), with ">", "<", ":" and "." removed and stripped, must *start* with the truth letter.
 Aggregates: accuracy overall and by key; and WeMath's four-dimensional metric over problems (rows
 sharing an ``ID``, 525 in testmini) whose sub-questions are all present:
   IK (insufficient knowledge): some sub-question wrong and the composite wrong;
@@ -43,10 +46,12 @@ from pebr_lit.eval.benchmarks.base import (
     mean,
 )
 from pebr_lit.eval.benchmarks.tables import read_table
+from pebr_lit.format.response import extract_answer
 
 _KEY_RE = re.compile(r"^([23])steps_(\d|multi)$")
 # An option label: a capital after the start, a space or a ";", then a point, then the option's text
 # (a label followed by ";" is a stray fragment such as "Shape ;C.;", not an option).
+_OFFICIAL_STRIP = re.compile(r"[<>:.]")
 _LABEL_RE = re.compile(r"(?:^|(?<=[\s;；]))([A-H])\s*[.．]\s*(?=[^\s;；])")
 
 
@@ -61,6 +66,13 @@ def split_options(raw: str) -> dict[str, str]:
         text = raw[m.end() : nxt.start() if nxt else len(raw)]
         out[m.group(1)] = re.sub(r";(?=[A-Z][.．])", "", text).strip(" \t\n;；")  # "point ;O." -> "point O."
     return out if len(out) >= 2 else {}
+
+
+def official_letter(answer: str) -> str | None:
+    """We-Math's ``four_dimensional_metrics.py`` reading: the first character of the text after the last "Answer",
+    once ">", "<", ":" and "." are removed, when it is one of A-H; else None."""
+    tail = _OFFICIAL_STRIP.sub("", answer.split("Answer")[-1].strip()).strip()
+    return tail[0] if tail and tail[0] in "ABCDEFGH" else None
 
 
 def four_dimensional(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -106,6 +118,7 @@ class WeMath(Benchmark):
         image_root: Folder that relative image paths start from; null = the data file's folder.
         name: Name in metric keys and result files.
         split: In a folder, read the files named after this split.
+        scoring: ``vlmevalkit`` (default: ``can_infer``) or ``official`` (We-Math's first-letter rule).
     """
 
     default_name = "wemath"
@@ -150,6 +163,13 @@ class WeMath(Benchmark):
             )
         options = tuple(labelled.values())
         return mcq_prompt(question, options, select_line=False), options, LETTERS[list(labelled).index(answer)]
+
+    def score(self, response: str, item: BenchmarkItem) -> dict[str, Any]:
+        if self.scoring == "vlmevalkit":
+            return super().score(response, item)
+        text = extract_answer(response)
+        choice = official_letter(text)
+        return {"prediction": text, "choice": choice, "correct": choice == item.answer}
 
     def aggregate(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         metrics = {"accuracy": mean(r["correct"] for r in rows), "n": len(rows), **four_dimensional(rows)}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pebr_lit.data.sources import RecordError
-from pebr_lit.eval.benchmarks import MMMU, HallusionBench, MathVista, MMStar
-from pebr_lit.eval.benchmarks.base import CHOICE, FREE_FORM, YES_NO, BenchmarkItem
+from pebr_lit.eval.benchmarks import HallusionBench, MathVista, MMStar
+from pebr_lit.eval.benchmarks.base import CHOICE, FREE_FORM, YES_NO, Benchmark, BenchmarkItem
 from tests.helpers.benchmark_files import mathvista_row, write_parquet
 from tests.helpers.benchmark_scoring import ANSWER
 
@@ -76,8 +76,9 @@ def test_choice_scoring_without_the_answer_heading():
     ],
 )
 def test_open_answer_scoring_by_hand(answer, truth, correct):
+    # The shared free-form rule (``Benchmark.score``); MMMU's own open rules are in test_mmmu_scoring.py.
     item = BenchmarkItem("o", "p", truth, (), kind=FREE_FORM)
-    assert MMMU("x").score(ANSWER + answer, item)["correct"] is correct
+    assert Benchmark("x").score(ANSWER + answer, item)["correct"] is correct
 
 
 @pytest.mark.parametrize(

@@ -246,7 +246,10 @@ def test_dynamath_seed_json_and_choices_glued_to_a_colon(tmp_path):
         "A",
         "high school",
     )
-    assert DynaMath("x").score(ANSWER + "Yes", item)["correct"]
+    assert DynaMath("x").score(ANSWER + "(A) Yes", item)["correct"]
+    # Both scorers read letters only: VLMEvalKit finds the one letter of A-E in "YES" (E), DynaMath's own rule
+    # finds no "A" in its first 3 characters.
+    assert not any(DynaMath("x", scoring=m).score(ANSWER + "Yes", item)["correct"] for m in ("vlmevalkit", "official"))
 
 
 @pytest.mark.parametrize(
