@@ -24,10 +24,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pebr_lit.format.final_answer import FinalAnswer
+from pebr_lit.format.final_answer import NO_SECTION, RULES, FinalAnswer
 from pebr_lit.rewards import authors, components
 from pebr_lit.rewards.components import Grader
 from pebr_lit.rewards.grading import grade, mathruler_grade
+
+
+def _answer_rule(owner: str, final_answer: str, no_section: str) -> FinalAnswer:
+    """The ``FinalAnswer`` of a rule set; an unknown value is refused naming the rule set's argument."""
+    for name, value, allowed in (("final_answer", final_answer, RULES), ("no_section", no_section, NO_SECTION)):
+        if value not in allowed:
+            raise ValueError(f"{owner}.{name}={value!r}: unknown. Use one of {list(allowed)}.")
+    return FinalAnswer(final_answer, no_section)
 
 
 class RewardRules:
@@ -85,7 +93,7 @@ class PebrLitRules(RewardRules):
                 line after the first answer heading, no letters). Either way no heading, no answer.
         """
         self.description_only, self.whole_word, self.final_answer = description_only, whole_word, final_answer
-        self._answer = FinalAnswer(final_answer, "none")
+        self._answer = _answer_rule("PebrLitRules", final_answer, "none")
 
     def record_keywords(self, key_words: Sequence[str], description: str | None) -> list[str]:
         """The record's keywords, or, when it has none, content words of its teacher description."""
@@ -131,7 +139,7 @@ class AuthorsRules(RewardRules):
                 searches text, ``math_verify_grade``, can then score a response that never answered).
         """
         self.final_answer, self.no_section = final_answer, no_section
-        self._answer = FinalAnswer(final_answer, no_section)
+        self._answer = _answer_rule("AuthorsRules", final_answer, no_section)
 
     def record_keywords(self, key_words: Sequence[str], description: str | None) -> list[str]:
         """The record's keywords as given; none stays none (keyword reward 0), nothing is extracted."""

@@ -53,9 +53,9 @@ def test_extract_answer_is_the_evaluation_rule() -> None:
 def test_unknown_rule_or_fallback_is_refused_with_its_name() -> None:
     with pytest.raises(ValueError, match=r"^FinalAnswer\.rule='pebr': unknown\. Use one of \['pebr_lit', 'authors'\]"):
         FinalAnswer("pebr")
-    with pytest.raises(ValueError, match=r"^FinalAnswer\.no_section='whole'"):
+    with pytest.raises(ValueError, match=r"^AuthorsRules\.no_section='whole': unknown\. Use one of \['none', "):
         AuthorsRules(no_section="whole")
-    with pytest.raises(ValueError, match=r"^FinalAnswer\.rule='author'"):
+    with pytest.raises(ValueError, match=r"^PebrLitRules\.final_answer='author'"):
         PebrLitRules(final_answer="author")
     assert FinalAnswer() == TRAINING and repr(AUTHORS) == "FinalAnswer(rule='authors', no_section='none')"
 
