@@ -83,15 +83,19 @@ def extract_answer(response: object) -> str:
 
 
 def accuracy_reward(response: object, answer: object, grader: Grader, final_answer: FinalAnswer = AUTHORS) -> float:
-    """1 when ``grader(final_answer.extract(response), answer.strip())`` holds, else 0 (also when it raises or gives
-    no verdict: NaN, a number outside [0, 1], not a number; ``grading.verdict``). By default (``AUTHORS``) a
+    """1 when ``grader(final_answer.extract(response), answer.strip())`` holds (or, under a ``pebr_lit`` rule, the
+    answer names the truth's letter), else 0 (also when the grader raises or gives no verdict: NaN, a number
+    outside [0, 1], not a number; ``grading.verdict``). By default (``AUTHORS``) a
     response without the answer heading has no answer and scores 0 whatever the grader; pass
     ``FinalAnswer("authors", "whole_response")`` to grade its whole text, as the authors' scripts do."""
     if not isinstance(answer, str):
         return 0.0
     try:
-        prediction = final_answer.extract(response)
-        return 1.0 if prediction is not None and verdict(grader(prediction, answer.strip())) else 0.0
+        prediction, truth = final_answer.extract(response), answer.strip()
+        if prediction is None:
+            return 0.0
+        # letter_matches is False under the authors' rule; True only for a pebr-lit rule's letter.
+        return 1.0 if verdict(grader(prediction, truth)) or final_answer.letter_matches(prediction, truth) else 0.0
     except Exception:  # a grader crash on model output is a wrong answer, never a failed step
         return 0.0
 

@@ -156,10 +156,6 @@ class AuthorsRules(RewardRules):
     def accuracy(self, response: str, answer: str, grader: Grader) -> float:
         """The ``final_answer`` rule's answer (authors': the first line after the first answer heading, no letter
         matching) under ``grader``, the truth stripped (``authors.accuracy_reward``)."""
-        if self._answer.rule == "pebr_lit":
-            return components.accuracy_reward(
-                response, answer.strip() if isinstance(answer, str) else answer, grader, self._answer
-            )
         return authors.accuracy_reward(response, answer, grader, self._answer)
 
     def default_grader(self) -> Grader:
