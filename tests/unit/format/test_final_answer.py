@@ -121,5 +121,6 @@ def test_fuzz_extract_never_raises_and_training_has_no_answer_without_a_section(
     assert isinstance(EVALUATION.extract(text), str) and isinstance(SCRIPTS.extract(text), str)
     if pebr is not None:
         assert EVALUATION.extract(text) == pebr
-    letter = choice_letter(pebr)
-    assert letter is None or (len(letter) == 1 and letter.isupper())
+    for letter in (choice_letter(pebr), choice_letter(text)):
+        assert letter is None or (len(letter) == 1 and letter.isupper())
+    assert not AUTHORS.letter_matches(authors, "B")
