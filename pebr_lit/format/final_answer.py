@@ -72,13 +72,19 @@ def _unwrap(text: str) -> str:
     return text.strip().rstrip(".。!").strip()
 
 
+def _upper(letter: str) -> str:
+    """``letter`` upper-cased; a non-ASCII one (case-insensitive matching takes "ſ" for "s", the Kelvin sign for
+    "K") becomes U+FFFD, which ``choice_letter`` never returns."""
+    return letter.upper() if letter.isascii() else "\ufffd"
+
+
 def _lone_letters(text: str) -> set[str]:
     found = set()
     for m in _LONE_LETTER_RE.finditer(text):
         if m.group(1):
-            found.add(m.group(1).upper())
+            found.add(_upper(m.group(1)))
         elif m.group(2).isupper() and not (m.group(2) in "AI" and _ENGLISH_WORD_AFTER_RE.match(text, m.end())):
-            found.add(m.group(2))
+            found.add(_upper(m.group(2)))
     return found
 
 
@@ -93,13 +99,16 @@ def choice_letter(answer: object) -> str | None:
        "vs": "A or B" names two letters), "B.5" is no letter.
     Several letters named ("A or B", "(A) is wrong, (C) is right") give None.
     """
-    if not isinstance(answer, str):
-        return None
+    letter = _choice_letter(answer) if isinstance(answer, str) else None
+    return letter if letter is not None and letter.isascii() else None  # only A-Z are option letters
+
+
+def _choice_letter(answer: str) -> str | None:
     text = _unwrap(answer)
     if m := _WHOLE_LETTER_RE.fullmatch(text):
-        return next(g for g in m.groups() if g).upper()
+        return _upper(next(g for g in m.groups() if g))
     if m := _LEADING_LETTER_RE.match(text):
-        letter = next(g for g in m.groups() if g).upper()
+        letter = _upper(next(g for g in m.groups() if g))
         return letter if _lone_letters(text[m.end() :]) <= {letter} else None
     letters = _lone_letters(text)
     return letters.pop() if len(letters) == 1 else None
@@ -110,7 +119,7 @@ def truth_letter(truth: object) -> str | None:
     if not isinstance(truth, str):
         return None
     m = _TRUTH_LETTER_RE.fullmatch(truth.strip())
-    return m.group(1).upper() if m else None
+    return m.group(1).upper() if m and m.group(1).isascii() else None
 
 
 class FinalAnswer:

@@ -88,6 +88,8 @@ def test_unknown_rule_or_fallback_is_refused_with_its_name() -> None:
         ("B.5", None),  # a number, no letter
         ("42", None),
         ("x = 3", None),  # lower-case x standing alone is a variable, not a letter
+        ("\u017f", None),  # long s: "s" to case-insensitive matching, no option letter
+        ("The answer is \u212a", None),  # the Kelvin sign
         ("", None),
         (None, None),
     ],
@@ -96,7 +98,9 @@ def test_choice_letter(answer, letter) -> None:
     assert choice_letter(answer) == letter
 
 
-@pytest.mark.parametrize(("truth", "letter"), [("B", "B"), ("(b)", "B"), (" C. ", "C"), ("42", None), ("AB", None)])
+@pytest.mark.parametrize(
+    ("truth", "letter"), [("B", "B"), ("(b)", "B"), (" C. ", "C"), ("42", None), ("AB", None), ("\u017f", None)]
+)
 def test_truth_letter(truth, letter) -> None:
     assert truth_letter(truth) == letter
 
@@ -122,5 +126,5 @@ def test_fuzz_extract_never_raises_and_training_has_no_answer_without_a_section(
     if pebr is not None:
         assert EVALUATION.extract(text) == pebr
     for letter in (choice_letter(pebr), choice_letter(text)):
-        assert letter is None or (len(letter) == 1 and letter.isupper())
+        assert letter is None or (len(letter) == 1 and letter.isupper() and letter.isascii())
     assert not AUTHORS.letter_matches(authors, "B")
