@@ -144,6 +144,16 @@ def test_reward_and_benchmark_scorer_give_the_same_verdict(grader, answer) -> No
     assert bool(accuracy("pebr_lit", grader, response, "B")) is bool(scored["correct"])
 
 
+@pytest.mark.parametrize("answer", [*AGREE, "A or B"])
+def test_reward_and_vlmevalkit_can_infer_give_the_same_verdict(answer) -> None:
+    # The scorers' VLMEvalKit mode (MMStar, AI2D, ...) reads letters with can_infer; it lands with the
+    # multiple-choice scoring modes of #16, and this test runs once it has.
+    rules = pytest.importorskip("pebr_lit.eval.vlmevalkit_rules")
+    read = rules.can_infer(answer, dict(zip("ABCD", OPTIONS)))
+    for grader in GRADERS:
+        assert bool(accuracy("pebr_lit", grader, full(answer=answer), "B")) is (read == "B")
+
+
 def test_where_the_reward_and_the_scorer_differ_by_design() -> None:
     scorer = Benchmark("unused")
     # The scorer knows option B's text "42"; the reward knows only the letter.
