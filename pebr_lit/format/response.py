@@ -4,7 +4,8 @@ A PeBR answer has four ``###`` sections in order: image description, rationales,
 thinking (``### Step 1:``, ``### Step 2:``, ...), and the final answer. ``parse_response`` splits
 any string into those parts and lists what is missing; it never raises on model output.
 
-Left out on purpose: grading answers (``pebr_lit.eval``/rewards) and tokenisation (``policy``).
+Left out on purpose: grading answers (``pebr_lit.eval``/rewards), which text is the final answer for training
+or evaluation (``format.final_answer``) and tokenisation (``policy``).
 """
 
 from __future__ import annotations
@@ -152,8 +153,10 @@ def parse_response(text: Any) -> ParsedResponse:
 
 
 def extract_answer(text: Any) -> str:
-    """The final-answer section, or the whole stripped response when the heading is absent."""
-    parsed = parse_response(text)
-    if parsed.answer is not None:  # an empty answer section is an empty answer, not an absent one
-        return parsed.answer
-    return text.strip() if isinstance(text, str) else ""
+    """The evaluation side's final answer (``format.final_answer.EVALUATION``): the last non-empty answer section
+    ("" for an empty one), or the whole stripped response when the heading is absent, as VLMEvalKit grades the
+    whole prediction. Training rewards read ``final_answer.TRAINING`` instead, which gives no answer there."""
+    from pebr_lit.format.final_answer import EVALUATION  # final_answer builds on parse_response above
+
+    answer = EVALUATION.extract(text)
+    return answer if answer is not None else ""

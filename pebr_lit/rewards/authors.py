@@ -10,7 +10,10 @@ the parts pebr-lit's own rules (``rewards.components``) change on purpose:
   lower-cased response, anywhere ("red" inside "considered", or in the rationale); no keywords -> 0;
 - format: the four headings occur anywhere, in any order, sections may be empty;
 - accuracy: the first line after the first ``### The final answer is:`` (exactly that spelling and
-  case; the whole stripped response when absent), graded as is: no multiple-choice letter matching;
+  case), graded as is: no multiple-choice letter matching (``format.final_answer``, rule ``authors``). The
+  scripts grade the whole stripped response when the heading is absent; here by default such a response
+  has no answer (0 under every grader, as in pebr-lit's rules), ``AuthorsRules(no_section="whole_response")``
+  restores the scripts' fallback;
 - CLIP caption: the text between the description and rationale headings, "" when absent (and "" is
   scored like any caption);
 - CLIP reward: ``s / threshold`` below the threshold, negative similarities kept (so negative rewards).
@@ -28,11 +31,12 @@ import math
 import re
 from collections.abc import Sequence
 
+from pebr_lit.format.final_answer import AUTHORS, FinalAnswer, close_up_symbols
 from pebr_lit.rewards.components import Grader
 from pebr_lit.rewards.grading import verdict
 
-# Spaces (newlines included) on either side of one of < > / are dropped: "x < 3" -> "x<3", "a / b" -> "a/b".
-_AROUND_SYMBOL_RE = re.compile(r"\s*([<>/])\s*")
+_SCRIPTS = FinalAnswer("authors", "whole_response")
+
 
 # Anywhere, case-insensitive, any run of whitespace (none too) after the '###'.
 _HEADING_RES = tuple(
@@ -40,17 +44,14 @@ _HEADING_RES = tuple(
     for p in (r"###\s*Image Description:", r"###\s*Rationales:", r"###\s*Step\s*1:", r"###\s*The final answer is:")
 )
 
-# Case-sensitive, single spaces, as the authors' answer pattern; '\s*' may cross newlines, so the answer
-# is the first line with text after the heading.
-_ANSWER_RE = re.compile(r"### The final answer is:\s*([^\n]*)")
-
 # The leftmost description heading up to the first rationale heading after it, across lines, any case.
 _CAPTION_RE = re.compile(r"###\s*Image Description:\s*(.*?)###\s*Rationales:", re.IGNORECASE | re.DOTALL)
 
 
 def normalise(response: object) -> str:
-    """The response with the whitespace around ``<``, ``>`` and ``/`` removed; "" for a non-string."""
-    return _AROUND_SYMBOL_RE.sub(r"\1", response) if isinstance(response, str) else ""
+    """The response with the whitespace around ``<``, ``>`` and ``/`` removed ("x < 3" -> "x<3"); "" for a
+    non-string (``format.final_answer.close_up_symbols``)."""
+    return close_up_symbols(response)
 
 
 def keyword_reward(response: object, key_words: Sequence[str] | str) -> float:
@@ -75,20 +76,26 @@ def format_reward(response: object) -> float:
 
 
 def extract_answer(response: object) -> str:
-    """The first line of text after the first ``### The final answer is:`` of the normalised response,
-    stripped; the whole stripped normalised response when that heading is absent."""
-    text = normalise(response)
-    match = _ANSWER_RE.search(text)
-    return match.group(1).strip() if match else text.strip()
+    """The authors' scripts' answer: the first line of text after the first ``### The final answer is:`` of the
+    normalised response, stripped; the whole stripped normalised response when that heading is absent
+    (``format.final_answer.FinalAnswer("authors", "whole_response")``)."""
+    return _SCRIPTS.extract(response) or ""
 
 
-def accuracy_reward(response: object, answer: object, grader: Grader) -> float:
-    """1 when ``grader(extract_answer(response), answer.strip())`` holds, else 0 (also when it raises or gives no
-    verdict: NaN, a number outside [0, 1], not a number; ``grading.verdict``)."""
+def accuracy_reward(response: object, answer: object, grader: Grader, final_answer: FinalAnswer = AUTHORS) -> float:
+    """1 when ``grader(final_answer.extract(response), answer.strip())`` holds (or, under a ``pebr_lit`` rule, the
+    answer names the truth's letter), else 0 (also when the grader raises or gives no verdict: NaN, a number
+    outside [0, 1], not a number; ``grading.verdict``). By default (``AUTHORS``) a
+    response without the answer heading has no answer and scores 0 whatever the grader; pass
+    ``FinalAnswer("authors", "whole_response")`` to grade its whole text, as the authors' scripts do."""
     if not isinstance(answer, str):
         return 0.0
     try:
-        return 1.0 if verdict(grader(extract_answer(response), answer.strip())) else 0.0
+        prediction, truth = final_answer.extract(response), answer.strip()
+        if prediction is None:
+            return 0.0
+        # letter_matches is False under the authors' rule; True only for a pebr-lit rule's letter.
+        return 1.0 if verdict(grader(prediction, truth)) or final_answer.letter_matches(prediction, truth) else 0.0
     except Exception:  # a grader crash on model output is a wrong answer, never a failed step
         return 0.0
 

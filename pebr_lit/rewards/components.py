@@ -21,8 +21,9 @@ authors' rules (``rewards.authors``) instead. Where this file and the authors' c
   the answer must also be non-empty (``format.response.parse_response``), so bare headings earn nothing.
 - clip: authors let a negative similarity give a negative reward (s / 0.4); here it gives 0, so every
   reward stays in [0, 1]. A response without a description gets 0 (authors score the empty caption).
-- accuracy: authors grade the first line after the first final-answer heading; here the whole last
-  final-answer section (``format.response.extract_answer``), plus multiple-choice letters ("(B)" == "B").
+- accuracy: authors grade the first line after the first final-answer heading (the whole response when it is
+  absent); here the whole last final-answer section, no answer without one, plus option letters ("The answer
+  is B" == "B"): ``format.final_answer.TRAINING``, the rule the benchmark scorers read sections by too.
 - the authors also close up the spaces around ``<``, ``>`` and ``/`` before scoring; this file does not.
 """
 
@@ -33,8 +34,9 @@ import re
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 
-from pebr_lit.format.response import extract_answer, parse_response
-from pebr_lit.rewards.grading import choice_letter_match, grade, verdict
+from pebr_lit.format.final_answer import TRAINING, FinalAnswer
+from pebr_lit.format.response import parse_response
+from pebr_lit.rewards.grading import grade, verdict
 
 Grader = Callable[[str, str], bool]
 """``grader(prediction, truth) -> bool``; chosen in YAML by import path
@@ -148,13 +150,16 @@ def clip_reward_from_similarity(similarity: float, threshold: float = 0.4) -> fl
     return 1.0 if s >= threshold else max(0.0, s) / threshold
 
 
-def accuracy_reward(response: str, answer: str, grader: Grader = grade) -> float:
-    """1 when the final answer (``format.response.extract_answer``) matches ``answer`` under ``grader`` or as the
-    same multiple-choice letter, else 0. A grader that raises, or returns no verdict (NaN, a number outside
-    [0, 1], not a number: ``grading.verdict``), counts as wrong."""
+def accuracy_reward(response: str, answer: str, grader: Grader = grade, final_answer: FinalAnswer = TRAINING) -> float:
+    """1 when the final answer (``final_answer.extract``: by default the last answer section) matches ``answer``
+    under ``grader`` or names the same option letter (``FinalAnswer.letter_matches``), else 0. No answer section
+    is no answer: 0 under every grader, which never sees the response. A grader that raises, or returns no
+    verdict (NaN, a number outside [0, 1], not a number: ``grading.verdict``), counts as wrong."""
     try:
-        prediction = extract_answer(response)
-        return 1.0 if verdict(grader(prediction, answer)) or choice_letter_match(prediction, answer) else 0.0
+        prediction = final_answer.extract(response)
+        if prediction is None:
+            return 0.0
+        return 1.0 if verdict(grader(prediction, answer)) or final_answer.letter_matches(prediction, answer) else 0.0
     except Exception:
         return 0.0
 

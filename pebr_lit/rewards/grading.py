@@ -8,8 +8,8 @@ unbounded work by adversarial model output); elsewhere only the input guards bel
 ``mathruler_grade`` is ``grade_answer`` alone, as the authors' reward scripts call it (the
 ``AuthorsRules`` recipe); ``math_verify_grade`` uses Hugging Face ``math-verify`` instead.
 
-Left out on purpose: benchmark-specific conventions such as multiple-choice letters (``eval``
-adapters) and pulling the answer out of a response (``format.response.extract_answer``).
+Left out on purpose: benchmark-specific conventions such as option texts (``eval`` adapters) and which text
+of a response is its final answer (``format.final_answer``, which also reads option letters).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import re
 import signal
 import threading
 from collections.abc import Iterator
+
+from pebr_lit.format.final_answer import TRAINING
 
 _STRIP = " \t\n\r.。,;:!\"'`*$"
 #: A leading '.' is a decimal point (".5" is 0.5, not 5), so only the trailing side drops it.
@@ -138,17 +140,8 @@ def math_verify_grade(prediction: str, truth: str) -> bool:
         return False
 
 
-_CHOICE_TRUTH_RE = re.compile(r"\(?([a-z])\)?")
-
-
-# A leading option letter: "(B)" followed by anything, or "B" alone or followed by ".", ")" or ":"
-# and a space; "A large red circle" is not option A.
-_CHOICE_PRED_RE = re.compile(r"\s*(?:\(([A-Za-z])\)|([A-Za-z])(?:[.):](?:\s|$)|\s*$))")
-
-
-def choice_letter_match(prediction: str, truth: str) -> bool:
-    """True when ``truth`` is a single option letter and ``prediction`` starts with that option
-    (the accuracy reward's rule: no options known, so no text matching)."""
-    gold = _CHOICE_TRUTH_RE.fullmatch(normalize(truth))
-    pred = _CHOICE_PRED_RE.match(prediction.replace("*", ""))
-    return bool(gold and pred and (pred.group(1) or pred.group(2)).lower() == gold.group(1))
+def choice_letter_match(prediction: str | None, truth: str) -> bool:
+    """True when ``truth`` is a single option letter and the final answer ``prediction`` names that letter
+    ("(B)", "B. 42", "The answer is B"): pebr-lit's letter rule (``format.final_answer.choice_letter``; the reward
+    knows no options, so no text matching)."""
+    return TRAINING.letter_matches(prediction, truth)

@@ -10,7 +10,11 @@ Two sets, chosen by ``class_path`` wherever a ``rules`` argument is taken (the s
   for accuracy; negative similarities and absent descriptions give CLIP reward 0).
 - ``pebr_lit.rewards.rules.AuthorsRules``: ``rewards.authors``, the authors' reward scripts value for
   value (substring keywords anywhere, no extraction; headings anywhere; the first answer line after
-  ``< > /`` spacing is closed up, no letters; the empty caption scored; negative CLIP rewards).
+  ``< > /`` spacing is closed up, no letters; the empty caption scored; negative CLIP rewards), except that
+  a response without an answer heading has no answer unless ``no_section="whole_response"``.
+
+Which text is the final answer is each set's ``final_answer`` (``format.final_answer.FinalAnswer``), a named
+choice rather than a property of the grader: with either grader, no heading means no answer.
 
 Left out on purpose: the component functions themselves (``rewards.components``, ``rewards.authors``),
 the weights and the length reward (``rewards.stages``), the graders (``rewards.grading``).
@@ -20,9 +24,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pebr_lit.format.final_answer import NO_SECTION, RULES, FinalAnswer
 from pebr_lit.rewards import authors, components
 from pebr_lit.rewards.components import Grader
 from pebr_lit.rewards.grading import grade, mathruler_grade
+
+
+def _answer_rule(owner: str, final_answer: str, no_section: str) -> FinalAnswer:
+    """The ``FinalAnswer`` of a rule set; an unknown value is refused naming the rule set's argument."""
+    for name, value, allowed in (("final_answer", final_answer, RULES), ("no_section", no_section, NO_SECTION)):
+        if value not in allowed:
+            raise ValueError(f"{owner}.{name}={value!r}: unknown. Use one of {list(allowed)}.")
+    return FinalAnswer(final_answer, no_section)
 
 
 class RewardRules:
@@ -62,20 +75,25 @@ class RewardRules:
         return (0.0, 1.0)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
+        public = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in public.items())})"
 
 
 class PebrLitRules(RewardRules):
     """pebr-lit's rules (``rewards.components``): every value in [0, 1]."""
 
-    def __init__(self, description_only: bool = True, whole_word: bool = True) -> None:
+    def __init__(self, description_only: bool = True, whole_word: bool = True, final_answer: str = "pebr_lit") -> None:
         """
         Args:
             description_only: search keywords in the description section only (paper); False searches the
                 whole response.
             whole_word: match keywords as whole words (a plural "s"/"es" allowed); False matches substrings.
+            final_answer: which text is the final answer (``format.final_answer``): ``pebr_lit`` (the last answer
+                section, option letters read, as the benchmark scorers read sections) or ``authors`` (the first
+                line after the first answer heading, no letters). Either way no heading, no answer.
         """
-        self.description_only, self.whole_word = description_only, whole_word
+        self.description_only, self.whole_word, self.final_answer = description_only, whole_word, final_answer
+        self._answer = _answer_rule("PebrLitRules", final_answer, "none")
 
     def record_keywords(self, key_words: Sequence[str], description: str | None) -> list[str]:
         """The record's keywords, or, when it has none, content words of its teacher description."""
@@ -90,8 +108,9 @@ class PebrLitRules(RewardRules):
         return components.format_reward(response)
 
     def accuracy(self, response: str, answer: str, grader: Grader) -> float:
-        """The last final-answer section, or a matching option letter (``components.accuracy_reward``)."""
-        return components.accuracy_reward(response, answer, grader)
+        """The ``final_answer`` rule's answer under ``grader``, or a matching option letter; 0 without an answer
+        heading (``components.accuracy_reward``)."""
+        return components.accuracy_reward(response, answer, grader, self._answer)
 
     def default_grader(self) -> Grader:
         """``grading.grade``: mathruler after light normalisation ("B." and "**4**" match "B" and "4")."""
@@ -110,6 +129,18 @@ class PebrLitRules(RewardRules):
 class AuthorsRules(RewardRules):
     """The authors' rules (``rewards.authors``); the CLIP reward lies in [-1 / threshold, 1], the rest in [0, 1]."""
 
+    def __init__(self, final_answer: str = "authors", no_section: str = "none") -> None:
+        """
+        Args:
+            final_answer: which text is the final answer (``format.final_answer``): ``authors`` (the first line
+                after the first exact answer heading, no letters) or ``pebr_lit`` (the last section, letters read).
+            no_section: without an answer heading, ``none`` (no answer: 0 under every grader, as pebr-lit's rules)
+                or ``whole_response`` (grade the whole stripped response, as the authors' scripts do; a grader that
+                searches text, ``math_verify_grade``, can then score a response that never answered).
+        """
+        self.final_answer, self.no_section = final_answer, no_section
+        self._answer = _answer_rule("AuthorsRules", final_answer, no_section)
+
     def record_keywords(self, key_words: Sequence[str], description: str | None) -> list[str]:
         """The record's keywords as given; none stays none (keyword reward 0), nothing is extracted."""
         return list(key_words)
@@ -123,8 +154,9 @@ class AuthorsRules(RewardRules):
         return authors.format_reward(response)
 
     def accuracy(self, response: str, answer: str, grader: Grader) -> float:
-        """The first line after the first answer heading, no letter matching (``authors.accuracy_reward``)."""
-        return authors.accuracy_reward(response, answer, grader)
+        """The ``final_answer`` rule's answer (authors': the first line after the first answer heading, no letter
+        matching) under ``grader``, the truth stripped (``authors.accuracy_reward``)."""
+        return authors.accuracy_reward(response, answer, grader, self._answer)
 
     def default_grader(self) -> Grader:
         """``grading.mathruler_grade``: mathruler's ``grade_answer`` alone, as the authors' scripts call it."""

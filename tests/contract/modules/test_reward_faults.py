@@ -29,6 +29,7 @@ from pebr_lit.modules.reward_health import RewardChecks
 from pebr_lit.modules.step_guard import StepGuard, TrainingStopped
 from pebr_lit.policy.settings import SamplingSettings
 from pebr_lit.policy.wrapper import PolicyWrapper
+from pebr_lit.rewards.rules import AuthorsRules
 from pebr_lit.rewards.stages import ReasoningReward, StageReward
 
 G = 4
@@ -153,7 +154,9 @@ def test_too_many_reward_failures_stop_the_first_step_naming_the_first(assets, w
 
 
 def test_a_grader_returning_nan_marks_answers_wrong_not_right(assets, world):
-    reward = ReasoningReward(grader=lambda prediction, truth: math.nan)
+    # The tiny model writes no answer heading, and without one no rule set asks the grader (no answer, 0); the
+    # authors' scripts' named fallback grades the whole text, so the grader sees every response.
+    reward = ReasoningReward(grader=lambda prediction, truth: math.nan, rules=AuthorsRules(no_section="whole_response"))
     _, trainer, spy, _, stopped = fit(assets, world, reward, steps=1, reward_checks=RewardChecks(max_error_share=1.0))
     assert stopped is None and trainer.global_step == 1
     assert spy.metrics[0]["train/reward/accuracy"] == 0.0 and spy.metrics[0]["train/reward_errors"] == G

@@ -28,7 +28,8 @@ class _Logger:
 
 def test_grading_is_format_and_accuracy_per_response():
     scores = grade_responses([full("3"), full("4"), "3"], ["3", "3", "3"])
-    assert scores == {"format_rate": [1.0, 1.0, 0.0], "accuracy": [1.0, 0.0, 1.0]}
+    # A bare "3" has no answer heading, so no answer (format.final_answer.TRAINING), as in the rewards.
+    assert scores == {"format_rate": [1.0, 1.0, 0.0], "accuracy": [1.0, 0.0, 0.0]}
 
 
 def test_means_are_exact_over_uneven_batches():
@@ -42,13 +43,16 @@ def test_means_are_exact_over_uneven_batches():
 
 def test_grading_follows_the_rules_it_is_given():
     restated, bare = "### The final answer is: 4\n### The final answer is: 3", "  3 "
-    # Authors: the first answer line "4" is wrong, the bare "3" right; neither has the four headings.
+    # Authors: the first answer line "4" is wrong, the bare "3" has no answer heading, so no answer; neither has
+    # the four headings. With the scripts' whole-response fallback, named, the bare "3" is right.
     assert grade_responses([restated, bare], ["3", "3"], AuthorsRules(), mathruler_grade) == {
         "format_rate": [0.0, 0.0],
-        "accuracy": [0.0, 1.0],
+        "accuracy": [0.0, 0.0],
     }
-    # pebr-lit (the default): the last answer section "3" is right too.
-    assert grade_responses([restated, bare], ["3", "3"])["accuracy"] == [1.0, 1.0]
-    metrics, module = GenerationMetrics(rules=AuthorsRules(), grader=mathruler_grade), _Logger()
+    scripts = AuthorsRules(no_section="whole_response")
+    assert grade_responses([restated, bare], ["3", "3"], scripts, mathruler_grade)["accuracy"] == [0.0, 1.0]
+    # pebr-lit (the default): the last answer section "3" is right.
+    assert grade_responses([restated, bare], ["3", "3"])["accuracy"] == [1.0, 0.0]
+    metrics, module = GenerationMetrics(rules=scripts, grader=mathruler_grade), _Logger()
     metrics.log(module, "val", [restated, bare], ["3", "3"], torch.tensor([1, 3]))
     assert float(module.logged["val/accuracy"].compute()) == pytest.approx(0.5)

@@ -178,9 +178,10 @@ def test_accuracy_final_answer_section(answer_text: str, truth: str, expected: f
     assert accuracy_reward(full(answer=answer_text), truth) == expected
 
 
-def test_accuracy_without_heading_uses_whole_text_and_never_raises() -> None:
-    assert accuracy_reward("  3 ", "3") == 1.0
-    assert accuracy_reward("The answer is 3", "3") == 0.0  # no heading: the whole text is the prediction
+def test_accuracy_without_heading_has_no_answer_and_never_raises() -> None:
+    assert accuracy_reward("  3 ", "3") == 0.0  # no heading: no answer, even when the whole text is right
+    assert accuracy_reward("  3 ", "3", grader=math_verify_grade) == 0.0
+    assert accuracy_reward("The answer is 3", "3") == 0.0
     assert accuracy_reward(None, "3") == 0.0  # type: ignore[arg-type]
     assert accuracy_reward(full(), None) == 0.0  # type: ignore[arg-type]
 

@@ -26,14 +26,15 @@ def test_perception_total_by_hand() -> None:
     )
     # Response 0: clip 0.2/0.4 = 0.5; keywords red, circle(s), two of 4 = 0.75; format 1; length 512/1024 = 0.5.
     #   total = 0.4*0.5 + 0.4*0.75 + 0.1*1 + 0.1*0.5 = 0.2 + 0.3 + 0.1 + 0.05 = 0.65 (accuracy 1, weight 0).
-    # Response 1: no description -> clip 0 despite s=0.9, keyword 0; format 0; length 1: total 0.1; accuracy 1.
+    # Response 1: no description -> clip 0 despite s=0.9, keyword 0; format 0; length 1: total 0.1; no answer
+    #   heading, so no answer: accuracy 0 (format.final_answer.TRAINING).
     assert set(out) == {"total", "clip", "keyword", "format", "length", "accuracy"}
     assert out["total"].tolist() == pytest.approx([0.65, 0.1])
     assert out["clip"].tolist() == [0.5, 0.0]
     assert out["keyword"].tolist() == [0.75, 0.0]
     assert out["format"].tolist() == [1.0, 0.0]
     assert out["length"].tolist() == [0.5, 1.0]
-    assert out["accuracy"].tolist() == [1.0, 1.0]
+    assert out["accuracy"].tolist() == [1.0, 0.0]
     assert out["total"].dtype == torch.float32 and out["total"].shape == (2,)
 
 
@@ -51,8 +52,9 @@ def test_perception_options_reach_the_components() -> None:
 
 def test_reasoning_total_by_hand() -> None:
     out = ReasoningReward()([full(), "3", full(answer="4")], answers=["3", "3", "3"])
-    # full & right: 0.9 + 0.1 = 1.0; bare right answer, no format: 0.9; full & wrong: 0.1.
-    assert out["total"].tolist() == pytest.approx([1.0, 0.9, 0.1])
+    # full & right: 0.9 + 0.1 = 1.0; a bare "3" has no answer heading, so no answer and no format: 0;
+    # full & wrong: 0.1.
+    assert out["total"].tolist() == pytest.approx([1.0, 0.0, 0.1])
     assert set(out) == {"total", "accuracy", "format"}
     assert not ReasoningReward.needs_clip and PerceptionReward.needs_clip
 
