@@ -129,14 +129,15 @@ class PebrLitRules(RewardRules):
 class AuthorsRules(RewardRules):
     """The authors' rules (``rewards.authors``); the CLIP reward lies in [-1 / threshold, 1], the rest in [0, 1]."""
 
-    def __init__(self, final_answer: str = "authors", no_section: str = "none") -> None:
+    def __init__(self, final_answer: str = "authors", no_section: str = "whole_response") -> None:
         """
         Args:
             final_answer: which text is the final answer (``format.final_answer``): ``authors`` (the first line
                 after the first exact answer heading, no letters) or ``pebr_lit`` (the last section, letters read).
-            no_section: without an answer heading, ``none`` (no answer: 0 under every grader, as pebr-lit's rules)
-                or ``whole_response`` (grade the whole stripped response, as the authors' scripts do; a grader that
-                searches text, ``math_verify_grade``, can then score a response that never answered).
+            no_section: without an answer heading, ``whole_response`` (grade the whole stripped response, as the
+                authors' scripts do: the default, so that their numbers are comparable; a grader that searches text,
+                ``math_verify_grade``, can then score a response that never answered) or ``none`` (no answer: 0
+                under every grader, as pebr-lit's rules).
         """
         self.final_answer, self.no_section = final_answer, no_section
         self._answer = _answer_rule("AuthorsRules", final_answer, no_section)

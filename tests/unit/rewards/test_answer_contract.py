@@ -22,9 +22,9 @@ from tests.helpers.responses import full, texts
 GRADERS = {"grade": grade, "mathruler_grade": mathruler_grade, "math_verify_grade": math_verify_grade}
 RULE_SETS = {
     "pebr_lit": PebrLitRules(),
-    "authors": AuthorsRules(),
+    "authors": AuthorsRules(no_section="none"),  # the contract's setting; the default is the authors' fallback
     "pebr_lit/authors-line": PebrLitRules(final_answer="authors"),
-    "authors/pebr-lit-section": AuthorsRules(final_answer="pebr_lit"),
+    "authors/pebr-lit-section": AuthorsRules(final_answer="pebr_lit", no_section="none"),
 }
 EVERY = [(r, g) for r in RULE_SETS for g in GRADERS]
 
@@ -50,8 +50,9 @@ def test_no_answer_section_is_no_answer_under_every_grader_and_rule_set(rules, g
     assert accuracy(rules, grader, response, truth) == 0.0
 
 
-def test_the_authors_whole_response_fallback_is_a_named_choice() -> None:
-    scripts = AuthorsRules(no_section="whole_response")
+def test_the_authors_whole_response_fallback_is_a_named_choice_and_their_default() -> None:
+    scripts = AuthorsRules()  # faithful by default: their scripts grade the whole response without a heading
+    assert scripts.no_section == "whole_response"
     # mathruler compares the whole text, math-verify searches it: the difference the contract removes by default.
     assert scripts.accuracy("5", "5", mathruler_grade) == 1.0
     assert scripts.accuracy(NO_SECTION[0][0], "5", mathruler_grade) == 0.0

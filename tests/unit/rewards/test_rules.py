@@ -31,7 +31,7 @@ def test_pebr_lit_rules_are_the_components_with_their_options() -> None:
     assert PebrLitRules().format(full()) == 1.0 and PebrLitRules().accuracy(full(answer="(B)"), "B", grade) == 1.0
     assert PebrLitRules().clip_text(full("a cat")) == "a cat"
     assert repr(anywhere) == "PebrLitRules(description_only=False, whole_word=False, final_answer='pebr_lit')"
-    assert repr(AuthorsRules()) == "AuthorsRules(final_answer='authors', no_section='none')"
+    assert repr(AuthorsRules()) == "AuthorsRules(final_answer='authors', no_section='whole_response')"
 
 
 def test_clip_reward_of_a_missing_text_and_a_negative_similarity() -> None:
@@ -89,13 +89,13 @@ def test_perception_reward_with_authors_rules_gives_pebr_1_totals() -> None:
     #    total = 0.4*(-0.5) + 0.1*1 = -0.1 (the authors' totals can be negative).
     # 2: "x<3" in the normalised response: 1; empty sections: format 1; caption "" scored, 0.5 >= 0.4: 1;
     #    length 1; accuracy "x<3" = "x<3": 1. total = 0.4 + 0.4 + 0.1 + 0.1 = 1.0.
-    # 3: keyword "3" in "3": 1; format 0; failed similarity: 0; length 1; no answer heading: accuracy 0 (the
-    #    scripts would grade the whole "3": 1, but accuracy weighs 0 here). total = 0.4 + 0.1 = 0.5.
+    # 3: keyword "3" in "3": 1; format 0; failed similarity: 0; length 1; no answer heading: the scripts grade
+    #    the whole "3": accuracy 1 (it weighs 0 here). total = 0.4 + 0.1 = 0.5.
     assert out["keyword"].tolist() == pytest.approx([0.75, 0.0, 1.0, 1.0])
     assert out["format"].tolist() == [1.0, 0.0, 1.0, 0.0]
     assert out["clip"].tolist() == pytest.approx([0.25, -0.5, 1.0, 0.0])
     assert out["length"].tolist() == pytest.approx([0.5, 1.0, 1.0, 1.0])
-    assert out["accuracy"].tolist() == [1.0, 0.0, 1.0, 0.0]
+    assert out["accuracy"].tolist() == [1.0, 0.0, 1.0, 1.0]
     assert out["total"].tolist() == pytest.approx([0.55, -0.1, 1.0, 0.5])
 
 
@@ -109,11 +109,11 @@ def test_reasoning_reward_with_authors_rules_gives_pebr_2_totals() -> None:
     answers = ["x<3", "3", "3", "3"]
     out = ReasoningReward(rules=AuthorsRules(), grader=mathruler_grade)(responses, answers=answers)
     # 0: right ("x<3"), format 1: 0.9 + 0.1 = 1.0. 1: the first answer "4" is wrong, no other headings: 0.
-    # 2: wrong, format 1: 0.1. 3: no heading, no answer (format.final_answer.AUTHORS), format 0: 0.
-    assert out["total"].tolist() == pytest.approx([1.0, 0.0, 0.1, 0.0])
-    # The scripts' own fallback, named: the whole stripped text "3" is right: 0.9.
-    scripts = ReasoningReward(rules=AuthorsRules(no_section="whole_response"), grader=mathruler_grade)
-    assert scripts(responses, answers=answers)["total"].tolist() == pytest.approx([1.0, 0.0, 0.1, 0.9])
+    # 2: wrong, format 1: 0.1. 3: no heading: the scripts grade the whole stripped text "3", right: 0.9.
+    assert out["total"].tolist() == pytest.approx([1.0, 0.0, 0.1, 0.9])
+    # The contract's setting, named: no heading, no answer (format.final_answer.AUTHORS), format 0: 0.
+    strict = ReasoningReward(rules=AuthorsRules(no_section="none"), grader=mathruler_grade)
+    assert strict(responses, answers=answers)["total"].tolist() == pytest.approx([1.0, 0.0, 0.1, 0.0])
     # pebr-lit's rules on the same responses: 0 has empty sections (format 0) -> 0.9; 1 takes the last answer "3"
     # -> 0.9; 2 -> 0.1; 3 -> 0.
     assert ReasoningReward()(responses, answers=answers)["total"].tolist() == pytest.approx([0.9, 0.9, 0.1, 0.0])
