@@ -143,9 +143,10 @@ def comparison_rows(runs: list[dict]) -> list[str]:
         at = [r for r in runs if r["layers"] == depth]
         for name, plan in at[0]["planned"].items():
             got = [measured(r)[name] for r in at]
-            lo, hi = min(got) / gib, max(got) / gib
-            cell = f"{lo:.2f}" if abs(hi - lo) < 0.005 else f"{lo:.2f}-{hi:.2f}"
-            ratio = f"{min(got) / plan:.2f}" + (f"-{max(got) / plan:.2f}" if hi - lo >= 0.005 else "")
+            lo, hi = f"{min(got) / gib:.2f}", f"{max(got) / gib:.2f}"
+            cell = lo if lo == hi else f"{lo}-{hi}"
+            r_lo, r_hi = f"{min(got) / plan:.2f}", f"{max(got) / plan:.2f}"
+            ratio = r_lo if r_lo == r_hi else f"{r_lo}-{r_hi}"
             rows.append(f"| {depth} | {name} | {cell} | {plan / gib:.2f} | {ratio} |")
     return rows
 
