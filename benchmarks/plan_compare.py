@@ -18,6 +18,7 @@ reference, CLIP, the CUDA context, the rollout batch's pixel values between phas
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from pebr_lit.plan.estimate import plan_run
 from pebr_lit.plan.run import RunShape
@@ -77,31 +78,16 @@ def planned(
     hub_id: str,
     shapes: ModelShapes,
     *,
-    rows: int,
-    prompt_tokens: int,
     response_len: int,
     new_tokens: int,
     chunk_tokens: int,
-    lora_r: int,
-    lora_dropout: float,
-    checkpointing: bool,
-    max_pixels: int,
+    **shape: Any,
 ) -> dict[str, float]:
-    """Bytes the planner predicts per rehearsal phase (keys as ``real_shape.py`` names its phases)."""
+    """Bytes the planner predicts per rehearsal phase (keys as ``real_shape.py`` names its phases); ``shape``: the
+    rest of ``_run_shape``'s keywords (rows, prompt_tokens, lora_r, lora_dropout, checkpointing, max_pixels)."""
 
     def plan(chunk: int, response: int):
-        run = _run_shape(
-            hub_id,
-            chunk,
-            response,
-            rows=rows,
-            prompt_tokens=prompt_tokens,
-            lora_r=lora_r,
-            lora_dropout=lora_dropout,
-            checkpointing=checkpointing,
-            max_pixels=max_pixels,
-        )
-        return plan_run(run, shapes, device="cpu")
+        return plan_run(_run_shape(hub_id, chunk, response, **shape), shapes, device="cpu")
 
     def own(p, phase: str, names: tuple[str, ...] | None = None) -> float:
         """The phase's own bytes as the planner totals them: held parts + the largest one-at-a-time part."""
