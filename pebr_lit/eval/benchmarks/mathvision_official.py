@@ -145,7 +145,8 @@ def official_answer(response: str) -> str:
 
 
 def _latex_value(text: str) -> float:
-    """``round(eval(str(latex2sympy(text))), 2)``; ``Unreadable`` when any step fails."""
+    """The value of ``latex2sympy(text)`` rounded to 2 places (MATH-V evaluates its string form; here an AST reader
+    does); ``Unreadable`` when any step fails."""
     if len(text) > MAX_LATEX_CHARS:
         raise Unreadable("too long")
     from latex2sympy2_extended import latex2sympy

@@ -43,13 +43,13 @@ def test_means_are_exact_over_uneven_batches():
 
 def test_grading_follows_the_rules_it_is_given():
     restated, bare = "### The final answer is: 4\n### The final answer is: 3", "  3 "
-    # Authors: the first answer line "4" is wrong, the bare "3" has no answer heading, so no answer; neither has
-    # the four headings. With the scripts' whole-response fallback, named, the bare "3" is right.
-    assert grade_responses([restated, bare], ["3", "3"], AuthorsRules(), mathruler_grade) == {
+    # Authors: the first answer line "4" is wrong; with no_section: none the bare "3" has no answer heading, so no
+    # answer; neither has the four headings. With the scripts' whole-response fallback (the default) it is right.
+    assert grade_responses([restated, bare], ["3", "3"], AuthorsRules(no_section="none"), mathruler_grade) == {
         "format_rate": [0.0, 0.0],
         "accuracy": [0.0, 0.0],
     }
-    scripts = AuthorsRules(no_section="whole_response")
+    scripts = AuthorsRules()
     assert grade_responses([restated, bare], ["3", "3"], scripts, mathruler_grade)["accuracy"] == [0.0, 1.0]
     # pebr-lit (the default): the last answer section "3" is right.
     assert grade_responses([restated, bare], ["3", "3"])["accuracy"] == [1.0, 0.0]
