@@ -189,12 +189,16 @@ def _noise(a: dict[str, float], b: dict[str, float], key: str, scale: float = 1.
     return f", 2 SE ±{2 * se * scale:.{1 if scale > 1 else 3}f}"
 
 
+#: The per-question row's score names (``modules.question_rows``) of the table's headings.
+ROW_KEYS = {"accuracy": "accuracy", "keyword": "reward/keyword", "CLIP reward": "reward/clip"}
+
+
 def _paired_noise(run: Path | None, a: str, b: str, key: str, scale: float = 1.0) -> str:
     """', paired 2 SE ±y' from both evaluations' per-question rows (``demo.stats``); '' when either has none."""
     if run is None:
         return ""
-    rows_a = read_question_scores(run / f"eval_{a}", key)
-    rows_b = read_question_scores(run / f"eval_{b}", key)
+    rows_a = read_question_scores(run / f"eval_{a}" / "test", ROW_KEYS[key])
+    rows_b = read_question_scores(run / f"eval_{b}" / "test", ROW_KEYS[key])
     if rows_a is None or rows_b is None:
         return ""
     _, se, _ = paired_difference(rows_a, rows_b)

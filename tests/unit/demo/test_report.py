@@ -139,7 +139,7 @@ def test_report_gives_the_paired_se_when_answer_rows_exist(tmp_path):
         "stage2": {"q1": [1, 1, 1, 1], "q2": [1, 1, 1, 1], "q3": [1, 0, 0, 0]},
     }
     for name, rows in per_q.items():
-        answers = run / f"eval_{name}" / "answers"
+        answers = run / f"eval_{name}" / "test" / "answers"
         answers.mkdir(parents=True)
         lines = [json.dumps({"qid": q, "scores": {"accuracy": s}}) for q, s in rows.items()]
         (answers / "test.rank0.jsonl").write_text("\n".join(lines) + "\n")

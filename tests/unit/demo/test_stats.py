@@ -36,3 +36,13 @@ def test_read_question_scores(tmp_path):
     (answers / "test.rank0.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(ValueError, match=r"test.rank0.jsonl:1: no scores.keyword"):
         read_question_scores(tmp_path, "keyword")
+
+
+def test_written_rows_read_back(tmp_path):
+    from pebr_lit.modules.question_rows import rows_path, write_question_rows
+
+    path = rows_path(tmp_path, 0)
+    write_question_rows(path, ["a", 7], 2, {"accuracy": [1, 0, 0, 0], "reward/keyword": [0.5, 0.5, 1, 0]})
+    assert read_question_scores(tmp_path, "reward/keyword") == {"a": [0.5, 0.5], "7": [1.0, 0.0]}
+    with pytest.raises(ValueError, match="3 scores, not 2 questions x 2"):
+        write_question_rows(path, ["a", "b"], 2, {"accuracy": [1, 0, 0]})
