@@ -24,6 +24,8 @@ import json
 import math
 from pathlib import Path
 
+from pebr_lit.demo.stats import paired_difference, read_question_scores
+
 Series = list[tuple[int, float]]
 
 #: Held-out evaluation metrics shown in the table: (column in metrics.csv, heading).
@@ -187,14 +189,39 @@ def _noise(a: dict[str, float], b: dict[str, float], key: str, scale: float = 1.
     return f", 2 SE ±{2 * se * scale:.{1 if scale > 1 else 3}f}"
 
 
-def _targets(scores: dict[str, dict[str, float]]) -> list[str]:
+#: The per-question row's score names (``modules.question_rows``) of the table's headings.
+ROW_KEYS = {"accuracy": "accuracy", "keyword": "reward/keyword", "CLIP reward": "reward/clip"}
+
+
+def _paired_noise(run: Path | None, a: str, b: str, key: str, scale: float = 1.0) -> str:
+    """', paired 2 SE ±y' from both evaluations' per-question rows (``demo.stats``); '' when either has none."""
+    if run is None:
+        return ""
+    rows_a = read_question_scores(run / f"eval_{a}" / "test", ROW_KEYS[key])
+    rows_b = read_question_scores(run / f"eval_{b}" / "test", ROW_KEYS[key])
+    if rows_a is None or rows_b is None:
+        return ""
+    _, se, _ = paired_difference(rows_a, rows_b)
+    return f", paired 2 SE ±{2 * se * scale:.{1 if scale > 1 else 3}f}"
+
+
+def _both(
+    run: Path | None, sa: dict[str, float], sb: dict[str, float], a: str, b: str, key: str, scale: float = 1.0
+) -> str:
+    """The paired 2 SE where answer rows exist, with the conservative unpaired one beside it (or alone)."""
+    unpaired = _noise(sa, sb, key, scale).replace("2 SE", "unpaired 2 SE")
+    return _paired_noise(run, a, b, key, scale) + unpaired
+
+
+def _targets(scores: dict[str, dict[str, float]], run: Path | None = None) -> list[str]:
     """The demo's targets, checked on this run's numbers (never adjusted to pass)."""
     sft, s1, s2 = scores.get("sft"), scores.get("stage1"), scores.get("stage2")
     lines = []
     if sft and s2 and "accuracy" in sft and "accuracy" in s2:
         gain = 100 * (s2["accuracy"] - sft["accuracy"])
+        noise = _both(run, sft, s2, "sft", "stage2", "accuracy", 100)
         lines.append(
-            f"- Stage 2 vs warm-up, held-out accuracy: {gain:+.1f} points{_noise(sft, s2, 'accuracy', 100)} "
+            f"- Stage 2 vs warm-up, held-out accuracy: {gain:+.1f} points{noise} "
             f"(target: at least +5) — {'met' if gain >= 5 else 'NOT met'}."
         )
     if sft and s1:
@@ -203,14 +230,14 @@ def _targets(scores: dict[str, dict[str, float]]) -> list[str]:
                 d = s1[key] - sft[key]
                 lines.append(
                     f"- Stage 1 vs warm-up, held-out {key}: {sft[key]:.3f} -> {s1[key]:.3f} ({d:+.3f}"
-                    f"{_noise(sft, s1, key)}; target: above) — {'met' if d > 0 else 'NOT met'}."
+                    f"{_both(run, sft, s1, 'sft', 'stage1', key)}; target: above) — {'met' if d > 0 else 'NOT met'}."
                 )
     only = scores.get("stage2_only")
     if s2 and only and "accuracy" in s2 and "accuracy" in only:
         d = 100 * (s2["accuracy"] - only["accuracy"])
         lines.append(
             f"- The paper's ablation (no target): PeBR {s2['accuracy']:.3f} vs stage 2 alone {only['accuracy']:.3f} "
-            f"({d:+.1f} points{_noise(only, s2, 'accuracy', 100)})."
+            f"({d:+.1f} points{_both(run, only, s2, 'stage2_only', 'stage2', 'accuracy', 100)})."
         )
     return lines or ["- Not enough evaluations in this run to check the targets."]
 
@@ -324,7 +351,7 @@ def build_report(run: str | Path) -> Path:
         "",
         *table,
         "",
-        *_targets(scores),
+        *_targets(scores, run),
         "",
         *_greedy(run),
         "",
@@ -373,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"error: {args.run} is not a directory; run the demo first (make demo).")
     path = build_report(args.run)
     table, scores = _eval_table(Path(args.run))
-    print("\n".join(table + [""] + _targets(scores)))
+    print("\n".join(table + [""] + _targets(scores, Path(args.run))))
     print(f"report: {path}")
     return 0
 

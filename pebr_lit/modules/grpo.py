@@ -47,9 +47,10 @@ from pebr_lit.grpo.losses import GRPOLoss
 from pebr_lit.grpo.online_filter import OnlineFilter
 from pebr_lit.grpo.rounds import RolloutRound
 from pebr_lit.modules.engine_gap import engine_gap, engine_logprobs_comparable
-from pebr_lit.modules.generation_metrics import GenerationMetrics
+from pebr_lit.modules.generation_metrics import GenerationMetrics, grade_responses
 from pebr_lit.modules.grpo_hooks import ExtraInputs, ReferenceProvider, RewardTerm
 from pebr_lit.modules.grpo_logging import log_rollouts, log_update
+from pebr_lit.modules.question_rows import rows_path, write_question_rows
 from pebr_lit.modules.reward_health import RewardChecks, RewardHealth
 from pebr_lit.modules.schedules import build_optimization
 from pebr_lit.modules.step_guard import StepGuard
@@ -447,6 +448,12 @@ class GRPOModule(L.LightningModule):
         lengths = rollout.response_mask.sum(dim=1)  # [N]
         rewards, logged = self.score(rollout.texts, expanded, lengths)
         self.generation_metrics.log(self, split, rollout.texts, [r.answer for r in expanded], lengths)
+        if split == "test":  # per-question rows for paired comparisons of two policies (demo.stats)
+            gm = self.generation_metrics
+            graded = grade_responses(rollout.texts, [r.answer for r in expanded], gm.rules, gm.grader)
+            per_answer = {**graded, **{f"reward/{k}": v.float().tolist() for k, v in rewards.items()}}
+            path = rows_path(self.trainer.log_dir or self.trainer.default_root_dir, self.global_rank)
+            write_question_rows(path, [r.qid for r in records], self.eval_sampling.num_samples, per_answer)
         # float: Lightning 2.6 mean-syncs an integer batch-size sum and floors it when ranks saw
         # different numbers of records (Lightning issue #21859); a float sum stays exact.
         size = float(len(expanded))
@@ -459,6 +466,10 @@ class GRPOModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, "val")
+
+    def on_test_epoch_start(self) -> None:
+        path = rows_path(self.trainer.log_dir or self.trainer.default_root_dir, self.global_rank)
+        path.unlink(missing_ok=True)  # a rerun writes its rows afresh, never beside an earlier run's
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, "test")

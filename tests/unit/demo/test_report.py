@@ -100,13 +100,13 @@ def test_report_table_and_targets_come_from_the_logs(tmp_path):
     assert "| + stage 2 (reasoning) = PeBR | 0.660 | 1.000 | 0.850 |" not in text  # keyword of stage 2 is 0.84
     assert "| + stage 2 (reasoning) = PeBR | 0.660 | 1.000 | 0.840 | 0.900 | 0.950 |" in text
     # 2 SE of the difference: 2 * sqrt(.6*.4/400 + .66*.34/400) = 2 * 0.03390 = 0.0678 -> ±6.8 points
-    assert "+6.0 points, 2 SE ±6.8 (target: at least +5) — met" in text
+    assert "+6.0 points, unpaired 2 SE ±6.8 (target: at least +5) — met" in text
     assert "| 0.950 | 400 |" in text
     # 2 * sqrt(.63*.37/400 + .66*.34/400) = 2 * sqrt(.4575/400) = 2 * 0.03382 -> ±6.8
-    assert "PeBR 0.660 vs stage 2 alone 0.630 (+3.0 points, 2 SE ±6.8)" in text
+    assert "PeBR 0.660 vs stage 2 alone 0.630 (+3.0 points, unpaired 2 SE ±6.8)" in text
     # 2 * sqrt(.8*.2/400 + .85*.15/400) = 2 * 0.02680 = 0.054
-    assert "held-out keyword: 0.800 -> 0.850 (+0.050, 2 SE ±0.054; target: above) — met" in text
-    assert "held-out CLIP reward: 0.950 -> 0.950 (+0.000, 2 SE ±0.031; target: above) — NOT met" in text
+    assert "held-out keyword: 0.800 -> 0.850 (+0.050, unpaired 2 SE ±0.054; target: above) — met" in text
+    assert "held-out CLIP reward: 0.950 -> 0.950 (+0.000, unpaired 2 SE ±0.031; target: above) — NOT met" in text
     assert "| medium | 5 | stage 2 |" in text
     for png in ("fig4_stage1.png", "fig4_stage2.png", "fig5_length.png"):
         assert (run / "plots" / png).stat().st_size > 1000, png
@@ -122,5 +122,29 @@ def test_report_says_when_a_target_is_missed(tmp_path):
     )
     text = build_report(run).read_text()
     # 2 * sqrt(.6*.4/400 + .62*.38/400) = 2 * 0.03448 -> ±6.9 points
-    assert "+2.0 points, 2 SE ±6.9 (target: at least +5) — NOT met" in text
-    assert "0.800 -> 0.790 (-0.010, 2 SE ±0.057; target: above) — NOT met" in text
+    assert "+2.0 points, unpaired 2 SE ±6.9 (target: at least +5) — NOT met" in text
+    assert "0.800 -> 0.790 (-0.010, unpaired 2 SE ±0.057; target: above) — NOT met" in text
+
+
+def test_report_gives_the_paired_se_when_answer_rows_exist(tmp_path):
+    run = _run(
+        tmp_path,
+        acc={"sft": 0.60, "stage1": 0.61, "stage2": 0.66, "stage2_only": 0.63},
+        keyword={"sft": 0.80, "stage1": 0.85, "stage2": 0.84, "stage2_only": 0.80},
+    )
+    # Per-question accuracy rows (4 answers): SFT means 0.5, 1, 0; stage 2 means 1, 1, 0.25 ->
+    # differences 0.5, 0, 0.25, sd 0.25, SE 0.25 / sqrt(3) = 0.1443 -> paired 2 SE ±28.9 points (by hand).
+    per_q = {
+        "sft": {"q1": [1, 1, 0, 0], "q2": [1, 1, 1, 1], "q3": [0, 0, 0, 0]},
+        "stage2": {"q1": [1, 1, 1, 1], "q2": [1, 1, 1, 1], "q3": [1, 0, 0, 0]},
+    }
+    for name, rows in per_q.items():
+        answers = run / f"eval_{name}" / "test" / "answers"
+        answers.mkdir(parents=True)
+        lines = [json.dumps({"qid": q, "scores": {"accuracy": s}}) for q, s in rows.items()]
+        (answers / "test.rank0.jsonl").write_text("\n".join(lines) + "\n")
+    text = build_report(run).read_text()
+    # the table's figures come from metrics.csv; the paired SE from the rows; the unpaired one stays beside it
+    assert "+6.0 points, paired 2 SE ±28.9, unpaired 2 SE ±6.8 (target: at least +5) — met" in text
+    # stage-2-only has no rows: unpaired only
+    assert "PeBR 0.660 vs stage 2 alone 0.630 (+3.0 points, unpaired 2 SE ±6.8)" in text
