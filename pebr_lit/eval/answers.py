@@ -50,7 +50,8 @@ _CHOICE_MARK = re.compile(r"\b(?:option|choice|choose|select|pick)\b(?:\s+is)?\s
 _LEADING_LETTER = re.compile(r"(?:[(\[]\s*([A-Za-z])\s*[)\]]|([A-Za-z])(?:[.:：](?=\s|$)|\)))\s*")
 _BRACKETED = re.compile(r"(?<!\w)[(\[]\s*([A-Za-z])\s*[)\]]")
 _BARE_UPPER = re.compile(r"(?<![\w'’\\-])([A-Z])(?![\w'’-])")
-_ARTICLE = re.compile(r"\s+[a-z]")  # "A red circle", "I think": "A"/"I" as English words, not options
+# "A red circle", "I think": "A"/"I" as English words, not options; "A or B" / "A and B" name option A (a hedge)
+_ARTICLE = re.compile(r"\s+(?!(?:or|and)\b)[a-z]")
 _WORD = re.compile(r"[a-z]+(?:['’-][a-z]+)*")
 
 

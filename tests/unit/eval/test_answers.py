@@ -405,3 +405,9 @@ def test_free_form_never_raises(
     assert isinstance(match_free_form(response, truth, precision, unit_strip, tol), bool)  # type: ignore[arg-type]
     parsed = parse_number(response)
     assert parsed is None or isinstance(parsed.value, Fraction)
+
+
+@pytest.mark.parametrize("answer", ["A or B", "A and C"])
+def test_a_hedge_naming_two_options_is_no_answer(answer) -> None:
+    # Expected by hand from VLMEvalKit's can_infer_option: more than one candidate letter -> no answer.
+    assert extract_choice(answer, SHAPES) is None
