@@ -52,7 +52,7 @@ from gpu_grpo_parts import (  # noqa: E402
     gb,
     phase_groups,
 )
-from grpo_step import kept_steps, print_table, summarise  # noqa: E402
+from grpo_step import bare_trainer, kept_steps, print_table, summarise  # noqa: E402
 from real_model import MAX_PIXELS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -135,18 +135,11 @@ def run(args: argparse.Namespace, work: Path, report: dict[str, Any]) -> None:
     timer = MemoryPhaseTimer(cuda=cuda)
     recorder = StepRecorder(timer, engine, report, args, write=lambda: write_report(args.out, report))
     data = PromptDataModule(train_files=[str(data_file)], batch_size=args.prompts, epochs=1000.0, seed=args.seed)
-    trainer = L.Trainer(
-        accelerator="gpu" if cuda else "cpu",
-        devices=1,
-        precision="bf16-mixed" if cuda else "32-true",
-        max_steps=args.warmup + args.steps,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        callbacks=[timer, recorder, ReferencePolicy()],
+    trainer = bare_trainer(
+        "gpu" if cuda else "cpu",
+        "bf16-mixed" if cuda else "32-true",
+        args.warmup + args.steps,
+        [timer, recorder, ReferencePolicy()],
     )
     lora_before = {n: p.detach().clone() for n, p in policy.model.named_parameters() if "lora_B" in n}
     trainer.fit(module, data)

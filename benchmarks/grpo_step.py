@@ -37,6 +37,23 @@ import torch  # noqa: E402
 PHASES = ("rollout", "reward", "old_logprobs", "ref_logprobs", "forward", "loss", "backward", "grad_clip", "optimizer")
 
 
+def bare_trainer(accelerator: str, precision: str, max_steps: int, callbacks: list[L.Callback]) -> L.Trainer:
+    """A one-device ``Trainer`` that only runs the steps: no logger, checkpoints, progress bar, summary, validation."""
+    return L.Trainer(
+        accelerator=accelerator,
+        devices=1,
+        precision=precision,
+        max_steps=max_steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        callbacks=callbacks,
+    )
+
+
 class PhaseTimer(L.Callback):
     """Wraps the step's methods with ``time.perf_counter`` and keeps one {phase: seconds} dict per step."""
 
@@ -140,19 +157,7 @@ def run(args: argparse.Namespace, model_path: str, data_file: str, clip_path: st
     data = PromptDataModule(train_files=[data_file], batch_size=args.prompts, epochs=1000.0, seed=args.seed)
     timer = PhaseTimer()
     callbacks: list[L.Callback] = [timer] + ([ReferencePolicy()] if args.kl_coef > 0 else [])
-    trainer = L.Trainer(
-        accelerator=args.accelerator,
-        devices=1,
-        precision="32-true",
-        max_steps=steps * args.mini_batches,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        callbacks=callbacks,
-    )
+    trainer = bare_trainer(args.accelerator, "32-true", steps * args.mini_batches, callbacks)
     trainer.fit(module, data)
     if len(timer.steps) != steps:
         raise RuntimeError(f"expected {steps} training steps, timed {len(timer.steps)}; is the data file large enough?")

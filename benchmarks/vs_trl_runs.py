@@ -64,6 +64,7 @@ def run_pebr(spec: RunSpec) -> dict[str, Any]:
     import lightning as L
     import torch
 
+    from benchmarks.grpo_step import bare_trainer
     from callbacks.reference import ReferencePolicy
     from pebr_lit.data.prompt_datamodule import PromptDataModule
     from pebr_lit.grpo.losses import GRPOLoss
@@ -109,19 +110,7 @@ def run_pebr(spec: RunSpec) -> dict[str, Any]:
             ends.append(time.perf_counter())
 
     data = PromptDataModule(train_files=[spec.data], batch_size=spec.prompts, epochs=1000.0, seed=spec.seed)
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=1,
-        precision="32-true",
-        max_steps=spec.warmup + spec.steps,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        callbacks=[StepEnds(), ReferencePolicy()],
-    )
+    trainer = bare_trainer("cpu", "32-true", spec.warmup + spec.steps, [StepEnds(), ReferencePolicy()])
     start = time.perf_counter()
     trainer.fit(module, data)
     return figures(ends, start, tokens, rewards, spec.warmup)
