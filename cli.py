@@ -51,7 +51,13 @@ import pebr_lit.modules.perception  # noqa: E402,F401
 import pebr_lit.modules.reasoning  # noqa: E402,F401
 import pebr_lit.modules.sft  # noqa: E402,F401
 from callbacks.run_lock import RunDirLock  # noqa: E402
-from pebr_lit.ckpt.cli_checks import early_checks, install_atomic_io, resolve_ckpt_path, short_errors  # noqa: E402
+from pebr_lit.ckpt.cli_checks import (  # noqa: E402
+    early_checks,
+    install_atomic_io,
+    resolve_ckpt_path,
+    short_errors,
+    stopped_by_sigterm,
+)
 from pebr_lit.data.preflight import missing_data_paths  # noqa: E402
 
 OVERLAY_OF = "# overlay-of:"
@@ -175,7 +181,8 @@ class PeBRCLI(LightningCLI):
 
     def _run_subcommand(self, subcommand: str) -> None:
         """Locks a fit's run directory, resolves ``ckpt_path=last`` to the newest good checkpoint, then runs; a
-        ``ConfigError`` (a damaged checkpoint, a locked directory) prints as one line."""
+        ``ConfigError`` (a damaged checkpoint, a locked directory) prints as one line;
+        a run SIGTERM stopped exits 143."""
         locks = [cb for cb in self.trainer.callbacks if isinstance(cb, RunDirLock)] if subcommand == "fit" else []
         with short_errors():
             try:
@@ -188,7 +195,8 @@ class PeBRCLI(LightningCLI):
                 for lock in locks:
                     lock.release()
                 raise
-            super()._run_subcommand(subcommand)
+            with stopped_by_sigterm(self.trainer):
+                super()._run_subcommand(subcommand)
 
 
 def main(args: list[str] | None = None, run: bool = True) -> PeBRCLI:

@@ -8,6 +8,8 @@
 - ``install_atomic_io(trainer)``: a strategy with Lightning's default ``TorchCheckpointIO`` gets
   ``AtomicCheckpointIO`` (a plugin the config chose itself is left as it is).
 - ``resolve_ckpt_path(trainer, value)``: ``last`` -> the newest good file in the trainer's checkpoint folder.
+- ``stopped_by_sigterm(trainer)``: a run that SIGTERM stopped exits 143 with a one-line message, not 0 (Lightning's
+  ``SIGTERMException`` is a bare ``SystemExit``, so a killed fit looked finished to a script or the demo driver).
 
 Left out on purpose: the checks themselves (``ckpt.safe_load``, ``ckpt.last``, ``clip.loading``).
 """
@@ -15,6 +17,7 @@ Left out on purpose: the checks themselves (``ckpt.safe_load``, ``ckpt.last``, `
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +25,7 @@ from typing import Any
 
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from pebr_lit.ckpt.atomic_io import AtomicCheckpointIO
 from pebr_lit.ckpt.last import check_ckpt_path, resolve_last
@@ -75,6 +79,20 @@ def short_errors() -> Iterator[None]:
             raise
         print(f"error: {found}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+@contextlib.contextmanager
+def stopped_by_sigterm(trainer: Any) -> Iterator[None]:
+    """Turn Lightning's exit-status-0 ``SIGTERMException`` into status 143 (128 + SIGTERM); say how to resume."""
+    try:
+        yield
+    except SIGTERMException:
+        print(
+            f"error: stopped by SIGTERM at global step {trainer.global_step}, before the run finished; "
+            "rerun the same command with --ckpt_path last to continue from the newest checkpoint",
+            file=sys.stderr,
+        )
+        raise SystemExit(128 + signal.SIGTERM) from None
 
 
 def install_atomic_io(trainer: Any) -> None:

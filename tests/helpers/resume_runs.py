@@ -5,8 +5,8 @@ rollout step: the step, the prompt qids and a hash of the rollout texts; it is a
 is a hash of each response, so rewards vary inside groups and every step's update depends on what was sampled
 (an untrained model's own rewards are flat, which would leave the weights blind to the sampling).
 ``overlay`` writes a stage config over ``configs/demo/<stage>.yaml`` with checkpoints every 2 steps and the
-record; ``start`` launches ``cli.py fit``; ``kill_when`` SIGKILLs it once a condition holds; ``finish`` runs to
-the end.
+record; ``start`` launches ``cli.py fit``; ``kill_when`` SIGKILLs (or signals) it once a condition holds;
+``finish`` runs to the end.
 
 Left out on purpose: any assertion (the tests compare the runs).
 """
@@ -131,8 +131,11 @@ def finish(args: list[str], log: Path, timeout: float = 600) -> None:
         raise AssertionError(f"cli.py {' '.join(args[:1])} exited {rc}:\n{log.read_text()[-4000:]}")
 
 
-def kill_when(args: list[str], log: Path, ready: Callable[[], bool], timeout: float = 600) -> None:
-    """Start ``cli.py <args>`` and SIGKILL it as soon as ``ready()`` holds (polled every 10 ms)."""
+def kill_when(
+    args: list[str], log: Path, ready: Callable[[], bool], timeout: float = 600, sig: int = signal.SIGKILL
+) -> int:
+    """Start ``cli.py <args>``, send it ``sig`` (SIGKILL) as soon as ``ready()`` holds (polled every 10 ms); its
+    exit status."""
     proc = start(args, log)
     deadline = time.monotonic() + timeout
     try:
@@ -143,8 +146,8 @@ def kill_when(args: list[str], log: Path, ready: Callable[[], bool], timeout: fl
             if time.monotonic() > deadline:
                 raise AssertionError(f"kill condition not reached within {timeout} s:\n{log.read_text()[-4000:]}")
             time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        proc.send_signal(sig)
+        return proc.wait(timeout)
     finally:
         if proc.poll() is None:
             proc.kill()

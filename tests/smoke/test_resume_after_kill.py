@@ -11,6 +11,7 @@ Difficulty sampling killed mid-run: ``tests/smoke/test_cli_sampling.py``.
 from __future__ import annotations
 
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,30 @@ def test_sigkill_then_resume_is_the_uninterrupted_run(assets, world, tmp_path, u
     # The killed run's rows of the redone steps are kept aside, not deleted.
     aside = [row for path in metrics.parent.glob("metrics.superseded-*.csv") for row in runs.metric_rows(path)]
     assert sorted(int(r["step"]) for r in aside if r.get("train/reward/total")) == redone
+
+
+@pytest.mark.slow
+def test_sigterm_exits_non_zero_and_the_same_command_resumes(assets, world, tmp_path, uninterrupted):
+    """A fit stopped by SIGTERM (a scheduler, ``kill``, the demo stopped) must not exit 0: Lightning's bare
+    ``SIGTERMException`` did, and the demo driver then took a half-trained SFT for a finished step."""
+    straight = uninterrupted("stage2")
+    out, log = tmp_path, tmp_path / "fit.log"
+    args = runs.fit_args("stage2", assets, world, out, STEPS)
+    metrics = out / "stage2" / "metrics.csv"
+
+    rc = runs.kill_when(
+        args, log, lambda: KILL_AT["between_checkpoints"] in runs.train_rows(metrics), sig=signal.SIGTERM
+    )
+    assert rc == 128 + signal.SIGTERM, log.read_text()[-3000:]
+    assert "stopped by SIGTERM at global step" in log.read_text()
+    assert "--ckpt_path last" in log.read_text()
+    assert _load(out / "stage2" / CKPT)["global_step"] < STEPS
+
+    runs.finish(args, log)  # the same command resumes and ends where the uninterrupted run did
+    mine, theirs = _load(out / "stage2" / CKPT), _load(straight / "stage2" / CKPT)
+    assert mine["global_step"] == theirs["global_step"] == STEPS
+    for name, value in theirs["state_dict"].items():
+        assert torch.equal(mine["state_dict"][name], value), f"{name} differs from the uninterrupted run"
 
 
 @pytest.mark.slow
