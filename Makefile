@@ -8,11 +8,13 @@ export TOKENIZERS_PARALLELISM = false
 venv: .venv/.installed
 
 # torch/torchvision first and pinned: the lightest pair that imports together here (see docs/install.md).
+# --no-compile: pip would byte-compile every module of the 6 GB install (~30 s of CPU); Python compiles
+# the few the demo imports on first use instead.
 .venv/.installed: pyproject.toml
 	python3 -m venv .venv
 	.venv/bin/pip install -q --upgrade pip
-	.venv/bin/pip install -q torch==2.14.1 torchvision==0.29.1
-	.venv/bin/pip install -q -e '.[dev]'
+	.venv/bin/pip install -q --no-compile torch==2.14.1 torchvision==0.29.1
+	.venv/bin/pip install -q --no-compile -e '.[dev]'
 	touch $@
 
 # The whole recipe on the tiny model in runs/demo (assets -> data -> CLIP -> SFT -> sampling -> tiers ->

@@ -42,7 +42,6 @@ class DemoSizes:
     clip_candidates: int = 64  # held-out retrieval block size of the CLIP figures (at most `val`)
     stage1_steps: int | None = None  # None: the config's epochs over Easy
     stage2_steps: int | None = None  # None: the config's epochs over Medium
-    no_length_steps: int | None = None  # the length-penalty ablation; None: as long as stage 1
     eval_limit: int | None = None  # held-out questions per evaluation; None: the whole test split
     stage_pool: str | None = None  # record file both stages train on instead of their tier; None: the tiers
     teacher_terse: float = 0.3  # SFT responses whose description gives only the count (synthetic_teacher)
@@ -63,7 +62,6 @@ class DemoSizes:
             clip_candidates=8,
             stage1_steps=2,
             stage2_steps=2,
-            no_length_steps=2,
             eval_limit=8,
             stage_pool="runs/demo/data/rl.jsonl",
         )
@@ -243,20 +241,6 @@ def demo_steps(sizes: DemoSizes, python: str, root: Path, seed: int = 0) -> list
             ("tiers",),
             _stage("stage2_only"),
         ),
-        # The paper's Fig. 5: stage 1 without the length-penalty callback.
-        Step(
-            "stage1_no_length",
-            (
-                *cli,
-                "fit",
-                *cfg("stage1_no_length"),  # an overlay of stage1.yaml: the CLI loads its bases first
-                "--ckpt_path",
-                "last",
-                *steps_opt(sizes.no_length_steps or sizes.stage1_steps),
-            ),
-            ("tiers", "clip"),
-            _stage("stage1_no_length"),
-        ),
     ]
     stage_of = {"sft": "sft", "stage1": "stage1", "stage2": "stage2", "stage2_only": "stage2_only"}
     limit = ("--data.init_args.test_limit", str(sizes.eval_limit)) if sizes.eval_limit is not None else ()
@@ -298,7 +282,6 @@ def _by_priority(steps: list[Step]) -> list[Step]:
         "stage1",
         "stage2",
         "stage2_only",
-        "stage1_no_length",
         "eval_stage1",
         "eval_stage2_only",
         "eval_stage2",

@@ -29,7 +29,7 @@ def test_quick_demo_runs_every_step_and_reports_its_own_numbers(tmp_path):
     for name in ("assets", "data", "sft", "sample", "tiers"):
         assert f"[done earlier] {name}:" in done.stdout and f"[start] {name}:" not in done.stdout
     steps = {p.stem for p in (run / "steps").glob("*.json")} - {"settings"}
-    assert {"sft", "sample", "tiers", "stage1", "stage2", "stage2_only", "stage1_no_length", "report"} <= steps
+    assert {"sft", "sample", "tiers", "stage1", "stage2", "stage2_only", "report"} <= steps
     report = (run / "report.md").read_text()
     # Every held-out row of the table is this run's evaluation, digit for digit.
     for name, label in (("sft", "warm-up SFT"), ("stage2", "+ stage 2 (reasoning) = PeBR")):
@@ -38,7 +38,7 @@ def test_quick_demo_runs_every_step_and_reports_its_own_numbers(tmp_path):
     tiers = json.loads((run / "tiers" / "summary.json").read_text())
     assert f"| hard | {tiers['counts']['hard']} |" in report
     assert read_metrics(run / "stage1" / "metrics.csv")["train/reward/keyword"]
-    for png in ("fig4_stage1.png", "fig4_stage2.png", "fig5_length.png"):
+    for png in ("fig4_stage1.png", "fig4_stage2.png"):
         assert (run / "plots" / png).stat().st_size > 1000
     # A rerun finds everything done and redoes nothing.
     again = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)

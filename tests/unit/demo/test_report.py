@@ -72,11 +72,6 @@ def _run(tmp_path: Path, acc: dict[str, float], keyword: dict[str, float]) -> Pa
         [[i, 0.5 + i / 100, 0.8, 100 + i] for i in range(20)],
     )
     write_csv(
-        run / "stage1_no_length" / "metrics.csv",
-        ["step", "train/response_length/mean"],
-        [[i, 100 + 2 * i] for i in range(20)],
-    )
-    write_csv(
         run / "stage2" / "metrics.csv",
         ["step", "train/reward/accuracy", "train/reward/format"],
         [[i, 0.5, 1.0] for i in range(20)],
@@ -108,8 +103,10 @@ def test_report_table_and_targets_come_from_the_logs(tmp_path):
     assert "held-out keyword: 0.800 -> 0.850 (+0.050, unpaired 2 SE ±0.054; target: above) — met" in text
     assert "held-out CLIP reward: 0.950 -> 0.950 (+0.000, unpaired 2 SE ±0.031; target: above) — NOT met" in text
     assert "| medium | 5 | stage 2 |" in text
-    for png in ("fig4_stage1.png", "fig4_stage2.png", "fig5_length.png"):
+    for png in ("fig4_stage1.png", "fig4_stage2.png"):
         assert (run / "plots" / png).stat().st_size > 1000, png
+    assert not (run / "plots" / "fig5_length.png").exists()  # two equal curves at this scale: not drawn
+    assert "## Length penalty (Fig. 5): not shown" in text
     assert not (run / "plots" / "sft.png").exists()  # no SFT log in this run: said, not drawn
     assert "_(no data for sft.png)_" in text
 
