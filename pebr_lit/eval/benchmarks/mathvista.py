@@ -84,57 +84,58 @@ class MathVista(Benchmark):
     group_by = ("question_type", "answer_type", *META_FIELDS)
 
     def load(self, path: Path) -> list[BenchmarkItem]:
-        root, tsv, queries = self.root(path), is_tsv(path), _queries(path)
-        items = []
-        for source, row in read_table(path, self.split if path.is_dir() else None):
-            pid = str(row.get("pid") or self.need(row, "index", source))
-            qtype = self.need(row, "question_type", source)
-            answer = row.get("answer")
-            if answer is None or not str(answer).strip():
+        root, items = self.root(path), []
+        for file in self.files(path):
+            tsv, queries = is_tsv(file), _queries(file)
+            items += [self._item(row, source, root, tsv, queries) for source, row in read_table(file)]
+        return items
+
+    def _item(self, row: dict[str, Any], source: str, root: Path, tsv: bool, queries: dict[str, str]) -> BenchmarkItem:
+        pid = str(row.get("pid") or self.need(row, "index", source))
+        qtype = self.need(row, "question_type", source)
+        answer = row.get("answer")
+        if answer is None or not str(answer).strip():
+            raise RecordError(
+                source,
+                "empty value in column 'answer'",
+                "MathVista's test split hides its answers; evaluate testmini",
+                "answer",
+            )
+        answer = str(answer).strip()
+        meta_in = as_dict(row.get("metadata")) or row  # the TSV writes the metadata as columns
+        meta: dict[str, Any] = {name: meta_in.get(name) for name in META_FIELDS}
+        meta["skills"] = [str(s) for s in as_list(meta_in.get("skills"))]
+        meta.update(question_type=qtype, answer_type=row.get("answer_type"), unit=row.get("unit") or None)
+        if "query" not in row and pid in queries:
+            row = {**row, "query": queries[pid]}  # the repository keeps the prompts in query.json
+        problem = str(self.need(row, "question" if tsv else "query", source))  # the TSV's question is the query
+        options: tuple[str, ...] = ()
+        kind = FREE_FORM
+        if qtype == "multi_choice":
+            options = tuple(str(c) for c in as_list(self.need(row, "choices", source)))
+            letter = str(row.get("answer_option") or "").strip()
+            if answer in options:
+                letter = LETTERS[options.index(answer)]
+            elif letter not in LETTERS[: len(options)] or not letter:
                 raise RecordError(
                     source,
-                    "empty value in column 'answer'",
-                    "MathVista's test split hides its answers; evaluate testmini",
+                    f"answer {answer!r} is not one of the choices {list(options)}",
+                    "MathVista multiple-choice answers are option texts; check the file",
                     "answer",
                 )
-            answer = str(answer).strip()
-            meta_in = as_dict(row.get("metadata")) or row  # the TSV writes the metadata as columns
-            meta: dict[str, Any] = {name: meta_in.get(name) for name in META_FIELDS}
-            meta["skills"] = [str(s) for s in as_list(meta_in.get("skills"))]
-            meta.update(question_type=qtype, answer_type=row.get("answer_type"), unit=row.get("unit") or None)
-            if "query" not in row and pid in queries:
-                row = {**row, "query": queries[pid]}  # the repository keeps the prompts in query.json
-            problem = str(self.need(row, "question" if tsv else "query", source))  # the TSV's question is the query
-            options: tuple[str, ...] = ()
-            kind = FREE_FORM
-            if qtype == "multi_choice":
-                options = tuple(str(c) for c in as_list(self.need(row, "choices", source)))
-                letter = str(row.get("answer_option") or "").strip()
-                if answer in options:
-                    letter = LETTERS[options.index(answer)]
-                elif letter not in LETTERS[: len(options)] or not letter:
-                    raise RecordError(
-                        source,
-                        f"answer {answer!r} is not one of the choices {list(options)}",
-                        "MathVista multiple-choice answers are option texts; check the file",
-                        "answer",
-                    )
-                answer, kind, problem = letter, CHOICE, with_choices(problem, options)
-            elif row.get("answer_type") == "float" and _number(row.get("precision")) is not None:
-                meta["precision"] = int(_number(row["precision"]))  # decimals to round to before comparing
-            items.append(
-                BenchmarkItem(
-                    qid=pid,
-                    problem=problem,
-                    answer=answer,
-                    images=self.row_images(row, source, root, tsv),
-                    kind=kind,
-                    options=options,
-                    meta=meta,
-                    source=source,
-                )
-            )
-        return items
+            answer, kind, problem = letter, CHOICE, with_choices(problem, options)
+        elif row.get("answer_type") == "float" and _number(row.get("precision")) is not None:
+            meta["precision"] = int(_number(row["precision"]))  # decimals to round to before comparing
+        return BenchmarkItem(
+            qid=pid,
+            problem=problem,
+            answer=answer,
+            images=self.row_images(row, source, root, tsv),
+            kind=kind,
+            options=options,
+            meta=meta,
+            source=source,
+        )
 
     def score(self, response: str, item: BenchmarkItem) -> dict[str, Any]:
         text = extract_answer(response)

@@ -127,16 +127,6 @@ class MMMU(Benchmark):
     )
     group_by = ("subject", "discipline", "topic_difficulty", "question_type")
 
-    def files(self, path: Path) -> list[Path]:
-        if path.is_file():
-            return [path]
-        files = sorted(p for p in path.rglob(f"{self.split}-*.parquet") if p.is_file())
-        if not files:
-            raise RecordError(
-                str(path), f"no {self.split}-*.parquet files below this folder", f"MMMU expects {self.layout}"
-            )
-        return files
-
     def load(self, path: Path) -> list[BenchmarkItem]:
         items = []
         for file in self.files(path):

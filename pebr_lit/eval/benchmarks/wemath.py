@@ -45,7 +45,7 @@ from pebr_lit.eval.benchmarks.base import (
     mcq_prompt,
     mean,
 )
-from pebr_lit.eval.benchmarks.tables import read_table
+from pebr_lit.eval.benchmarks.tables import is_tsv, read_table
 from pebr_lit.format.response import extract_answer
 
 _KEY_RE = re.compile(r"^([23])steps_(\d|multi)$")
@@ -128,11 +128,10 @@ class WeMath(Benchmark):
     headline = ("score_strict", "score_loose", "accuracy")
 
     def load(self, path: Path) -> list[BenchmarkItem]:
-        root = self.root(path)
-        items = []
-        for source, row in read_table(path, self.split if path.is_dir() else None):
+        root, items = self.root(path), []
+        for source, row, tsv in ((s, r, is_tsv(f)) for f in self.files(path) for s, r in read_table(f)):
             pid, key = str(self.need(row, "ID", source)), str(self.need(row, "key", source))
-            problem, options, answer = self._choices(row, source)
+            problem, options, answer = self._tsv_choices(row, source) if tsv else self._choices(row, source)
             items.append(
                 BenchmarkItem(
                     qid=f"{pid}_{key}",
@@ -141,7 +140,7 @@ class WeMath(Benchmark):
                     kind=CHOICE,
                     options=options,
                     source=source,
-                    images=(self.image(self.need(row, "image_path", source), source, "image_path", root),),
+                    images=self.row_images(row, source, root, tsv, ("image_path",)),
                     meta={"problem_id": pid, "key": key, "knowledge_concept": row.get("knowledge concept")},
                 )
             )
@@ -163,6 +162,18 @@ class WeMath(Benchmark):
             )
         options = tuple(labelled.values())
         return mcq_prompt(question, options, select_line=False), options, LETTERS[list(labelled).index(answer)]
+
+    def _tsv_choices(self, row: dict[str, Any], source: str) -> tuple[str, tuple[str, ...], str]:
+        """The prompt, the option texts and the answer letter of a VLMEvalKit TSV row (options in columns A-Z)."""
+        question, answer = str(self.need(row, "question", source)), str(self.need(row, "answer", source)).strip()
+        options = self.options_needed(
+            tuple(str(row[c]) for c in LETTERS if str(row.get(c, "")).strip()), source, "A-Z columns"
+        )
+        if answer not in LETTERS[: len(options)]:
+            raise RecordError(
+                source, f"answer {answer!r} is not one of the option letters", "Check the file is the released one"
+            )
+        return mcq_prompt(question, options, select_line=False), options, answer
 
     def score(self, response: str, item: BenchmarkItem) -> dict[str, Any]:
         if self.scoring == "vlmevalkit":
