@@ -13,6 +13,9 @@ label may use a full-width point ("B．②"), a stray ";" sits inside some texts
 labels may skip ("C. No.; F. No correct answer"); a ";" glued before a capital and a point inside a
 text ("triangle BE;G.") is dropped. ``split_options`` reads labels in rising order and
 the prompt relabels them A, B, C, ... (the answer letter follows its option).
+VLMEvalKit's ``WeMath.tsv`` (NOT checked): ``question``, option columns ``A``.., ``image`` (base64) as its
+``WeMath.build_prompt`` reads them, ``answer`` (a letter), and ``ID`` / ``key`` (assumed: not seen in a real
+file); the same prompt is built from it.
 Prompt: VLMEvalKit's WeMath prompt: "Question: ...", then "Options:" with "A. ..." lines.
 Scoring (``scoring``): ``vlmevalkit`` (default) is VLMEvalKit's ``mcq_vanilla_eval`` rule, ``can_infer`` by letter
 or option text (``eval.answers.match_choice``; its GPT step is the optional ``eval.judge``); ``official`` is
@@ -113,7 +116,8 @@ class WeMath(Benchmark):
     """WeMath testmini (1,740 questions, 525 multi-step problems).
 
     Args:
-        path: ``testmini.json`` or a parquet of the same columns (or a folder holding it, read with ``split``).
+        path: ``testmini.json``, a parquet of the same columns or VLMEvalKit's ``WeMath.tsv`` (or a folder holding
+            it: only these are read).
         limit: Evaluate only the first N questions; null = all (the four-dimensional metric needs whole problems).
         image_root: Folder that relative image paths start from; null = the data file's folder.
         name: Name in metric keys and result files.
@@ -123,7 +127,10 @@ class WeMath(Benchmark):
 
     default_name = "wemath"
     default_split = "testmini"
-    layout = "We-Math/We-Math's testmini: ID, key, question, option, answer, image_path, knowledge concept"
+    layout = (
+        "We-Math/We-Math's testmini: ID, key, question, option, answer, image_path, knowledge concept; "
+        "or VLMEvalKit's WeMath.tsv (ID, key, question, A.., answer, image)"
+    )
     group_by = ("key",)
     headline = ("score_strict", "score_loose", "accuracy")
 
