@@ -138,7 +138,8 @@ HEDGED = "hedged"
 
 def _letter_after(tail: str, table: dict[str, str], allowed: set[str]) -> str | None:
     """The option named at the start of ``tail`` (the text after an answer marker); ``HEDGED`` when a second
-    allowed letter follows it ("The answer is A or B.": VLMEvalKit's ``can_infer_option`` counts two options)."""
+    allowed letter follows it ("The answer is A or B." names two options, as ``can_infer_option``'s count sees it;
+    VLMEvalKit's later "answer is X" pattern reads A there instead: a documented difference)."""
     tail = tail[:200].split("\n")[0].lstrip(" \t\"'`")
     if m := re.match(r"[(\[]\s*([A-Za-z])\s*[)\]]", tail):
         letter = m.group(1).upper()
@@ -175,7 +176,8 @@ def extract_choice(response: object, options: Options) -> str | None:
        text ("the answer is a red circle") or a lower-case letter before punctuation ("is b.");
        then "option/choice/choose/select" followed by a letter, if only one letter is named so. A second
        option letter joined to the first ("The answer is A or B.", "Answer: B, C") after the last marker is a
-       hedge: no answer, and no later step runs (VLMEvalKit's ``can_infer_option`` counts two options).
+       hedge: no answer, and no later step runs (two options named; VLMEvalKit's exact ``can_infer``, used by the
+       ``vlmevalkit`` modes of MMStar, AI2D and WeMath, reads A there through its "answer is X" pattern).
     6. exactly one distinct letter stands alone in the answer: "(B)" any case, or upper-case "B"
        (VLMEvalKit's rule); "A"/"I" followed by a lower-case word are English words, not options.
     7. option texts found in the answer as whole words: one left after dropping those inside a longer
@@ -199,7 +201,7 @@ def _choice_candidates(text: str, table: dict[str, str], allowed: set[str]) -> I
         yield _unique(k for k, o in table.items() if o and grade(text, o))
     for m in reversed(list(ANSWER_MARK.finditer(text))):
         if (letter := _letter_after(text[m.end() :], table, allowed)) == HEDGED:
-            return  # the model's last word names two options: no answer (can_infer_option)
+            return  # the model's last word names two options: no answer
         yield letter
     named = (_letter_after(text[m.end() :], table, allowed) for m in _CHOICE_MARK.finditer(text))
     yield _unique(filter(None, named))  # a hedge after "option" names two: not unique

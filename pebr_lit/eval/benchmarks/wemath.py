@@ -17,8 +17,10 @@ VLMEvalKit's ``WeMath.tsv`` (NOT checked): ``question``, option columns ``A``..,
 ``WeMath.build_prompt`` reads them, ``answer`` (a letter), and ``ID`` / ``key`` (assumed: not seen in a real
 file); the same prompt is built from it.
 Prompt: VLMEvalKit's WeMath prompt: "Question: ...", then "Options:" with "A. ..." lines.
-Scoring (``scoring``): ``vlmevalkit`` (default) is VLMEvalKit's ``mcq_vanilla_eval`` rule, ``can_infer`` by letter
-or option text (``eval.answers.match_choice``; its GPT step is the optional ``eval.judge``); ``official`` is
+Scoring (``scoring``): ``vlmevalkit`` (default) is VLMEvalKit's ``mcq_vanilla_eval`` rule under ``exact_matching``,
+its exact ``can_infer`` by letter or option text (``eval.vlmevalkit_rules``; its GPT step is the optional
+``eval.judge``); a row whose option cell cannot be split (VLMEvalKit's TSV has option columns) is read by
+``eval.answers.match_choice``'s letter rule instead; ``official`` is
 We-Math's ``evaluation/four_dimensional_metrics.py`` (commit above): the text after the last "Answer"
 (case-sensitive), with ">", "<", ":" and "." removed and stripped, must *start* with the truth letter.
 Aggregates: accuracy overall and by key; and WeMath's four-dimensional metric over problems (rows
@@ -39,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from pebr_lit.data.sources import RecordError
+from pebr_lit.eval.answers import extract_choice, match_choice
 from pebr_lit.eval.benchmarks.base import (
     CHOICE,
     LETTERS,
@@ -133,6 +136,7 @@ class WeMath(Benchmark):
     )
     group_by = ("key",)
     headline = ("score_strict", "score_loose", "accuracy")
+    choice_rules = {"vlmevalkit": "can_infer"}  # mcq_vanilla_eval under exact_matching: can_infer, else "Z"
 
     def load(self, path: Path) -> list[BenchmarkItem]:
         root, items = self.root(path), []
@@ -183,6 +187,13 @@ class WeMath(Benchmark):
         return mcq_prompt(question, options, select_line=False), options, answer
 
     def score(self, response: str, item: BenchmarkItem) -> dict[str, Any]:
+        if self.scoring == "vlmevalkit" and not item.options:  # no option texts for can_infer: read the letter
+            text = extract_answer(response)
+            return {
+                "prediction": text,
+                "choice": extract_choice(text, None),
+                "correct": match_choice(text, None, item.answer),
+            }
         if self.scoring == "vlmevalkit":
             return super().score(response, item)
         text = extract_answer(response)

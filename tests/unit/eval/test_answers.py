@@ -420,7 +420,9 @@ def test_free_form_never_raises(
     ],
 )
 def test_a_hedge_naming_two_options_is_no_answer(answer) -> None:
-    # Expected by hand from VLMEvalKit's can_infer_option: more than one candidate letter -> no answer.
+    # By hand: two option letters named -> no answer. For the bare hedges this is VLMEvalKit's can_infer_option
+    # (two letters counted); after "answer is" VLMEvalKit's own fallback pattern would read the first letter,
+    # which pebr-lit's lenient rule deliberately does not (docs/evaluation.md, scoring modes).
     assert extract_choice(answer, SHAPES) is None
 
 

@@ -127,7 +127,7 @@ OPTIONS = ("12", "42", "7", "9")
 ITEM = BenchmarkItem(qid="q1", problem="Which?", answer="B", images=(), kind=CHOICE, options=OPTIONS)
 # Section-present answers on which pebr-lit's letter rule, the benchmark scorer and VLMEvalKit's can_infer_option
 # read the same letter (or none).
-HEDGES = ["A or B", "The answer is A or B."]  # name two options: no answer from either side, as can_infer_option
+HEDGES = ["A or B", "The answer is A or B."]  # name two options: no answer from the reward or the lenient scorer
 AGREE = [a for a, _, _ in LETTERS if a != "42" and a not in HEDGES]
 
 
@@ -173,8 +173,18 @@ def test_fuzz_every_rule_set_and_grader_gives_0_or_1_and_nothing_without_a_secti
 
 @pytest.mark.parametrize("response", ["The answer is A or B.", full(answer="The answer is A or B.")])
 def test_a_hedge_after_a_marker_scores_nothing_with_or_without_a_section(response) -> None:
-    # By hand from can_infer_option: "A" and "B" both stand as words -> two options counted -> no answer.
+    # By hand: two option letters named -> no answer, whichever letter is the truth.
     for truth in ("A", "B"):
         item = BenchmarkItem(qid="q1", problem="Which?", answer=truth, images=(), kind=CHOICE, options=OPTIONS)
         assert not Benchmark("unused").score(response, item)["correct"]
         assert all(accuracy("pebr_lit", g, response, truth) == 0.0 for g in GRADERS)
+
+
+def test_vlmevalkits_can_infer_reads_a_hedge_after_answer_is_as_its_first_letter() -> None:
+    # By hand from can_infer_option (open-compass/VLMEvalKit e8e78f05): "A" and "B" are both counted (two: no
+    # answer from the count), then its "(correct )?answer is X" pattern reads A. The reward and the lenient scorer
+    # read no answer; the vlmevalkit modes (MMStar, AI2D, WeMath) follow VLMEvalKit. A named difference.
+    rules = pytest.importorskip("pebr_lit.eval.vlmevalkit_rules")
+    assert rules.can_infer("The answer is A or B.", dict(zip("ABCD", OPTIONS))) == "A"
+    assert rules.can_infer("A or B", dict(zip("ABCD", OPTIONS))) is None
+    assert accuracy("pebr_lit", "grade", full(answer="The answer is A or B."), "A") == 0.0
