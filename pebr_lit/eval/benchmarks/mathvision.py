@@ -74,6 +74,7 @@ class MathVision(Benchmark):
         "MathLLMs/MathVision's parquet or MATH-V's jsonl (id, question, options, answer, level, subject, "
         "decoded_image/image) or VLMEvalKit's MathVision.tsv (index, question, choices, answer, category, image)"
     )
+    choice_rules = {"vlmevalkit": "can_infer"}
     group_by = ("subject", "level")
 
     def root(self, path: Path) -> Path:

@@ -81,6 +81,7 @@ class MathVista(Benchmark):
         "choices, precision, decoded_image/image, metadata), the repository's data/testmini.json with "
         "data/query.json beside it, or VLMEvalKit's MathVista_MINI.tsv"
     )
+    choice_rules = {"vlmevalkit": "can_infer"}
     group_by = ("question_type", "answer_type", *META_FIELDS)
 
     def load(self, path: Path) -> list[BenchmarkItem]:

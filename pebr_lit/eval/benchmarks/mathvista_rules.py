@@ -13,7 +13,7 @@ behaviour reimplemented here, not copied):
   - ``official_correct`` follows ``safe_equal``: the normalised string equals the answer string exactly
     (so "0.60" as an answer can never be matched by a float; "[2007,2008]" differs from "[2007, 2008]").
 VLMEvalKit (``open-compass/VLMEvalKit`` ``vlmeval/dataset/utils/mathvista.py`` ``post_check``, read at commit
-e8e78f05f3080fe28154f2130321f17951c3be94): multiple choice -> ``can_infer`` (``eval.answers.match_choice``)
+e8e78f05f3080fe28154f2130321f17951c3be94): multiple choice -> ``can_infer`` (exact: ``eval.vlmevalkit_rules``)
 against the answer letter; integer -> Python ``int(x) == int(answer)``; float -> ``float(x) ==
 float(answer)`` (exact, no precision rounding); any other answer type is never right, because
 ``post_check`` compares ``str(None)`` with the answer (a list answer scores 0 in VLMEvalKit).
