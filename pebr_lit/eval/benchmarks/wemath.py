@@ -30,7 +30,10 @@ sharing an ``ID``, 525 in testmini) whose sub-questions are all present:
   CM (complete mastery): composite right and all sub-questions right (strict) / any right (loose);
   RM (rote memorisation): composite right and some sub-question wrong (strict) / all wrong (loose);
   score = (N - 0.5 IG - RM - IK) / N, strict and loose; rates IK/N, IG/N, CM/N, RM/(CM+RM).
-VLMEvalKit divides by a fixed 525; here N is the number of complete problems (525 on full testmini).
+VLMEvalKit divides by a fixed 525; here N is the number of complete problems (525 on full testmini). And
+We-Math's ``evaluation/accuracy.py`` (commits 681e0404 and d557c0b4 read; the same answer rule as ``official``):
+One-step (S1), Two-step (S2) and Three-step (S3) accuracy (``step_accuracies``); its accuracy per knowledge
+domain needs ``knowledge_structure_nodes.json`` and is not computed.
 """
 
 from __future__ import annotations
@@ -113,6 +116,20 @@ def four_dimensional(rows: list[dict[str, Any]]) -> dict[str, Any]:
             out[f"RM_{mode}_rate"] = rm / (cm + rm) if cm + rm else None
         out["IK_rate"], out["IG_rate"] = counts["IK"] / complete, counts["IG"] / complete
     return out
+
+
+def step_accuracies(rows: list[dict[str, Any]]) -> dict[str, float | None]:
+    """``evaluation/accuracy.py``'s One-step (S1), Two-step (S2) and Three-step (S3) accuracies: S1 over the
+    sub-questions, S2 / S3 over the composite questions of 2- / 3-step problems, counting only problems whose first
+    sub-question is present (its tables are left-joined onto the ``Nsteps_1`` rows)."""
+    parsed = [(m, r) for r in rows if (m := _KEY_RE.match(r["meta"]["key"] or ""))]
+    firsts = {(m.group(1), r["meta"]["problem_id"]) for m, r in parsed if m.group(2) == "1"}
+    subs: list[bool] = []
+    composite: dict[str, list[bool]] = {"2": [], "3": []}
+    for m, r in parsed:
+        if (m.group(1), r["meta"]["problem_id"]) in firsts:
+            (composite[m.group(1)] if m.group(2) == "multi" else subs).append(bool(r["correct"]))
+    return {"s1_accuracy": mean(subs), "s2_accuracy": mean(composite["2"]), "s3_accuracy": mean(composite["3"])}
 
 
 class WeMath(Benchmark):
@@ -202,4 +219,5 @@ class WeMath(Benchmark):
 
     def aggregate(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         metrics = {"accuracy": mean(r["correct"] for r in rows), "n": len(rows), **four_dimensional(rows)}
+        metrics.update(step_accuracies(rows))
         return {"metrics": metrics, "breakdown": {"key": accuracy_by(rows, "key")}}
