@@ -53,7 +53,12 @@ from pebr_lit.eval.benchmarks.base import (
     BenchmarkItem,
     with_choices,
 )
-from pebr_lit.eval.benchmarks.mathvista_rules import official_correct, official_normalize, vlmevalkit_number_correct
+from pebr_lit.eval.benchmarks.mathvista_rules import (
+    QUICK_EXTRACT,
+    official_correct,
+    official_normalize,
+    vlmevalkit_number_correct,
+)
 from pebr_lit.eval.benchmarks.tables import as_dict, as_list, is_tsv, read_table
 from pebr_lit.format.response import extract_answer
 
@@ -72,6 +77,8 @@ class MathVista(Benchmark):
         split: In a folder, read the files named after this split.
         scoring: ``vlmevalkit`` (default: VLMEvalKit's ``post_check``) or ``official`` (MathVista's
             ``normalize_extracted_answer`` and ``safe_equal``).
+        quick_extract: With ``official``: MathVista's ``--quick_extract``: a response containing
+            'The answer is "X".' is graded on X instead of its final-answer section.
     """
 
     default_name = "mathvista"
@@ -83,6 +90,24 @@ class MathVista(Benchmark):
     )
     choice_rules = {"vlmevalkit": "can_infer"}
     group_by = ("question_type", "answer_type", *META_FIELDS)
+
+    def __init__(
+        self,
+        path: str,
+        limit: int | None = None,
+        image_root: str | None = None,
+        name: str | None = None,
+        split: str | None = None,
+        scoring: str | None = None,
+        quick_extract: bool = False,
+    ) -> None:
+        super().__init__(path, limit, image_root, name, split, scoring)
+        if quick_extract and self.scoring != "official":
+            raise ValueError(
+                f"MathVista.quick_extract=True with scoring={self.scoring!r}: it is an option of MathVista's own "
+                "extract_answer.py. Set scoring: official, or quick_extract: false."
+            )
+        self.quick_extract = quick_extract
 
     def load(self, path: Path) -> list[BenchmarkItem]:
         root, items = self.root(path), []
@@ -145,6 +170,8 @@ class MathVista(Benchmark):
             if item.kind == CHOICE:
                 return super().score(response, item)
             return {"prediction": text, "correct": vlmevalkit_number_correct(text, item.answer, atype)}
+        if self.quick_extract and (quick := QUICK_EXTRACT.search(response)):
+            text = quick.group(1)  # extract_answer.py's --quick_extract, on the whole response as there
         prediction = official_normalize(text, item.options, qtype, atype, item.meta.get("precision"))
         if item.kind == CHOICE:
             truth = item.options[LETTERS.index(item.answer)]  # MathVista compares option texts

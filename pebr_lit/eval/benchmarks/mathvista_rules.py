@@ -18,8 +18,10 @@ against the answer letter; integer -> Python ``int(x) == int(answer)``; float ->
 float(answer)`` (exact, no precision rounding); any other answer type is never right, because
 ``post_check`` compares ``str(None)`` with the answer (a list answer scores 0 in VLMEvalKit).
 
-Left out on purpose: the GPT extraction prompts of both (``eval.judge`` writes its own) and MathVista's
-``--quick_extract`` option (off by default in ``extract_answer.py``).
+``QUICK_EXTRACT`` is ``extract_answer.py``'s ``--quick_extract`` rule (off by default there and in
+``MathVista``): the first 'The answer is "X".' in the response (``.*`` greedy, one line) gives X.
+
+Left out on purpose: the GPT extraction prompts of both (``eval.judge`` writes its own).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import re
 from collections.abc import Sequence
 
 _BRACKETED_LETTER = re.compile(r"\(([a-zA-Z])\)")
+QUICK_EXTRACT = re.compile(r'The answer is "(.*)"\.')
 
 
 def edit_distance(a: str, b: str) -> int:
