@@ -130,8 +130,16 @@ def _text_hit(text: str, table: dict[str, str], prefix: bool) -> str | None:
     return _unique(k for n, k in hits if n == best)
 
 
+# "A or B", "(A) and (C)", "A, B", "A/B", "A vs B": a second option letter right after the first names two.
+_HEDGE = re.compile(r"\s*(?:,|/|\bor\b|\band\b|\bvs\b\.?)\s*(?:[(\[]\s*([A-Za-z])\s*[)\]]|([A-Z])(?![\w'’-]))")
+HEDGED = "hedged"
+"""``_letter_after``'s reading of a marker followed by two option letters: no answer, and no later step runs."""
+
+
 def _letter_after(tail: str, table: dict[str, str], allowed: set[str]) -> str | None:
-    """The option named at the start of ``tail`` (the text after an answer marker)."""
+    """The option named at the start of ``tail`` (the text after an answer marker); ``HEDGED`` when a second
+    allowed letter follows it ("The answer is A or B." names two options, as ``can_infer_option``'s count sees it;
+    VLMEvalKit's later "answer is X" pattern reads A there instead: a documented difference)."""
     tail = tail[:200].split("\n")[0].lstrip(" \t\"'`")
     if m := re.match(r"[(\[]\s*([A-Za-z])\s*[)\]]", tail):
         letter = m.group(1).upper()
@@ -139,12 +147,17 @@ def _letter_after(tail: str, table: dict[str, str], allowed: set[str]) -> str | 
         letter = m.group(1)
         if letter in "AI" and _ARTICLE.match(tail, 1):  # "the answer is a red circle", capitalised
             letter = _text_hit(tail, table, prefix=True) or letter
+            if letter not in "AI":
+                return letter if letter in allowed else None
     elif hit := _text_hit(tail, table, prefix=True):
         return hit
     elif m := re.match(r"([a-z])\s*(?:[.,;:!?)}\]]|$)", tail):  # "the answer is b." but not "is a red"
         letter = m.group(1).upper()
     else:
         return None
+    if (h := _HEDGE.match(tail, m.end())) and (other := (h.group(1) or h.group(2)).upper()) != letter:
+        if other in allowed:
+            return HEDGED
     return letter if letter in allowed else None
 
 
@@ -161,7 +174,10 @@ def extract_choice(response: object, options: Options) -> str | None:
     4. the whole answer is math-equal to exactly one option's text (``grade``: "0.50" == "1/2").
     5. the last answer marker ("answer is", "Answer:", "\\boxed{") followed by "(b)", "B", an option's
        text ("the answer is a red circle") or a lower-case letter before punctuation ("is b.");
-       then "option/choice/choose/select" followed by a letter, if only one letter is named so.
+       then "option/choice/choose/select" followed by a letter, if only one letter is named so. A second
+       option letter joined to the first ("The answer is A or B.", "Answer: B, C") after the last marker is a
+       hedge: no answer, and no later step runs (two options named; VLMEvalKit's exact ``can_infer``, used by the
+       ``vlmevalkit`` modes of MMStar, AI2D and WeMath, reads A there through its "answer is X" pattern).
     6. exactly one distinct letter stands alone in the answer: "(B)" any case, or upper-case "B"
        (VLMEvalKit's rule); "A"/"I" followed by a lower-case word are English words, not options.
     7. option texts found in the answer as whole words: one left after dropping those inside a longer
@@ -184,9 +200,11 @@ def _choice_candidates(text: str, table: dict[str, str], allowed: set[str]) -> I
     if len(text) <= 100:  # a long text is no option's value; sympy on it only costs time
         yield _unique(k for k, o in table.items() if o and grade(text, o))
     for m in reversed(list(ANSWER_MARK.finditer(text))):
-        yield _letter_after(text[m.end() :], table, allowed)
+        if (letter := _letter_after(text[m.end() :], table, allowed)) == HEDGED:
+            return  # the model's last word names two options: no answer
+        yield letter
     named = (_letter_after(text[m.end() :], table, allowed) for m in _CHOICE_MARK.finditer(text))
-    yield _unique(filter(None, named))
+    yield _unique(filter(None, named))  # a hedge after "option" names two: not unique
     yield _unique(_letters_standing_alone(text) & allowed)
     yield _text_inside(text, table)
 

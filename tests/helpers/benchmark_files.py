@@ -128,3 +128,91 @@ def hallusion_row(
         "filename": f"{category}/{subcategory}/{set_id}_{figure_id}.png",
         "image": hf_image(name=f"{set_id}_{figure_id}.png"),
     }
+
+
+def write_neighbours(folder: Path) -> list[str]:
+    """Files that sit beside a benchmark's own in a folder and must not be read: an unrelated JSON and another
+    benchmark's (MMStar's) VLMEvalKit TSV. Returns their names, sorted."""
+    write_json(folder / "notes.json", [{"question": "unrelated", "answer": "A"}])
+    row = {"index": 9, "question": "Which?", "A": "x", "B": "y", "answer": "A", "category": "c", "image": b64_image()}
+    write_tsv(folder / "MMStar.tsv", [row])
+    return ["MMStar.tsv", "notes.json"]
+
+
+def mathvision_row(qid: str, options: list[str], answer: str, image: Any = None) -> dict[str, Any]:
+    """One MATH-V ``data/<split>.jsonl`` row (the repository's fields); ``image`` defaults to its path."""
+    return {
+        "id": qid,
+        "question": f"<image1>Question {qid}?",
+        "options": options,
+        "answer": answer,
+        "solution": None,
+        "level": 2,
+        "subject": "metric geometry - angle",
+        "image": image or f"images/{qid}.jpg",
+    }
+
+
+def mathverse_row(index: str, qtype: str, answer: str, image: Any = None) -> dict[str, Any]:
+    """One AI4Math/MathVerse testmini row (dataset card's fields); ``image`` defaults to an HF image struct."""
+    choices = "\nChoices:\nA:30°\nB:40°\nC:50°\nD:60°" if qtype == "multi-choice" else ""
+    return {
+        "sample_index": index,
+        "problem_index": "1",
+        "problem_version": "Text Lite",
+        "question": "What is angle ABC?",
+        "image": hf_image() if image is None else image,
+        "answer": answer,
+        "question_type": qtype,
+        "metadata": {"split": "testmini", "source": "GeoQA", "subject": "plane geometry", "subfield": "angle"},
+        "query_wo": f"Please directly answer. Question: What is angle ABC?{choices}",
+        "query_cot": f"Please first conduct reasoning. Question: What is angle ABC?{choices}",
+        "question_for_eval": f"What is angle ABC?{choices}",
+    }
+
+
+def wemath_row(pid: str, key: str, answer: str = "B", image: Any = "testmini/a.png") -> dict[str, Any]:
+    """One We-Math ``data/testmini.json`` row (the repository's fields)."""
+    return {
+        "ID": pid,
+        "split": "testmini",
+        "knowledge concept": "angles",
+        "question": "What is x?",
+        "option": "A. 9cm; B. 12cm; C. 15cm; D. 18cm; E. No correct answer",
+        "answer": answer,
+        "image_path": image,
+        "key": key,
+        "question number": 1,
+        "knowledge concept description": "d",
+    }
+
+
+def mmmu_row(qid: str, options: str = "['1', '2']", answer: str = "A", image: Any = None) -> dict[str, Any]:
+    """One MMMU/MMMU ``<Subject>/validation-*.parquet`` row (dataset card's fields), one image."""
+    row = {
+        "id": qid,
+        "question": "<image 1> What is shown?",
+        "options": options,
+        "explanation": "",
+        "img_type": "['Diagrams']",
+        "answer": answer,
+        "topic_difficulty": "Easy",
+        "question_type": "multiple-choice" if options != "[]" else "open",
+        "subfield": "x",
+    }
+    row.update({f"image_{k}": (image or hf_image()) if k == 1 else None for k in range(1, 8)})
+    return row
+
+
+def dynamath_row(seed: str, truth: str = "3.142", answer_type: str = "float") -> dict[str, Any]:
+    """One DynaMath_Sample ``sample_variant<k>`` row (dataset card's fields)."""
+    return {
+        "id": seed,
+        "question": f"Q{seed}? Choices: (A) 1 (B) 2" if answer_type == "multiple choice" else f"Q{seed}?",
+        "image": f"{seed}.png",
+        "decoded_image": hf_image(),
+        "ground_truth": truth,
+        "answer_type": answer_type,
+        "subject": "algebra",
+        "knowledge_level": "high school",
+    }

@@ -32,7 +32,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pebr_lit.data.sources import RecordError
 from pebr_lit.eval.benchmarks.base import (
     CHOICE,
     FREE_FORM,
@@ -84,11 +83,8 @@ class DynaMath(Benchmark):
     headline = ("worst_case_accuracy", "accuracy")
 
     def load(self, path: Path) -> list[BenchmarkItem]:
-        files = [path] if path.is_file() else sorted(path.rglob("*.parquet"))
-        if not files:
-            raise RecordError(str(path), "no parquet files below this folder", f"DynaMath expects {self.layout}")
         items = []
-        for file in files:
+        for file in self.files(path):
             root, tsv = self.root(file), file.suffix.lower() == ".tsv"
             found = _VARIANT_RE.search(file.stem)
             for source, row in read_table(file):

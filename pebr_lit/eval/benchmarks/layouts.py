@@ -6,7 +6,8 @@ dataset (``MMStar.tsv``, ``AI2D_TEST.tsv``, ``HallusionBench.tsv``, ``MathVista_
 ``own_files`` picks an adapter's files out of a folder (anything else beside them, such as an unrelated
 JSON file, is left unread and named in the log line that says which files were read) and refuses a file
 whose name is another benchmark's. A file named like none of them is read (a renamed copy): its columns are
-then the only check, in each adapter.
+then the only check, in each adapter. MMMU's and DynaMath's folders nest their files (subject folders,
+``data/``), so theirs are searched below the folder; the others' only at its top.
 
 Left out on purpose: reading the files (``benchmarks.tables``) and checking their columns (each adapter);
 ``datasets`` folders made by ``save_to_disk`` are read whole (their split is the selection).
@@ -29,7 +30,17 @@ RELEASED_FILES: dict[str, tuple[str, ...]] = {
     "ai2d": ("{split}-*.parquet", "AI2D_TEST.tsv", "AI2D_TEST_NO_MASK.tsv", "AI2D_MINI.tsv"),
     "hallusionbench": ("{split}-*.parquet", "HallusionBench.json", "HallusionBench.tsv"),
     "logicvista": ("dataset.json",),
+    "mathvista": ("{split}.json", "{split}.jsonl", "{split}.parquet", "{split}-*.parquet", "MathVista_MINI.tsv"),
+    "mathvision": ("{split}.jsonl", "{split}.parquet", "{split}-*.parquet", "MathVision*.tsv"),
+    "mathverse": ("{split}.json", "{split}.parquet", "{split}-*.parquet", "MathVerse_MINI*.tsv"),
+    "wemath": ("{split}.json", "{split}.parquet", "{split}-*.parquet", "WeMath*.tsv"),
+    # below the folder: MMMU/MMMU's <Subject>/validation-*.parquet, lmms-lab/MMMU's data/validation-*.parquet
+    "mmmu": ("{split}-*.parquet", "MMMU_DEV_VAL.tsv"),
+    # below the folder: DynaMath_Sample's data/sample_variant<k>-*.parquet (older: sample<k>-*), or the seeds
+    "dynamath": ("sample_variant*.parquet", "sample[0-9]*.parquet", "dataset.json", "DynaMath*.tsv"),
 }
+#: Benchmarks whose released folders nest their files (subject or ``data/`` folders): searched recursively.
+NESTED = frozenset({"mmmu", "dynamath"})
 #: File names that tell whose a file is (VLMEvalKit's TSVs, MMStar's parquet, HallusionBench's JSON); generic
 #: names ("test-*.parquet", "dataset.json", which DynaMath's repository uses too) tell nothing.
 OWNER_NAMES: dict[str, tuple[str, ...]] = {
@@ -49,6 +60,11 @@ _DATA_SUFFIXES = (".parquet", ".json", ".jsonl", ".tsv")
 
 def _matches(name: str, patterns: tuple[str, ...], split: str | None) -> bool:
     return any(fnmatch.fnmatchcase(name.lower(), p.lower().replace("{split}", split or "*")) for p in patterns)
+
+
+def _name(file: Path, folder: Path) -> str:
+    """``file``'s path below ``folder`` ("Art/validation-0.parquet" in a nested layout, else its name)."""
+    return file.relative_to(folder).as_posix()
 
 
 def owner_of(path: Path) -> str | None:
@@ -74,20 +90,21 @@ def own_files(path: Path, benchmark: str, split: str | None, adapter: str, layou
             check_not_foreign(path, benchmark, adapter, layout)
         return [path], []
     patterns = RELEASED_FILES.get(benchmark, ("{split}*.*",) if split else ("*",))  # unlisted: the split's files
-    data = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in _DATA_SUFFIXES)
+    below = path.rglob("*") if benchmark in NESTED else path.iterdir()
+    data = sorted(p for p in below if p.is_file() and p.suffix.lower() in _DATA_SUFFIXES)
     chosen = [p for p in data if _matches(p.name, patterns, split)]
     if not chosen:
-        found = ", ".join(p.name for p in data) or "no data files"
+        found = ", ".join(_name(p, path) for p in data) or "no data files"
         raise RecordError(
             str(path),
             f"holds none of {benchmark}'s released files ({', '.join(patterns)}; split {split!r}); found: {found}",
             f"{adapter} expects {layout}",
         )
-    left = [p.name for p in data if p not in chosen]
+    left = [_name(p, path) for p in data if p not in chosen]
     log.info(
         "%s: reading %s from %s%s",
         adapter,
-        ", ".join(p.name for p in chosen),
+        ", ".join(_name(p, path) for p in chosen),
         path,
         f" (not read: {', '.join(left)})" if left else "",
     )

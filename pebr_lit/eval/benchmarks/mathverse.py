@@ -94,9 +94,8 @@ class MathVerse(Benchmark):
         self.split = split
 
     def load(self, path: Path) -> list[BenchmarkItem]:
-        root, tsv = self.root(path), is_tsv(path)
-        items = []
-        for source, row in read_table(path, self.split if path.is_dir() else None):
+        root, items = self.root(path), []
+        for source, row, tsv in ((s, r, is_tsv(f)) for f in self.files(path) for s, r in read_table(f)):
             if not row.get("image"):
                 raise RecordError(
                     source,

@@ -74,6 +74,7 @@ class MathVision(Benchmark):
         "MathLLMs/MathVision's parquet or MATH-V's jsonl (id, question, options, answer, level, subject, "
         "decoded_image/image) or VLMEvalKit's MathVision.tsv (index, question, choices, answer, category, image)"
     )
+    choice_rules = {"vlmevalkit": "can_infer"}
     group_by = ("subject", "level")
 
     def root(self, path: Path) -> Path:
@@ -81,11 +82,8 @@ class MathVision(Benchmark):
         return root.parent if self.image_root is None and root.name == "data" else root
 
     def load(self, path: Path) -> list[BenchmarkItem]:
-        root, tsv = self.root(path), is_tsv(path)
-        return [
-            self._item(row, source, root, tsv)
-            for source, row in read_table(path, self.split if path.is_dir() else None)
-        ]
+        root = self.root(path)
+        return [self._item(row, s, root, is_tsv(file)) for file in self.files(path) for s, row in read_table(file)]
 
     def _item(self, row: dict[str, Any], source: str, root: Path, tsv: bool) -> BenchmarkItem:
         options = tuple(str(o) for o in as_list(row.get("options", row.get("choices"))))

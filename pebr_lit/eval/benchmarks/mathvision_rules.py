@@ -1,7 +1,7 @@
 """MathVision's VLMEvalKit answer rule (``mathv.py`` ``is_equal``), reimplemented without ``eval`` on model text.
 
 VLMEvalKit (``open-compass/VLMEvalKit`` ``vlmeval/dataset/utils/mathv.py``, read at commit
-e8e78f05f3080fe28154f2130321f17951c3be94): multiple choice -> ``can_infer`` (``eval.answers.match_choice``);
+e8e78f05f3080fe28154f2130321f17951c3be94): multiple choice -> ``can_infer`` (exact: ``eval.vlmevalkit_rules``);
 free form -> ``is_equal(answer, truth)``: both lower-cased and stripped, then (1) the same text, or (2) both
 read as Python arithmetic ("1/2", "2**3", "2^3" being XOR there, as in Python) within 1e-6, or (3) both
 parsed by ``latex2sympy2_extended.latex2sympy`` and the printed SymPy forms read as Python arithmetic within

@@ -53,7 +53,12 @@ from pebr_lit.eval.benchmarks.base import (
     BenchmarkItem,
     with_choices,
 )
-from pebr_lit.eval.benchmarks.mathvista_rules import official_correct, official_normalize, vlmevalkit_number_correct
+from pebr_lit.eval.benchmarks.mathvista_rules import (
+    QUICK_EXTRACT,
+    official_correct,
+    official_normalize,
+    vlmevalkit_number_correct,
+)
 from pebr_lit.eval.benchmarks.tables import as_dict, as_list, is_tsv, read_table
 from pebr_lit.format.response import extract_answer
 
@@ -72,6 +77,8 @@ class MathVista(Benchmark):
         split: In a folder, read the files named after this split.
         scoring: ``vlmevalkit`` (default: VLMEvalKit's ``post_check``) or ``official`` (MathVista's
             ``normalize_extracted_answer`` and ``safe_equal``).
+        quick_extract: With ``official``: MathVista's ``--quick_extract``: a response containing
+            'The answer is "X".' is graded on X instead of its final-answer section.
     """
 
     default_name = "mathvista"
@@ -81,60 +88,80 @@ class MathVista(Benchmark):
         "choices, precision, decoded_image/image, metadata), the repository's data/testmini.json with "
         "data/query.json beside it, or VLMEvalKit's MathVista_MINI.tsv"
     )
+    choice_rules = {"vlmevalkit": "can_infer"}
     group_by = ("question_type", "answer_type", *META_FIELDS)
 
+    def __init__(
+        self,
+        path: str,
+        limit: int | None = None,
+        image_root: str | None = None,
+        name: str | None = None,
+        split: str | None = None,
+        scoring: str | None = None,
+        quick_extract: bool = False,
+    ) -> None:
+        super().__init__(path, limit, image_root, name, split, scoring)
+        if quick_extract and self.scoring != "official":
+            raise ValueError(
+                f"MathVista.quick_extract=True with scoring={self.scoring!r}: it is an option of MathVista's own "
+                "extract_answer.py. Set scoring: official, or quick_extract: false."
+            )
+        self.quick_extract = quick_extract
+
     def load(self, path: Path) -> list[BenchmarkItem]:
-        root, tsv, queries = self.root(path), is_tsv(path), _queries(path)
-        items = []
-        for source, row in read_table(path, self.split if path.is_dir() else None):
-            pid = str(row.get("pid") or self.need(row, "index", source))
-            qtype = self.need(row, "question_type", source)
-            answer = row.get("answer")
-            if answer is None or not str(answer).strip():
+        root, items = self.root(path), []
+        for file in self.files(path):
+            tsv, queries = is_tsv(file), _queries(file)
+            items += [self._item(row, source, root, tsv, queries) for source, row in read_table(file)]
+        return items
+
+    def _item(self, row: dict[str, Any], source: str, root: Path, tsv: bool, queries: dict[str, str]) -> BenchmarkItem:
+        pid = str(row.get("pid") or self.need(row, "index", source))
+        qtype = self.need(row, "question_type", source)
+        answer = row.get("answer")
+        if answer is None or not str(answer).strip():
+            raise RecordError(
+                source,
+                "empty value in column 'answer'",
+                "MathVista's test split hides its answers; evaluate testmini",
+                "answer",
+            )
+        answer = str(answer).strip()
+        meta_in = as_dict(row.get("metadata")) or row  # the TSV writes the metadata as columns
+        meta: dict[str, Any] = {name: meta_in.get(name) for name in META_FIELDS}
+        meta["skills"] = [str(s) for s in as_list(meta_in.get("skills"))]
+        meta.update(question_type=qtype, answer_type=row.get("answer_type"), unit=row.get("unit") or None)
+        if "query" not in row and pid in queries:
+            row = {**row, "query": queries[pid]}  # the repository keeps the prompts in query.json
+        problem = str(self.need(row, "question" if tsv else "query", source))  # the TSV's question is the query
+        options: tuple[str, ...] = ()
+        kind = FREE_FORM
+        if qtype == "multi_choice":
+            options = tuple(str(c) for c in as_list(self.need(row, "choices", source)))
+            letter = str(row.get("answer_option") or "").strip()
+            if answer in options:
+                letter = LETTERS[options.index(answer)]
+            elif letter not in LETTERS[: len(options)] or not letter:
                 raise RecordError(
                     source,
-                    "empty value in column 'answer'",
-                    "MathVista's test split hides its answers; evaluate testmini",
+                    f"answer {answer!r} is not one of the choices {list(options)}",
+                    "MathVista multiple-choice answers are option texts; check the file",
                     "answer",
                 )
-            answer = str(answer).strip()
-            meta_in = as_dict(row.get("metadata")) or row  # the TSV writes the metadata as columns
-            meta: dict[str, Any] = {name: meta_in.get(name) for name in META_FIELDS}
-            meta["skills"] = [str(s) for s in as_list(meta_in.get("skills"))]
-            meta.update(question_type=qtype, answer_type=row.get("answer_type"), unit=row.get("unit") or None)
-            if "query" not in row and pid in queries:
-                row = {**row, "query": queries[pid]}  # the repository keeps the prompts in query.json
-            problem = str(self.need(row, "question" if tsv else "query", source))  # the TSV's question is the query
-            options: tuple[str, ...] = ()
-            kind = FREE_FORM
-            if qtype == "multi_choice":
-                options = tuple(str(c) for c in as_list(self.need(row, "choices", source)))
-                letter = str(row.get("answer_option") or "").strip()
-                if answer in options:
-                    letter = LETTERS[options.index(answer)]
-                elif letter not in LETTERS[: len(options)] or not letter:
-                    raise RecordError(
-                        source,
-                        f"answer {answer!r} is not one of the choices {list(options)}",
-                        "MathVista multiple-choice answers are option texts; check the file",
-                        "answer",
-                    )
-                answer, kind, problem = letter, CHOICE, with_choices(problem, options)
-            elif row.get("answer_type") == "float" and _number(row.get("precision")) is not None:
-                meta["precision"] = int(_number(row["precision"]))  # decimals to round to before comparing
-            items.append(
-                BenchmarkItem(
-                    qid=pid,
-                    problem=problem,
-                    answer=answer,
-                    images=self.row_images(row, source, root, tsv),
-                    kind=kind,
-                    options=options,
-                    meta=meta,
-                    source=source,
-                )
-            )
-        return items
+            answer, kind, problem = letter, CHOICE, with_choices(problem, options)
+        elif row.get("answer_type") == "float" and _number(row.get("precision")) is not None:
+            meta["precision"] = int(_number(row["precision"]))  # decimals to round to before comparing
+        return BenchmarkItem(
+            qid=pid,
+            problem=problem,
+            answer=answer,
+            images=self.row_images(row, source, root, tsv),
+            kind=kind,
+            options=options,
+            meta=meta,
+            source=source,
+        )
 
     def score(self, response: str, item: BenchmarkItem) -> dict[str, Any]:
         text = extract_answer(response)
@@ -143,6 +170,8 @@ class MathVista(Benchmark):
             if item.kind == CHOICE:
                 return super().score(response, item)
             return {"prediction": text, "correct": vlmevalkit_number_correct(text, item.answer, atype)}
+        if self.quick_extract and (quick := QUICK_EXTRACT.search(response)):
+            text = quick.group(1)  # extract_answer.py's --quick_extract, on the whole response as there
         prediction = official_normalize(text, item.options, qtype, atype, item.meta.get("precision"))
         if item.kind == CHOICE:
             truth = item.options[LETTERS.index(item.answer)]  # MathVista compares option texts

@@ -13,13 +13,15 @@ behaviour reimplemented here, not copied):
   - ``official_correct`` follows ``safe_equal``: the normalised string equals the answer string exactly
     (so "0.60" as an answer can never be matched by a float; "[2007,2008]" differs from "[2007, 2008]").
 VLMEvalKit (``open-compass/VLMEvalKit`` ``vlmeval/dataset/utils/mathvista.py`` ``post_check``, read at commit
-e8e78f05f3080fe28154f2130321f17951c3be94): multiple choice -> ``can_infer`` (``eval.answers.match_choice``)
+e8e78f05f3080fe28154f2130321f17951c3be94): multiple choice -> ``can_infer`` (exact: ``eval.vlmevalkit_rules``)
 against the answer letter; integer -> Python ``int(x) == int(answer)``; float -> ``float(x) ==
 float(answer)`` (exact, no precision rounding); any other answer type is never right, because
 ``post_check`` compares ``str(None)`` with the answer (a list answer scores 0 in VLMEvalKit).
 
-Left out on purpose: the GPT extraction prompts of both (``eval.judge`` writes its own) and MathVista's
-``--quick_extract`` option (off by default in ``extract_answer.py``).
+``QUICK_EXTRACT`` is ``extract_answer.py``'s ``--quick_extract`` rule (off by default there and in
+``MathVista``): the first 'The answer is "X".' in the response (``.*`` greedy, one line) gives X.
+
+Left out on purpose: the GPT extraction prompts of both (``eval.judge`` writes its own).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import re
 from collections.abc import Sequence
 
 _BRACKETED_LETTER = re.compile(r"\(([a-zA-Z])\)")
+QUICK_EXTRACT = re.compile(r'The answer is "(.*)"\.')
 
 
 def edit_distance(a: str, b: str) -> int:

@@ -22,8 +22,9 @@ in the question or an option becomes image ``k`` at that place (``format.IMAGE_S
 named twice is shown twice). Unlike VLMEvalKit, which drops an image no reference names, such an
 image is kept, before the question text; a reference to an image the row lacks is an error.
 Scoring (``scoring``; the rules are in ``mmmu_rules``): ``vlmevalkit`` (default) grades multiple choice by
-VLMEvalKit's ``can_infer`` (``eval.answers.match_choice``) and an open question as VLMEvalKit's
-``MMMU_preproc`` does: two options, the gold answer text (A) and "Other Answers" (B), truth A.
+VLMEvalKit's exact ``can_infer`` (``eval.vlmevalkit_rules``) and an open question as VLMEvalKit's
+``MMMU_preproc`` does: two options, the gold answer text (A) and "Other Answers" (B), truth A, read by
+``can_infer`` too.
 ``official`` follows MMMU's ``parse_multi_choice_response`` and ``parse_open_response`` / ``eval_open``
 (numbers and short phrases pulled out of a sentence answer; any entry of a list answer), without the
 random guess for an unparseable multiple-choice answer, which counts as wrong.
@@ -39,7 +40,6 @@ from typing import Any
 
 from pebr_lit.data.images import ImageRef
 from pebr_lit.data.sources import RecordError
-from pebr_lit.eval.answers import match_choice
 from pebr_lit.eval.benchmarks.base import (
     CHOICE,
     FREE_FORM,
@@ -55,6 +55,7 @@ from pebr_lit.eval.benchmarks.mmmu_rules import (
     vlmevalkit_open_options,
 )
 from pebr_lit.eval.benchmarks.tables import as_list, read_table, tsv_images
+from pebr_lit.eval.vlmevalkit_rules import can_infer, choice_dict
 from pebr_lit.format.response import IMAGE_SLOT, extract_answer
 
 DISCIPLINES = {
@@ -125,17 +126,8 @@ class MMMU(Benchmark):
         "MMMU/MMMU's <Subject>/validation-*.parquet (id, question, options, answer, question_type, "
         "image_1..image_7, topic_difficulty) or VLMEvalKit's MMMU_DEV_VAL.tsv (id, question, A.., answer, split, image)"
     )
+    choice_rules = {"vlmevalkit": "can_infer"}
     group_by = ("subject", "discipline", "topic_difficulty", "question_type")
-
-    def files(self, path: Path) -> list[Path]:
-        if path.is_file():
-            return [path]
-        files = sorted(p for p in path.rglob(f"{self.split}-*.parquet") if p.is_file())
-        if not files:
-            raise RecordError(
-                str(path), f"no {self.split}-*.parquet files below this folder", f"MMMU expects {self.layout}"
-            )
-        return files
 
     def load(self, path: Path) -> list[BenchmarkItem]:
         items = []
@@ -198,7 +190,7 @@ class MMMU(Benchmark):
             if item.kind == CHOICE:
                 return super().score(response, item)
             options = vlmevalkit_open_options(item.answer)  # the answer as written, even a list string
-            return {"prediction": text, "correct": match_choice(text, options, "A")}
+            return {"prediction": text, "correct": can_infer(text, choice_dict(options)) == "A"}
         if item.kind == CHOICE:
             choice = official_choice(text, item.options)
             return {"prediction": text, "choice": choice, "correct": choice == item.answer}

@@ -13,9 +13,14 @@ label may use a full-width point ("B．②"), a stray ";" sits inside some texts
 labels may skip ("C. No.; F. No correct answer"); a ";" glued before a capital and a point inside a
 text ("triangle BE;G.") is dropped. ``split_options`` reads labels in rising order and
 the prompt relabels them A, B, C, ... (the answer letter follows its option).
+VLMEvalKit's ``WeMath.tsv`` (NOT checked): ``question``, option columns ``A``.., ``image`` (base64) as its
+``WeMath.build_prompt`` reads them, ``answer`` (a letter), and ``ID`` / ``key`` (assumed: not seen in a real
+file); the same prompt is built from it.
 Prompt: VLMEvalKit's WeMath prompt: "Question: ...", then "Options:" with "A. ..." lines.
-Scoring (``scoring``): ``vlmevalkit`` (default) is VLMEvalKit's ``mcq_vanilla_eval`` rule, ``can_infer`` by letter
-or option text (``eval.answers.match_choice``; its GPT step is the optional ``eval.judge``); ``official`` is
+Scoring (``scoring``): ``vlmevalkit`` (default) is VLMEvalKit's ``mcq_vanilla_eval`` rule under ``exact_matching``,
+its exact ``can_infer`` by letter or option text (``eval.vlmevalkit_rules``; its GPT step is the optional
+``eval.judge``); a row whose option cell cannot be split (VLMEvalKit's TSV has option columns) is read by
+``eval.answers.match_choice``'s letter rule instead; ``official`` is
 We-Math's ``evaluation/four_dimensional_metrics.py`` (commit above): the text after the last "Answer"
 (case-sensitive), with ">", "<", ":" and "." removed and stripped, must *start* with the truth letter.
 Aggregates: accuracy overall and by key; and WeMath's four-dimensional metric over problems (rows
@@ -25,7 +30,10 @@ sharing an ``ID``, 525 in testmini) whose sub-questions are all present:
   CM (complete mastery): composite right and all sub-questions right (strict) / any right (loose);
   RM (rote memorisation): composite right and some sub-question wrong (strict) / all wrong (loose);
   score = (N - 0.5 IG - RM - IK) / N, strict and loose; rates IK/N, IG/N, CM/N, RM/(CM+RM).
-VLMEvalKit divides by a fixed 525; here N is the number of complete problems (525 on full testmini).
+VLMEvalKit divides by a fixed 525; here N is the number of complete problems (525 on full testmini). And
+We-Math's ``evaluation/accuracy.py`` (commits 681e0404 and d557c0b4 read; the same answer rule as ``official``):
+One-step (S1), Two-step (S2) and Three-step (S3) accuracy (``step_accuracies``); its accuracy per knowledge
+domain needs ``knowledge_structure_nodes.json`` and is not computed.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from pebr_lit.data.sources import RecordError
+from pebr_lit.eval.answers import extract_choice, match_choice
 from pebr_lit.eval.benchmarks.base import (
     CHOICE,
     LETTERS,
@@ -45,7 +54,7 @@ from pebr_lit.eval.benchmarks.base import (
     mcq_prompt,
     mean,
 )
-from pebr_lit.eval.benchmarks.tables import read_table
+from pebr_lit.eval.benchmarks.tables import is_tsv, read_table
 from pebr_lit.format.response import extract_answer
 
 _KEY_RE = re.compile(r"^([23])steps_(\d|multi)$")
@@ -109,11 +118,26 @@ def four_dimensional(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def step_accuracies(rows: list[dict[str, Any]]) -> dict[str, float | None]:
+    """``evaluation/accuracy.py``'s One-step (S1), Two-step (S2) and Three-step (S3) accuracies: S1 over the
+    sub-questions, S2 / S3 over the composite questions of 2- / 3-step problems, counting only problems whose first
+    sub-question is present (its tables are left-joined onto the ``Nsteps_1`` rows)."""
+    parsed = [(m, r) for r in rows if (m := _KEY_RE.match(r["meta"]["key"] or ""))]
+    firsts = {(m.group(1), r["meta"]["problem_id"]) for m, r in parsed if m.group(2) == "1"}
+    subs: list[bool] = []
+    composite: dict[str, list[bool]] = {"2": [], "3": []}
+    for m, r in parsed:
+        if (m.group(1), r["meta"]["problem_id"]) in firsts:
+            (composite[m.group(1)] if m.group(2) == "multi" else subs).append(bool(r["correct"]))
+    return {"s1_accuracy": mean(subs), "s2_accuracy": mean(composite["2"]), "s3_accuracy": mean(composite["3"])}
+
+
 class WeMath(Benchmark):
     """WeMath testmini (1,740 questions, 525 multi-step problems).
 
     Args:
-        path: ``testmini.json`` or a parquet of the same columns (or a folder holding it, read with ``split``).
+        path: ``testmini.json``, a parquet of the same columns or VLMEvalKit's ``WeMath.tsv`` (or a folder holding
+            it: only these are read).
         limit: Evaluate only the first N questions; null = all (the four-dimensional metric needs whole problems).
         image_root: Folder that relative image paths start from; null = the data file's folder.
         name: Name in metric keys and result files.
@@ -123,16 +147,19 @@ class WeMath(Benchmark):
 
     default_name = "wemath"
     default_split = "testmini"
-    layout = "We-Math/We-Math's testmini: ID, key, question, option, answer, image_path, knowledge concept"
+    layout = (
+        "We-Math/We-Math's testmini: ID, key, question, option, answer, image_path, knowledge concept; "
+        "or VLMEvalKit's WeMath.tsv (ID, key, question, A.., answer, image)"
+    )
     group_by = ("key",)
     headline = ("score_strict", "score_loose", "accuracy")
+    choice_rules = {"vlmevalkit": "can_infer"}  # mcq_vanilla_eval under exact_matching: can_infer, else "Z"
 
     def load(self, path: Path) -> list[BenchmarkItem]:
-        root = self.root(path)
-        items = []
-        for source, row in read_table(path, self.split if path.is_dir() else None):
+        root, items = self.root(path), []
+        for source, row, tsv in ((s, r, is_tsv(f)) for f in self.files(path) for s, r in read_table(f)):
             pid, key = str(self.need(row, "ID", source)), str(self.need(row, "key", source))
-            problem, options, answer = self._choices(row, source)
+            problem, options, answer = self._tsv_choices(row, source) if tsv else self._choices(row, source)
             items.append(
                 BenchmarkItem(
                     qid=f"{pid}_{key}",
@@ -141,7 +168,7 @@ class WeMath(Benchmark):
                     kind=CHOICE,
                     options=options,
                     source=source,
-                    images=(self.image(self.need(row, "image_path", source), source, "image_path", root),),
+                    images=self.row_images(row, source, root, tsv, ("image_path",)),
                     meta={"problem_id": pid, "key": key, "knowledge_concept": row.get("knowledge concept")},
                 )
             )
@@ -164,7 +191,26 @@ class WeMath(Benchmark):
         options = tuple(labelled.values())
         return mcq_prompt(question, options, select_line=False), options, LETTERS[list(labelled).index(answer)]
 
+    def _tsv_choices(self, row: dict[str, Any], source: str) -> tuple[str, tuple[str, ...], str]:
+        """The prompt, the option texts and the answer letter of a VLMEvalKit TSV row (options in columns A-Z)."""
+        question, answer = str(self.need(row, "question", source)), str(self.need(row, "answer", source)).strip()
+        options = self.options_needed(
+            tuple(str(row[c]) for c in LETTERS if str(row.get(c, "")).strip()), source, "A-Z columns"
+        )
+        if answer not in LETTERS[: len(options)]:
+            raise RecordError(
+                source, f"answer {answer!r} is not one of the option letters", "Check the file is the released one"
+            )
+        return mcq_prompt(question, options, select_line=False), options, answer
+
     def score(self, response: str, item: BenchmarkItem) -> dict[str, Any]:
+        if self.scoring == "vlmevalkit" and not item.options:  # no option texts for can_infer: read the letter
+            text = extract_answer(response)
+            return {
+                "prediction": text,
+                "choice": extract_choice(text, None),
+                "correct": match_choice(text, None, item.answer),
+            }
         if self.scoring == "vlmevalkit":
             return super().score(response, item)
         text = extract_answer(response)
@@ -173,4 +219,5 @@ class WeMath(Benchmark):
 
     def aggregate(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         metrics = {"accuracy": mean(r["correct"] for r in rows), "n": len(rows), **four_dimensional(rows)}
+        metrics.update(step_accuracies(rows))
         return {"metrics": metrics, "breakdown": {"key": accuracy_by(rows, "key")}}

@@ -407,7 +407,35 @@ def test_free_form_never_raises(
     assert parsed is None or isinstance(parsed.value, Fraction)
 
 
-@pytest.mark.parametrize("answer", ["A or B", "A and C"])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "A or B",
+        "A and C",
+        "The answer is A or B.",
+        "The answer is (A) or (C)",
+        "Answer: B, C",
+        "Answer: C. The answer is A or B.",  # the last marker is the model's last word; an earlier one does not count
+        "\\boxed{A or D}",
+    ],
+)
 def test_a_hedge_naming_two_options_is_no_answer(answer) -> None:
-    # Expected by hand from VLMEvalKit's can_infer_option: more than one candidate letter -> no answer.
+    # By hand: two option letters named -> no answer. For the bare hedges this is VLMEvalKit's can_infer_option
+    # (two letters counted); after "answer is" VLMEvalKit's own fallback pattern would read the first letter,
+    # which pebr-lit's lenient rule deliberately does not (docs/evaluation.md, scoring modes).
     assert extract_choice(answer, SHAPES) is None
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("The answer is A or B or neither.", None),
+        ("The answer is B, because C is too small.", "B"),  # a comma then a word: no second option named
+        ("The answer is B or (b).", "B"),  # the same letter twice names one option
+        ("The answer is A and the rest are wrong", "A"),
+    ],
+)
+def test_a_letter_after_a_marker_is_a_hedge_only_when_another_option_letter_follows(answer, expected) -> None:
+    # By hand: a hedge is a second option letter joined to the first by "or"/"and"/","/"/"; a letter later in
+    # the sentence is an explanation, and pebr-lit's marker rule reads the letter right after the marker.
+    assert extract_choice(answer, SHAPES) == expected

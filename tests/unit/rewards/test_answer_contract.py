@@ -88,6 +88,7 @@ LETTERS = [
     ("I choose B.", 1, 0),
     ("42", 0, 0),  # option B's text: the reward knows no options
     ("A or B", 0, 0),  # hedged
+    ("The answer is A or B.", 0, 0),  # hedged after a marker
     ("(A) is wrong, (C) is right", 0, 0),
     ("The answer is C", 0, 0),
     ("A large red circle", 0, 0),
@@ -126,19 +127,19 @@ OPTIONS = ("12", "42", "7", "9")
 ITEM = BenchmarkItem(qid="q1", problem="Which?", answer="B", images=(), kind=CHOICE, options=OPTIONS)
 # Section-present answers on which pebr-lit's letter rule, the benchmark scorer and VLMEvalKit's can_infer_option
 # read the same letter (or none).
-AGREE = [a for a, _, _ in LETTERS if a not in ("42", "A or B")]
-HEDGE = "A or B"  # names two options: no answer from either side, as VLMEvalKit's can_infer_option
+HEDGES = ["A or B", "The answer is A or B."]  # name two options: no answer from the reward or the lenient scorer
+AGREE = [a for a, _, _ in LETTERS if a != "42" and a not in HEDGES]
 
 
 @pytest.mark.parametrize("grader", GRADERS)
-@pytest.mark.parametrize("answer", [*AGREE, HEDGE])
+@pytest.mark.parametrize("answer", [*AGREE, *HEDGES])
 def test_reward_and_benchmark_scorer_give_the_same_verdict(grader, answer) -> None:
     response = full(answer=answer)
     scored = Benchmark("unused").score(response, ITEM)
     assert bool(accuracy("pebr_lit", grader, response, "B")) is bool(scored["correct"])
 
 
-@pytest.mark.parametrize("answer", [*AGREE, "A or B"])
+@pytest.mark.parametrize("answer", [*AGREE, *HEDGES])
 def test_reward_and_vlmevalkit_can_infer_give_the_same_verdict(answer) -> None:
     # The scorers' VLMEvalKit mode (MMStar, AI2D, ...) reads letters with can_infer; it lands with the
     # multiple-choice scoring modes of #16, and this test runs once it has.
@@ -168,3 +169,22 @@ def test_fuzz_every_rule_set_and_grader_gives_0_or_1_and_nothing_without_a_secti
         assert value in (0.0, 1.0)
         if not has_heading:
             assert value == 0.0
+
+
+@pytest.mark.parametrize("response", ["The answer is A or B.", full(answer="The answer is A or B.")])
+def test_a_hedge_after_a_marker_scores_nothing_with_or_without_a_section(response) -> None:
+    # By hand: two option letters named -> no answer, whichever letter is the truth.
+    for truth in ("A", "B"):
+        item = BenchmarkItem(qid="q1", problem="Which?", answer=truth, images=(), kind=CHOICE, options=OPTIONS)
+        assert not Benchmark("unused").score(response, item)["correct"]
+        assert all(accuracy("pebr_lit", g, response, truth) == 0.0 for g in GRADERS)
+
+
+def test_vlmevalkits_can_infer_reads_a_hedge_after_answer_is_as_its_first_letter() -> None:
+    # By hand from can_infer_option (open-compass/VLMEvalKit e8e78f05): "A" and "B" are both counted (two: no
+    # answer from the count), then its "(correct )?answer is X" pattern reads A. The reward and the lenient scorer
+    # read no answer; the vlmevalkit modes (MMStar, AI2D, WeMath) follow VLMEvalKit. A named difference.
+    rules = pytest.importorskip("pebr_lit.eval.vlmevalkit_rules")
+    assert rules.can_infer("The answer is A or B.", dict(zip("ABCD", OPTIONS))) == "A"
+    assert rules.can_infer("A or B", dict(zip("ABCD", OPTIONS))) is None
+    assert accuracy("pebr_lit", "grade", full(answer="The answer is A or B."), "A") == 0.0

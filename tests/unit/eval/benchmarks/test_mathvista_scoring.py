@@ -131,3 +131,26 @@ def test_truncated_response_without_an_answer_section(truncated):
     assert score("official", "", mc_item()) is False
     assert MathVista("x", scoring="official").score(truncated, mc_item())["correct"]
     assert not MathVista("x").score(truncated, mc_item())["correct"]
+
+
+@pytest.mark.parametrize(
+    ("response", "item", "correct"),
+    [
+        # By hand from extract_answer.py's --quick_extract (lupantech/MathVista, read at 0a520c46):
+        # re.search(r'The answer is "(.*)"\.', response).group(1) becomes the extraction, on the whole response.
+        ('Step 1: ... The answer is "12". \n' + ANSWER + "13", free_item("12", "integer"), True),  # not the section
+        ('The answer is "(B)".', mc_item(), True),  # "(B)" -> normalize_extracted_answer reads the letter
+        # no period: no quick match, so the whole text is the extraction, which int() cannot read (MathVista: GPT)
+        ('The answer is "12"', free_item("12", "integer"), False),
+        ('The answer is "1" or "2".', free_item("12", "integer"), False),  # greedy: '1" or "2' -> unreadable
+    ],
+)
+def test_official_quick_extract_follows_extract_answer(response, item, correct):
+    assert MathVista("x", scoring="official", quick_extract=True).score(response, item)["correct"] is correct
+
+
+def test_quick_extract_is_off_by_default_and_needs_the_official_mode():
+    response = 'The answer is "12". \n' + ANSWER + "13"
+    assert not MathVista("x", scoring="official").score(response, free_item("12", "integer"))["correct"]
+    with pytest.raises(ValueError, match="quick_extract=True with scoring='vlmevalkit'"):
+        MathVista("x", quick_extract=True)

@@ -83,6 +83,7 @@ def test_official_choice_follows_parse_multi_choice_response(answer, letter):
         ("12", "['24', '12']", False),  # option A is the list string as written
         ("B", "12", False),  # "B" names "Other Answers"
         ("A", "12", True),
+        ("(a)", "12", False),  # a lower-case letter is no option word for can_infer_option
         ("13", "12", False),
         ("Paris", "paris", True),  # text matching ignores case
     ],

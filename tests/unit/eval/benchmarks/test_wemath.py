@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pebr_lit.eval.benchmarks import WeMath
-from pebr_lit.eval.benchmarks.wemath import four_dimensional
+from pebr_lit.eval.benchmarks.wemath import four_dimensional, step_accuracies
 from tests.helpers.benchmark_files import write_json, write_png
 from tests.helpers.benchmark_scoring import ANSWER
 
@@ -37,6 +37,11 @@ def test_wemath_four_dimensional_metric_by_hand():
     assert m["score_strict"] == pytest.approx((2 - 0.5 * 1 - 1 - 0) / 2)  # 0.25
     assert m["score_loose"] == pytest.approx((2 - 0.5 * 1 - 0 - 0) / 2)  # 0.75
     assert (m["RM_strict_rate"], m["RM_loose_rate"], m["IG_rate"]) == (1.0, 0.0, 0.5)
+    # accuracy.py (We-Math/We-Math evaluation/accuracy.py, read): S1 over sub-questions of problems with their
+    # "_1" row: P1 1,2 + P2 1,2,3 + P3 1 = 5 right of 6; S2 over 2-step composites: P1 wrong; S3: P2 right.
+    # A composite without its first sub-question (P4) is not joined in, so S2 stays 0.
+    steps = step_accuracies([*rows, row("P4", "2steps_multi", True)])
+    assert steps == {"s1_accuracy": pytest.approx(5 / 6), "s2_accuracy": 0.0, "s3_accuracy": 1.0}
 
 
 def test_wemath_json_layout(tmp_path):

@@ -43,6 +43,31 @@ def test_wemath_vlmevalkit_reads_letters_and_option_text():
     assert WeMath("x").score(ANSWER + "12cm", WEMATH)["correct"]  # can_infer's option-text step
 
 
+@pytest.mark.parametrize(
+    ("answer", "letter"),
+    [
+        # By hand from VLMEvalKit's can_infer (vlmeval/utils/matching_util.py, e8e78f05), which mcq_vanilla_eval
+        # calls under exact_matching: one option letter as a word (after '.()[],:;!*#{}' become spaces) among the
+        # last four words; else "answer is X" (any case, A-D); else one option text in a short answer.
+        ("(B)", "B"),
+        ("The answer is b.", "B"),  # no upper-case letter word; its "answer is X" pattern ignores case
+        ("The answer is A or B.", "A"),  # two letters counted, then "answer is A": VLMEvalKit reads the hedge as A
+        ("A 12cm ruler", "A"),  # "A" is a letter word among the last four: A, not option B's text
+        ("It is 12cm long.", "B"),  # no letter; option text inside an answer under twice the options' length
+        ("Comparing 9cm with 12cm, the length is 12cm", None),  # two option texts
+    ],
+)
+def test_wemath_vlmevalkit_is_can_infer_exactly(answer, letter):
+    scored = WeMath("x").score(ANSWER + answer, WEMATH)
+    assert scored["choice"] == letter and scored["correct"] is (letter == "B")
+
+
+def test_wemath_row_without_split_options_is_read_by_letter():
+    unsplit = BenchmarkItem("p_2steps_1", "q", "B", (), kind=CHOICE, options=())
+    assert WeMath("x").score(ANSWER + "B", unsplit)["correct"]
+    assert not WeMath("x").score(ANSWER + "C", unsplit)["correct"]
+
+
 @pytest.mark.parametrize("mode", ["vlmevalkit", "official"])
 def test_mathverse_exact_match_scores_in_both_modes(mode):
     # A multiple-choice truth that is no letter (testmini has "False"): only the exact match, the scorers' rule
