@@ -10,6 +10,7 @@ Left out on purpose: decoding references (``data.images``) and tiling or croppin
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 from PIL import Image
 
@@ -27,7 +28,7 @@ def image_data_url(ref: ImageRef, max_side: int | None = 1024) -> str:
     if isinstance(ref, Image.Image):
         image = ref
     else:
-        data = ref if isinstance(ref, bytes) else open(ref, "rb").read()
+        data = ref if isinstance(ref, bytes) else Path(ref).read_bytes()
         image = Image.open(io.BytesIO(data))
     fits = max_side is None or max(image.size) <= max_side
     if data is not None and fits and mime_type(data) in PASSED:

@@ -97,6 +97,8 @@ class Annotator:
         self.client, self.cache, self.prompts, self.tasks = client, cache, prompts, tuple(tasks)
         self.max_tries, self.image_max_side, self.max_keywords = max_tries, image_max_side, max_keywords
         self.keywords_from, self.response_qids = keywords_from, response_qids
+        self._asking: dict[str, threading.Lock] = {}  # one lock per request in flight
+        self._asking_lock = threading.Lock()
 
     def key(self, messages: list[dict[str, Any]], temperature: float, attempt: int) -> str:
         t = self.client.teacher if self.client else None
@@ -104,7 +106,19 @@ class Annotator:
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def ask(self, outcome: Outcome, messages: list[dict[str, Any]], temperature: float, attempt: int = 0) -> str:
+        """The reply to one request, from the cache or the teacher. Two records asking the same thing at once
+        (the same description's keywords) send it once: the second waits for the first's reply."""
         key = self.key(messages, temperature, attempt)
+        with self._asking_lock:
+            lock = self._asking.setdefault(key, threading.Lock())
+        try:
+            with lock:
+                return self._ask(outcome, key, messages, temperature)
+        finally:
+            with self._asking_lock:
+                self._asking.pop(key, None)
+
+    def _ask(self, outcome: Outcome, key: str, messages: list[dict[str, Any]], temperature: float) -> str:
         hit = self.cache.get(key)
         if hit is not None:
             outcome.cached += 1
