@@ -9,7 +9,8 @@ cut and that record redone): a crashed run starts again where it stopped, with n
 lost. A record whose request failed on every retry (or whose image cannot be read) is counted with its
 reason, written without that field and redone by the next run. At the end ``<out>/records.jsonl``
 holds every input record in input order, with the fields filled and everything else kept, and
-``<out>/summary.json`` the counts.
+``<out>/summary.json`` the counts; with the ``response`` task, ``<out>/sft.jsonl`` holds only the
+records with a kept warm-up answer (the SFT set).
 
 Left out on purpose: the HTTP client (``annotate.client``), the prompts (``annotate.tasks``), and
 several processes (one process drives many requests; a shard per process would be a small step).
@@ -273,9 +274,10 @@ def annotate_all(
         summary.seconds = time.monotonic() - start
         if annotator.client is not None:
             summary.http_requests, summary.retried = annotator.client.requests, annotator.client.retried
-    output = write_records(
-        [merged(r, done[r.qid]["fields"] if r.qid in done else {}) for r in records], out / "records.jsonl"
-    )
+    annotated = [merged(r, done[r.qid]["fields"] if r.qid in done else {}) for r in records]
+    output = write_records(annotated, out / "records.jsonl")
+    if "response" in annotator.tasks:  # SFTDataModule refuses a row without a target: the kept answers alone
+        write_records([r for r in annotated if r.response], out / "sft.jsonl")
     summary.written = sum(r.qid in done for r in records)
     summary.write(out / "summary.json")
     return output

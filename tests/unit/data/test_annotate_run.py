@@ -116,6 +116,8 @@ def test_response_rejection_sampling(data, tmp_path):
     records = output(data, tmp_path / "out")
     assert records["q0"].response == pebr("2") and records["q2"].response is None
     assert summary.rejected == 1 and summary.rejected_tries == {"wrong_answer": 3}
+    sft = load_records(tmp_path / "out" / "sft.jsonl", image_root=data.parent)
+    assert [r.qid for r in sft] == ["q0", "q1", "q3"] and all(r.response == pebr("2") for r in sft)
     temps = [b["temperature"] for b in server.chats if user_text(b).startswith(INSTRUCTION)]
     assert len(temps) == 3 + 3 and sorted(temps) == [0.0, 0.0, 0.0, 0.0, 0.7, 0.7]  # retries sample
 
