@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Literal
 
-from pebr_lit.data.annotate.client import EndpointError, Teacher
+from pebr_lit.data.annotate.client import ChatEndpoint, EndpointError
 from pebr_lit.data.annotate.run import Annotator, ReplyCache, annotate_all, make_client, read_records
 from pebr_lit.data.annotate.summary import Summary
 from pebr_lit.data.annotate.tasks import TASKS, load_prompts
@@ -31,7 +31,7 @@ Task = Literal["description", "keywords", "response"]
 def annotate(
     records: list[str],
     out: str,
-    teacher: Teacher | None = None,
+    teacher: ChatEndpoint | None = None,
     tasks: list[Task] | None = None,
     keywords_from: Literal["teacher", "yake"] | None = None,
     max_keywords: int = 12,

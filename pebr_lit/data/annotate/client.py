@@ -1,11 +1,12 @@
 """A chat client for any OpenAI-compatible ``/v1/chat/completions`` endpoint: probe, timeout, retries, usage.
 
-``Teacher`` is the endpoint's settings (the config group ``--teacher``); ``ChatClient.chat`` sends one
+``ChatEndpoint`` is the endpoint's settings (annotation's ``--teacher`` group); ``ChatClient.chat`` sends one
 request and retries what may pass on a second try (timeouts, refused connections, HTTP 408/429/5xx,
 replies that are not the OpenAI JSON shape) with exponential back-off, then raises ``RequestFailed``
 with the last reason, so a caller counts the failure instead of losing it. ``ChatClient.check`` probes
 the endpoint once (``GET /models``, else a 1-token request) so that a wrong URL, key or model name is
-one clear ``EndpointError`` before any work.
+one clear ``EndpointError`` before any work. Shared by teacher annotation (``annotate.run``) and the
+evaluation judge (``eval.judge``); ``role`` names the config group in error messages.
 
 Left out on purpose: what is asked (``annotate.tasks``), caching and concurrency (``annotate.run``),
 streaming, and any HTTP library beyond ``urllib``.
@@ -25,12 +26,11 @@ from typing import Any
 
 #: HTTP statuses worth a second try: timeout, rate limit, server errors.
 RETRIABLE = (408, 409, 429, 500, 502, 503, 504)
-UNREACHABLE_FIX = "Start the teacher server or fix teacher.base_url."
 
 
 @dataclass
-class Teacher:
-    """The teacher model behind an OpenAI-compatible endpoint (a local sglang/vLLM server or a hosted API)."""
+class ChatEndpoint:
+    """A chat model behind an OpenAI-compatible endpoint (a local sglang/vLLM server or a hosted API)."""
 
     model: str
     """Model name sent to the endpoint (e.g. ``gpt-4o``, or the name a local server gives its model)."""
@@ -90,10 +90,12 @@ class Reply:
 
 
 class ChatClient:
-    """Send chat requests to ``teacher``'s endpoint; thread-safe (one ``urllib`` request per call)."""
+    """Send chat requests to ``teacher``'s endpoint; thread-safe (one ``urllib`` request per call).
 
-    def __init__(self, teacher: Teacher) -> None:
-        self.teacher = teacher
+    ``role``: the config group named in error messages (``teacher``, ``judge``)."""
+
+    def __init__(self, teacher: ChatEndpoint, role: str = "teacher") -> None:
+        self.teacher, self.role = teacher, role
         self.requests = 0  # HTTP requests sent, retries and the probe included
         self.retried = 0
         self._lock = threading.Lock()
@@ -122,41 +124,42 @@ class ChatClient:
         with self._lock:
             if self._checked:
                 return
-        t, where = self.teacher, f"teacher endpoint {self.teacher.base_url}"
-        fix = f"Check teacher.base_url, teacher.model and the key in ${t.api_key_env}"
+        t, r = self.teacher, self.role
+        where = f"{r} endpoint {t.base_url}"
+        fix = f"Check {r}.base_url, {r}.model and the key in ${t.api_key_env}"
         try:
             listing = self._send("/models")
             names = [m.get("id") for m in listing.get("data", []) if isinstance(m, dict)]
             if names and t.model not in names:
                 raise EndpointError(
                     f"{where} serves no model {t.model!r} (it serves {', '.join(map(str, names[:10]))}). "
-                    "Set teacher.model to one of them."
+                    f"Set {r}.model to one of them."
                 )
         except urllib.error.HTTPError as e:
             if e.code in (401, 403):
                 raise EndpointError(f"{where} refused the key: HTTP {e.code} {e.reason}. {fix}.") from None
             self._probe_chat(where, fix)  # no /models route (some servers): one 1-token request instead
         except (urllib.error.URLError, OSError) as e:
-            raise EndpointError(
-                f"{where} unreachable ({e}). Start the teacher server or fix teacher.base_url."
-            ) from None
+            raise EndpointError(f"{where} unreachable ({e}). {self.unreachable_fix}") from None
         except (ValueError, AttributeError):
             self._probe_chat(where, fix)
         with self._lock:
             self._checked = True
 
+    @property
+    def unreachable_fix(self) -> str:
+        return f"Start the {self.role} server or fix {self.role}.base_url."
+
     def _probe_chat(self, where: str, fix: str) -> None:
         body = {"model": self.teacher.model, "messages": [{"role": "user", "content": "Reply with OK."}]}
         try:
-            self._send("/chat/completions", {**body, "max_tokens": 1})
+            self._send("/chat/completions", {**body, "max_tokens": 1, "temperature": 0})
         except urllib.error.HTTPError as e:
             if e.code in (400, 401, 403, 404):
                 model = self.teacher.model
                 raise EndpointError(f"{where} refused model {model!r}: HTTP {e.code} {e.reason}. {fix}.") from None
         except (urllib.error.URLError, OSError) as e:
-            raise EndpointError(
-                f"{where} unreachable ({e}). Start the teacher server or fix teacher.base_url."
-            ) from None
+            raise EndpointError(f"{where} unreachable ({e}). {self.unreachable_fix}") from None
 
     # ------------------------------------------------------------------------------------------ chat
     def chat(self, messages: list[dict[str, Any]], temperature: float | None = None) -> Reply:

@@ -30,7 +30,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from pebr_lit.data.annotate.client import ChatClient, RequestFailed, Teacher
+from pebr_lit.data.annotate.client import ChatClient, ChatEndpoint, RequestFailed
 from pebr_lit.data.annotate.images import image_data_url
 from pebr_lit.data.annotate.keywords import yake_keywords
 from pebr_lit.data.annotate.summary import Outcome, Summary
@@ -283,5 +283,5 @@ def annotate_all(
     return output
 
 
-def make_client(teacher: Teacher | None) -> ChatClient | None:
+def make_client(teacher: ChatEndpoint | None) -> ChatClient | None:
     return ChatClient(teacher) if teacher is not None else None

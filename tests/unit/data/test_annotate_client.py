@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from pebr_lit.data.annotate.client import ChatClient, EndpointError, RequestFailed, Teacher
+from pebr_lit.data.annotate.client import ChatClient, ChatEndpoint, EndpointError, RequestFailed
 from tests.helpers.teacher_server import HANG, MALFORMED, TeacherServer
 
 HELLO = [{"role": "user", "content": "hello"}]
 
 
-def teacher(url: str, **kw) -> Teacher:
-    return Teacher(**{"model": "teacher", "base_url": url, "api_key_env": None, "backoff_s": 0.01, **kw})
+def teacher(url: str, **kw) -> ChatEndpoint:
+    return ChatEndpoint(**{"model": "teacher", "base_url": url, "api_key_env": None, "backoff_s": 0.01, **kw})
 
 
 def test_500_then_success_is_retried():

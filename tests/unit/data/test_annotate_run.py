@@ -10,7 +10,7 @@ from PIL import Image
 
 from pebr_lit.data.annotate import run as annotate_run
 from pebr_lit.data.annotate.__main__ import annotate, main
-from pebr_lit.data.annotate.client import EndpointError, Teacher
+from pebr_lit.data.annotate.client import ChatEndpoint, EndpointError
 from pebr_lit.data.records import load_records, write_records
 from pebr_lit.format.response import INSTRUCTION, render_response
 from tests.helpers.teacher_server import TeacherServer, user_text
@@ -53,8 +53,8 @@ def data(tmp_path: Path) -> Path:
     return tmp_path / "rl.jsonl"
 
 
-def teacher(url: str, **kw) -> Teacher:
-    return Teacher(
+def teacher(url: str, **kw) -> ChatEndpoint:
+    return ChatEndpoint(
         **{
             "model": "teacher",
             "base_url": url,
