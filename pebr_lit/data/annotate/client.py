@@ -99,7 +99,8 @@ class ChatClient:
         self.requests = 0  # HTTP requests sent, retries and the probe included
         self.retried = 0
         self._lock = threading.Lock()
-        self._checked = False
+        self._check_lock = threading.Lock()
+        self._checked, self._error = False, None  # type: bool, EndpointError | None
 
     # ------------------------------------------------------------------------------------------ HTTP
     def _headers(self) -> dict[str, str]:
@@ -120,10 +121,20 @@ class ChatClient:
 
     # ----------------------------------------------------------------------------------------- probe
     def check(self) -> None:
-        """Probe the endpoint once (later calls return at once); ``EndpointError`` says what to fix."""
-        with self._lock:
-            if self._checked:
-                return
+        """Probe the endpoint once (later calls return at once, or raise the same error); ``EndpointError``
+        says what to fix. Threads calling at once wait for one probe."""
+        with self._check_lock:
+            if self._error is not None:
+                raise self._error
+            if not self._checked:
+                try:
+                    self._probe()
+                except EndpointError as e:
+                    self._error = e
+                    raise
+                self._checked = True
+
+    def _probe(self) -> None:
         t, r = self.teacher, self.role
         where = f"{r} endpoint {t.base_url}"
         fix = f"Check {r}.base_url, {r}.model and the key in ${t.api_key_env}"
@@ -143,8 +154,6 @@ class ChatClient:
             raise EndpointError(f"{where} unreachable ({e}). {self.unreachable_fix}") from None
         except (ValueError, AttributeError):
             self._probe_chat(where, fix)
-        with self._lock:
-            self._checked = True
 
     @property
     def unreachable_fix(self) -> str:

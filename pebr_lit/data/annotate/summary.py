@@ -71,7 +71,7 @@ class Summary:
                 self.failed_examples.append({"qid": outcome.qid, **outcome.failures[0]})
             return
         self.rejected += outcome.rejected
-        self.filled.update(outcome.fields)
+        self.filled.update(outcome.fields.keys())  # counts per field name
 
     def as_dict(self) -> dict[str, Any]:
         out = {k: (dict(v) if isinstance(v, Counter) else v) for k, v in vars(self).items()}

@@ -89,6 +89,7 @@ def test_description_and_keywords(data, tmp_path):
     # 2 requests per record; the keyword request is the same for all four (same description): sent once,
     # even by two threads at once, then read from the cache
     assert summary.written == 4 and summary.failed == 0 and summary.cached == 3
+    assert summary.filled == {"description": 4, "key_words": 4}
     assert summary.requests_sent == len(server.chats) == 5
     # token counts are the replies' usage (the stub: 10 in, one per word out)
     assert summary.prompt_tokens == 10 * len(server.chats)
@@ -199,7 +200,7 @@ def test_bad_endpoint_is_one_error_before_any_work(data, tmp_path, problem, caps
         if problem == "model":
             with pytest.raises(EndpointError, match="serves no model 'teacher'"):
                 run(data, tmp_path / "out", url)
-            assert server.chats == []
+            assert server.chats == [] and server.probes == 1  # the other thread reuses the probe's error
     if problem == "url":
         with pytest.raises(SystemExit) as info:
             main(
