@@ -221,3 +221,63 @@ def test_bad_endpoint_is_one_error_before_any_work(data, tmp_path, problem, caps
             )
         assert info.value.code == 1 and "unreachable" in capsys.readouterr().err
     assert not (tmp_path / "out" / "progress.rank0.jsonl").read_text()  # nothing done, nothing counted as done
+
+
+def test_unreadable_image_is_counted_not_sent(data, tmp_path):
+    (data.parent / "images" / "1.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    with TeacherServer(reply) as server:
+        summary = run(data, tmp_path / "out", server.url, tasks=["description"])
+    assert summary.failure_reasons == {"image:unreadable_image": 1} and summary.failed_examples[0]["qid"] == "q1"
+    assert len(server.chats) == 3 and summary.written == 3
+
+
+def test_kill_9_mid_run_then_rerun(data, tmp_path):
+    """A real kill: the command in a child process, SIGKILLed once two records are done (4 s on 2 busy cores)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def slow_reply(body: dict) -> str:
+        time.sleep(1.0)  # 1 s per record: the poll below (every 0.05 s) sees 2 done long before the 4th
+        return reply(body)
+
+    out = tmp_path / "out"
+    root = Path(__file__).resolve().parents[3]
+    with TeacherServer(slow_reply) as server:
+        args = [
+            sys.executable,
+            "-m",
+            "pebr_lit.data.annotate",
+            "--records",
+            json.dumps([str(data)]),
+            "--out",
+            str(out),
+            "--teacher.model",
+            "teacher",
+            "--teacher.base_url",
+            server.url,
+            "--teacher.api_key_env",
+            "null",
+            "--teacher.max_workers",
+            "1",
+            "--tasks",
+            "[description]",
+        ]
+        env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+        child = subprocess.Popen(args, env=env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        progress, deadline = out / "progress.rank0.jsonl", time.monotonic() + 120
+        while time.monotonic() < deadline and child.poll() is None:
+            if progress.is_file() and progress.read_bytes().count(b"\n") >= 2:
+                break
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        done_before = progress.read_bytes().count(b"\n")
+        assert 2 <= done_before < 4, child.stderr.read().decode()
+        sent_before = len(server.chats)
+        summary = run(data, out, server.url, tasks=["description"])
+    assert summary.resumed == done_before and summary.written == 4
+    assert len(server.chats) - sent_before <= 4 - done_before  # a request in flight at the kill is in the cache
+    assert sorted(json.loads(line)["qid"] for line in progress.read_text().splitlines()) == ["q0", "q1", "q2", "q3"]
