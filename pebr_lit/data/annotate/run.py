@@ -161,7 +161,8 @@ class Annotator:
                 if self.keywords_from == "yake":
                     words = yake_keywords(description, self.max_keywords)
                 else:
-                    reply = self.ask(outcome, keywords_messages(description, self.max_keywords, self.prompts), 0.0)
+                    messages = keywords_messages(description, self.max_keywords, self.prompts)
+                    reply = self.ask(outcome, messages, t.temperature)
                     words = parse_keywords(reply, self.max_keywords)
                 outcome.fields["key_words"] = words
             if "response" in self.tasks and (self.response_qids is None or record.qid in self.response_qids):
@@ -245,6 +246,13 @@ def annotate_all(
     out.mkdir(parents=True, exist_ok=True)
     progress = out / "progress.jsonl"
     done = load_done(progress)
+    other = next((row for row in done.values() if row.get("tasks") != list(annotator.tasks)), None)
+    if other is not None:  # resuming with other tasks would silently leave the new fields unfilled
+        raise ValueError(
+            f"{progress.parent}: an earlier run here annotated tasks {other.get('tasks')}, this one asks "
+            f"{list(annotator.tasks)}. Give this run another --out (the reply cache can be shared with --cache), "
+            "or rerun with the earlier tasks."
+        )
     todo = [r for r in records if r.qid not in done]
     summary.records, summary.resumed = len(records), len(records) - len(todo)
     start = time.monotonic()
@@ -255,8 +263,9 @@ def annotate_all(
             for future in run_bounded(pool, annotator, todo, workers * 4):
                 outcome = future.result()  # an EndpointError stops the run here; finished records are kept
                 if not outcome.failures:
-                    append_rows(handle, [outcome.as_row()])
-                    done[outcome.qid] = outcome.as_row()
+                    row = {**outcome.as_row(), "tasks": list(annotator.tasks)}
+                    append_rows(handle, [row])
+                    done[outcome.qid] = row
                 summary.add(outcome)
                 elapsed = max(time.monotonic() - start, 1e-9)
                 bar.update(1)

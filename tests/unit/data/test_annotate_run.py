@@ -146,6 +146,8 @@ def test_failed_request_is_counted_written_and_redone(data, tmp_path):
         second = run(data, tmp_path / "out", server.url, tasks=["description"])
     assert second.failed == 0 and second.resumed == 3 and second.written == 4
     assert len(server.chats) - before == 1  # only q1 again
+    with pytest.raises(ValueError, match=r"tasks \['description'\], this one asks \['response'\].*another --out"):
+        run(data, tmp_path / "out", "http://127.0.0.1:9/v1", tasks=["response"])
 
 
 def test_resume_after_a_crash_mid_run(data, tmp_path, monkeypatch):
