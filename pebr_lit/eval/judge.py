@@ -16,17 +16,14 @@ a rerun pays nothing twice. A request that still fails leaves the rule-based sco
 failing every row quietly.
 
 Left out on purpose: the benchmarks' own GPT prompts (this module writes its own), judge-side
-scoring of equivalence (MathVerse's second GPT step) and any HTTP library beyond ``urllib``.
+scoring of equivalence (MathVerse's second GPT step) and the HTTP part (``data.annotate.client``, shared
+with teacher annotation).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,6 +32,7 @@ from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
+from pebr_lit.data.annotate.client import ChatClient, ChatEndpoint, EndpointError, RequestFailed
 from pebr_lit.data.shards import (
     append_rows,
     complete_lines,
@@ -110,7 +108,7 @@ def judge_messages(request: JudgeRequest, max_response_chars: int) -> list[dict[
     return messages + [{"role": "user", "content": task(request.question, request.kind, response)}]
 
 
-class JudgeUnavailable(RuntimeError):
+class JudgeUnavailable(EndpointError):
     """The endpoint cannot be used at all (unreachable, unauthorised, unknown model)."""
 
 
@@ -165,6 +163,11 @@ class AnswerJudge:
         self.max_workers, self.timeout_s, self.retries = max_workers, timeout_s, retries
         self.max_tokens, self.max_response_chars = max_tokens, max_response_chars
         self._memory: dict[str, str] | None = None
+        # the HTTP part (probe, timeout, retries with back-off 1, 2, 4, ... s) is the one teacher annotation uses
+        endpoint = ChatEndpoint(
+            model, base_url, api_key_env, max_workers, timeout_s, retries, backoff_s=1.0, max_tokens=max_tokens
+        )
+        self._client = ChatClient(endpoint, role="judge")
         self._rank = 0  # under several processes each writes its own cache file (see ``for_rank``)
 
     def for_rank(self, rank: int, world_size: int) -> None:
@@ -198,44 +201,18 @@ class AnswerJudge:
         payload = json.dumps([self.model, messages], sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()
 
-    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
-        headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.api_key_env) if self.api_key_env else None
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        req = urllib.request.Request(f"{self.base_url}/chat/completions", json.dumps(body).encode(), headers)
-        with urllib.request.urlopen(req, timeout=self.timeout_s) as reply:
-            return json.loads(reply.read())
-
-    def _body(self, messages: list[dict[str, str]]) -> dict[str, Any]:
-        return {"model": self.model, "messages": messages, "temperature": 0, "max_tokens": self.max_tokens}
-
     def _check_endpoint(self) -> None:
-        """One request up front, so that a wrong URL, key or model name is one clear error, not N failed rows."""
+        """One probe up front, so that a wrong URL, key or model name is one clear error, not N failed rows."""
         try:
-            self._post(self._body([{"role": "user", "content": "Reply with OK."}]))
-        except urllib.error.HTTPError as e:
-            if e.code in (400, 401, 403, 404):
-                raise JudgeUnavailable(
-                    f"judge endpoint {self.base_url}/chat/completions refused model {self.model!r}: HTTP {e.code} "
-                    f"{e.reason}. Check judge.base_url, judge.model and the key in ${self.api_key_env}."
-                ) from None
-        except (urllib.error.URLError, OSError) as e:
-            raise JudgeUnavailable(
-                f"judge endpoint {self.base_url} unreachable ({e}). Start the judge server or fix "
-                "judge.base_url; remove `judge` to score with the rules only."
-            ) from None
+            self._client.check()
+        except EndpointError as e:
+            raise JudgeUnavailable(f"{e} Remove `judge` to score with the rules only.") from None
 
     def _ask(self, messages: list[dict[str, str]]) -> str | None:
-        body = self._body(messages)
-        for attempt in range(self.retries + 1):
-            try:
-                reply = self._post(body)
-                return _reply_text(reply)
-            except (urllib.error.URLError, OSError, ValueError, KeyError, IndexError, TypeError):
-                if attempt < self.retries:
-                    time.sleep(2**attempt)
-        return None
+        try:
+            return _reply_text(self._client.chat(messages, temperature=0).text)
+        except RequestFailed:
+            return None
 
     # ---------------------------------------------------------------------------------------- cache
     def _load_cache(self) -> dict[str, str]:
@@ -262,11 +239,8 @@ class AnswerJudge:
             append_rows(handle, ({"key": k, "answer": v} for k, v in entries.items()))
 
 
-def _reply_text(reply: dict[str, Any]) -> str:
-    """The first choice's message text, stripped of quotes and a trailing full stop."""
-    text = reply["choices"][0]["message"]["content"]
-    if not isinstance(text, str):
-        raise TypeError("judge reply without text")
+def _reply_text(text: str) -> str:
+    """The reply text stripped of quotes and a trailing full stop."""
     return text.strip().rstrip(".").strip().strip("`\"'").strip() or NO_ANSWER
 
 

@@ -105,7 +105,7 @@ def test_always_mode_lets_the_judge_reading_decide(tmp_path):
 
 
 def test_failed_requests_are_retried_then_counted_and_keep_the_rule_score(monkeypatch):
-    monkeypatch.setattr("pebr_lit.eval.judge.time.sleep", lambda s: None)
+    monkeypatch.setattr("pebr_lit.data.annotate.client.time.sleep", lambda s: None)  # the shared HTTP client
     calls = {"n": 0}
 
     def flaky(message: str) -> str | int:
