@@ -1,6 +1,6 @@
 """Smoke: ``benchmarks/vs_trl.py`` runs both tools at the smallest shape and reports sane figures.
 
-One prompt x 2 responses x <= 4 new tokens, 2 timed steps, one run per tool, each in its own process
+Two prompts x 2 responses x <= 4 new tokens, 2 timed steps, one run per tool, each in its own process
 (the script's own launcher). Checked: every figure the JSON carries is a finite number in its range (step
 times > 0, tokens per step in ``(0, B*G*L]``, rewards in the reward's ``[0, 1]``, peak RSS > 0) and the
 ratio is pebr's median over TRL's. Skipped where the bench extra (TRL) is not installed.
@@ -19,7 +19,7 @@ pytest.importorskip("trl", reason="TRL is the benchmark-only extra: pip install 
 
 from benchmarks.vs_trl import TOOLS, main  # noqa: E402
 
-B, G, L = 1, 2, 4
+B, G, L = 2, 2, 4  # two prompts of different lengths: left padding is exercised
 STEPS = 2
 
 
