@@ -27,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 TOOLS = ("pebr", "trl")
+PLAIN = "pebr_plain"  # pebr-lit with its pre-#17 decoding defaults (sdpa, dynamic cache), with --pebr-plain
 
 
 def parse_shape(text: str) -> tuple[int, int, int]:
@@ -49,7 +50,7 @@ def worker(args: argparse.Namespace) -> None:
     b, g, length = args.shape
     spec = RunSpec(args.model, args.data, b, g, length, args.steps, args.warmup, seed=args.seed)
     with tempfile.TemporaryDirectory(prefix="vs_trl_") as tmp:
-        result = run_pebr(spec) if args.worker == "pebr" else run_trl(spec, tmp)
+        result = run_trl(spec, tmp) if args.worker == "trl" else run_pebr(spec, plain=args.worker == PLAIN)
     Path(args.out).write_text(json.dumps(result))
 
 
@@ -93,7 +94,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads in each run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write every figure here")
-    parser.add_argument("--worker", choices=TOOLS, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--pebr-plain", action="store_true", help="also run pebr-lit with sdpa + dynamic KV cache (pre-#17 defaults)"
+    )
+    parser.add_argument("--worker", choices=(*TOOLS, PLAIN), help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.steps < 1 or args.warmup < 0 or args.repeats < 1 or args.threads < 1:
@@ -134,25 +138,31 @@ def main(argv: list[str] | None = None) -> dict:
             },
             "shapes": {},
         }
+        tools = (*TOOLS, PLAIN) if args.pebr_plain else TOOLS
         for shape in args.shape_list:
-            runs: dict[str, list[dict]] = {t: [] for t in TOOLS}
+            runs: dict[str, list[dict]] = {t: [] for t in tools}
             for i in range(args.repeats):
-                order = TOOLS if i % 2 == 0 else TOOLS[::-1]
+                order = tools if i % 2 == 0 else tools[::-1]
                 for tool in order:
                     runs[tool].append(launch(tool, shape, args, model, data, Path(tmp) / f"{tool}.json"))
                     load.append(os.getloadavg())
-            figures = {t: summary(runs[t], args.warmup) for t in TOOLS}
+            figures = {t: summary(runs[t], args.warmup) for t in tools}
             ratio = figures["pebr"]["median_step_s"] / figures["trl"]["median_step_s"]
             report["shapes"][shape] = {**figures, "ratio_pebr_over_trl": ratio, "runs": runs}
+            if args.pebr_plain:
+                plain_ratio = figures[PLAIN]["median_step_s"] / figures["trl"]["median_step_s"]
+                report["shapes"][shape]["ratio_pebr_plain_over_trl"] = plain_ratio
             print(f"\n{shape} (prompts x group x max new tokens), {args.repeats} runs x {args.steps} steps each")
-            print(f"  {'':<6}{'median s':>10}{'tokens/step':>13}{'reward':>9}{'final':>8}{'peak RSS MiB':>14}")
-            for t in TOOLS:
+            print(f"  {'':<11}{'median s':>10}{'tokens/step':>13}{'reward':>9}{'final':>8}{'peak RSS MiB':>14}")
+            for t in tools:
                 f = figures[t]
                 print(
-                    f"  {t:<6}{f['median_step_s']:>10.3f}{f['tokens_per_step']:>13.0f}{f['mean_reward']:>9.3f}"
+                    f"  {t:<11}{f['median_step_s']:>10.3f}{f['tokens_per_step']:>13.0f}{f['mean_reward']:>9.3f}"
                     f"{f['final_reward']:>8.3f}{f['peak_rss_mib']:>14.0f}"
                 )
             print(f"  ratio pebr/TRL {ratio:.2f}")
+            if args.pebr_plain:
+                print(f"  ratio pebr_plain/TRL {plain_ratio:.2f} (pre-#17 decoding defaults)")
         report["conditions"]["load_average_1min"] = [round(x[0], 2) for x in load]
         print(f"\nload average (1 min) before/after each run: {report['conditions']['load_average_1min']}")
     if args.json:

@@ -59,8 +59,12 @@ def figures(ends: list[float], start: float, tokens: list[float], rewards: list[
     }
 
 
-def run_pebr(spec: RunSpec) -> dict[str, Any]:
-    """``ReasoningGRPO`` under a Lightning ``Trainer`` with pebr-lit's default policy settings."""
+#: pebr-lit's decoding before issue #17 made the fast paths the defaults (``vs_trl.py --pebr-plain``).
+PLAIN_DECODING = {"attn_implementation": "sdpa", "kv_cache": "dynamic"}
+
+
+def run_pebr(spec: RunSpec, plain: bool = False) -> dict[str, Any]:
+    """``ReasoningGRPO`` under a Lightning ``Trainer``: pebr-lit's default policy settings, or ``PLAIN_DECODING``."""
     import lightning as L
     import torch
 
@@ -74,7 +78,8 @@ def run_pebr(spec: RunSpec) -> dict[str, Any]:
     from pebr_lit.rewards.stages import ReasoningReward
 
     L.seed_everything(spec.seed, verbose=False)
-    policy = PolicyWrapper(spec.model, dtype="float32", freeze_vision=False, freeze_projector=False)
+    decoding = PLAIN_DECODING if plain else {}
+    policy = PolicyWrapper(spec.model, dtype="float32", freeze_vision=False, freeze_projector=False, **decoding)
     n = spec.prompts * spec.group
     module = ReasoningGRPO(
         policy,
@@ -143,7 +148,9 @@ def run_trl(spec: RunSpec, out_dir: str) -> dict[str, Any]:
     from pebr_lit.policy.wrapper import PolicyWrapper
 
     n = spec.prompts * spec.group
-    processor = AutoProcessor.from_pretrained(spec.model)
+    # Left padding as TRL loads a processor itself: its forward pass re-runs the processor on the prompts and
+    # aligns the image-token types with left-padded prompt ids (right padding breaks Qwen2.5-VL's rope index).
+    processor = AutoProcessor.from_pretrained(spec.model, padding_side="left", truncation_side="left")
     # The same tokens may never be sampled as in pebr-lit (image placeholders and the checkpoint's own list).
     suppress = PolicyWrapper(spec.model, dtype="float32").suppressed_token_ids
     config = GRPOConfig(

@@ -10,8 +10,10 @@ length — ``[B, H, 1, D] -> [B, KV, groups, D]`` — and attend to the cache as
 copy. Prefill, training forwards, masks with a head dimension and position biases go to the stock
 ``sdpa`` unchanged.
 
-Select it with ``PolicyWrapper(attn_implementation="sdpa_folded_gqa")`` (importing this module
-registers it with ``transformers.AttentionInterface`` and ``AttentionMaskInterface``).
+It is ``PolicyWrapper``'s default ``attn_implementation`` (importing this module registers it with
+``transformers.AttentionInterface`` and ``AttentionMaskInterface``). The fold applies on the CPU only,
+where the contract tests prove it equal to ``sdpa``; on other devices every call goes to the stock ``sdpa``
+until a GPU run has proved the fold there.
 
 Left out on purpose: flash-attention kernels and paged caches (use ``flash_attention_2`` / ``sdpa`` on GPUs).
 """
@@ -46,7 +48,8 @@ def folded_gqa_sdpa(
     groups = int(getattr(module, "num_key_value_groups", 1))
     batch, heads, q_len, head_dim = query.shape
     foldable = (
-        groups > 1
+        query.device.type == "cpu"
+        and groups > 1
         and q_len == 1
         and key.shape[1] * groups == heads
         and kwargs.get("position_bias") is None

@@ -26,7 +26,16 @@ import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
 #: Values of ``PolicyWrapper(kv_cache=...)``.
-KV_CACHES = ("dynamic", "preallocated")
+KV_CACHES = ("auto", "dynamic", "preallocated")
+
+
+def wants_preallocated(mode: str, device: torch.device) -> bool:
+    """Whether ``kv_cache=mode`` asks for this cache on ``device``.
+
+    ``auto`` (the default) means preallocated on the CPU, where the contract tests prove it samples bitwise the
+    same tokens as Hugging Face's cache, and dynamic elsewhere until a GPU run has proved it there too.
+    """
+    return mode == "preallocated" or (mode == "auto" and device.type == "cpu")
 
 
 class PreallocatedLayer(DynamicLayer):

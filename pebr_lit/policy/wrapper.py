@@ -12,6 +12,7 @@ and the mechanics it delegates: adapters and merging (``policy.lora``), the log-
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -22,17 +23,19 @@ from typing import Any
 import torch
 from torch import nn
 
-import pebr_lit.policy.attention  # noqa: F401  (registers attn_implementation "sdpa_folded_gqa")
 from pebr_lit.errors import ConfigError
+from pebr_lit.policy.attention import NAME as FOLDED_GQA
 from pebr_lit.policy.head_input import contiguous_head_input
 from pebr_lit.policy.inputs import mask_after_eos
-from pebr_lit.policy.kv_cache import KV_CACHES, preallocated_cache
+from pebr_lit.policy.kv_cache import KV_CACHES, preallocated_cache, wants_preallocated
 from pebr_lit.policy.logprobs import token_logprobs
 from pebr_lit.policy.lora import add_lora, merged_unquantized
 from pebr_lit.policy.quantization import keep_trainable_layout
 from pebr_lit.policy.quantization import load_kwargs as quantization_kwargs
 from pebr_lit.policy.rollout import Rollout
 from pebr_lit.policy.settings import _DTYPES, LoraSettings, QuantizationSettings, SamplingSettings
+
+log = logging.getLogger(__name__)
 
 
 def _load_dtype(name: str) -> torch.dtype | str:
@@ -52,10 +55,11 @@ class PolicyWrapper(nn.Module):
             learning rates (docs/policy.md, Precision); a frozen base (LoRA) may be bfloat16.
         allow_low_precision_updates: Train even when the optimizer's learning rate is below what the trained
             weights' dtype can represent (``pebr_lit.policy.precision``; refused at fit start otherwise).
-        attn_implementation: Attention kernel: sdpa, sdpa_folded_gqa (CPU decoding without KV copies), eager or
+        attn_implementation: Attention kernel: sdpa_folded_gqa (default: sdpa, but CPU decoding of grouped-query
+            heads without KV copies; the library default where the model has no sdpa), sdpa, eager or
             flash_attention_2; null = library default.
-        kv_cache: KV cache of generate: dynamic (Hugging Face default) or preallocated (written in place, same
-            tokens; falls back to dynamic where unsupported).
+        kv_cache: KV cache of generate: auto (default: preallocated on the CPU, dynamic on other devices),
+            preallocated (written in place, same tokens; dynamic where the model's layers need it) or dynamic.
         freeze_vision: Keep the vision tower's weights fixed (the authors' SFT does).
         freeze_projector: Keep the vision-to-language projector (merger) fixed.
         gradient_checkpointing: Recompute activations in backward to save memory.
@@ -75,8 +79,8 @@ class PolicyWrapper(nn.Module):
         model_name_or_path: str,
         dtype: str = "auto",
         allow_low_precision_updates: bool = False,
-        attn_implementation: str | None = "sdpa",
-        kv_cache: str = "dynamic",
+        attn_implementation: str | None = FOLDED_GQA,
+        kv_cache: str = "auto",
         freeze_vision: bool = True,
         freeze_projector: bool = True,
         gradient_checkpointing: bool = False,
@@ -130,7 +134,15 @@ class PolicyWrapper(nn.Module):
             load_kwargs["attn_implementation"] = attn_implementation
         if quantization is not None:
             load_kwargs.update(quantization_kwargs(quantization))
-        model = AutoModelForImageTextToText.from_pretrained(model_name_or_path, **load_kwargs)
+        try:
+            model = AutoModelForImageTextToText.from_pretrained(model_name_or_path, **load_kwargs)
+        except ValueError as error:
+            if attn_implementation != FOLDED_GQA or "sdpa" not in str(error).lower():
+                raise
+            # The folded kernel is sdpa underneath; a model without sdpa gets the library's own choice.
+            log.warning("%s: no sdpa for this model (%s); loading with the library default.", FOLDED_GQA, error)
+            load_kwargs.pop("attn_implementation")
+            model = AutoModelForImageTextToText.from_pretrained(model_name_or_path, **load_kwargs)
         if quantization is not None:
             keep_trainable_layout(model)  # else training after generate breaks on the CPU (policy.quantization)
         contiguous_head_input(model)  # else CPU linear copies the head's weight per row (policy.head_input)
@@ -235,7 +247,7 @@ class PolicyWrapper(nn.Module):
                 kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
             if self.suppressed_token_ids:
                 kwargs["suppress_tokens"] = self.suppressed_token_ids
-            if self.kv_cache == "preallocated":  # None: the model needs Hugging Face's own cache
+            if wants_preallocated(self.kv_cache, self.device):  # None: the model needs Hugging Face's own cache
                 cache = preallocated_cache(self.model, prompts["input_ids"].shape[1] + sampling.max_new_tokens)
                 if cache is not None:
                     kwargs["past_key_values"] = cache

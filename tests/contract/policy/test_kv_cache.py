@@ -25,7 +25,7 @@ from transformers.cache_utils import DynamicLayer
 
 from pebr_lit.data.collate import encode_prompts
 from pebr_lit.data.records import load_records
-from pebr_lit.policy.kv_cache import PreallocatedLayer, preallocated_cache
+from pebr_lit.policy.kv_cache import PreallocatedLayer, preallocated_cache, wants_preallocated
 from pebr_lit.policy.settings import LoraSettings, SamplingSettings
 from pebr_lit.policy.wrapper import PolicyWrapper
 
@@ -214,3 +214,11 @@ def test_unsupported_models_keep_hugging_faces_cache(policy):
     assert preallocated_cache(model(full, cache_implementation="static"), 16) is None
     with pytest.raises(ValueError, match="kv_cache"):
         PolicyWrapper(policy.source, kv_cache="static")
+
+
+def test_auto_means_preallocated_on_the_cpu_only():
+    """``kv_cache: auto`` (the default) is proven on the CPU; other devices keep Hugging Face's cache."""
+    assert wants_preallocated("auto", torch.device("cpu"))
+    assert not wants_preallocated("auto", torch.device("cuda", 0))
+    assert wants_preallocated("preallocated", torch.device("cuda", 0))
+    assert not wants_preallocated("dynamic", torch.device("cpu"))
